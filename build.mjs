@@ -1,0 +1,20 @@
+// Bundles the CLI into dist/ so `be` starts with one small file and loads the rest on demand.
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+
+await build({
+  entryPoints: ['src/cli/main.ts'],
+  outdir: 'dist',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: false,
+  sourcemap: false,
+  banner: { js: "import { createRequire as __beRequire } from 'node:module'; const require = __beRequire(import.meta.url);" },
+  define: { __BE_VERSION__: JSON.stringify(version) },
+  logLevel: 'warning',
+});

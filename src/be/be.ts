@@ -1,0 +1,183 @@
+import type { BeContext } from './context.js';
+import { requirePool, resolveBe, requireBe } from './context.js';
+import type { Layout } from './layouts.js';
+import { BeError } from '../sys/errors.js';
+import { checkComponentName, checkSnapshotName, parentOf, poolOf } from '../zfs/names.js';
+import { mountTable, isZfsMount } from '../sys/platform.js';
+import { mountedDatasets, umountBe } from './access.js';
+import { withoutAltroot } from '../zfs/mount.js';
+
+/** Properties zfs will not take on create/clone, or that describe a live mount rather than the BE. */
+const NOT_COPIED = new Set(['mounted', 'origin', 'be:mountpoint']);
+
+function parseProps(pairs: string[]): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || /[\n\0]/.test(pair)) throw new BeError(`invalid property '${pair}': expected PROP=VALUE`);
+    props[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return props;
+}
+
+/** Make the container of the BE (mountpoint=none, canmount=off) if missing; registers its undo. */
+async function ensureContainer(ctx: BeContext, be: string): Promise<void> {
+  const parent = parentOf(be);
+  if (!parent) throw new BeError(`invalid BE '${be}': a BE lives below a pool`);
+  if (!parent.includes('/') || (await ctx.zfs.exists(parent))) return;
+  await ensureContainer(ctx, parent);
+  await ctx.zfs.create(parent, { mountpoint: 'none', canmount: 'off' });
+}
+
+async function refuseExisting(ctx: BeContext, be: string, shown: string): Promise<void> {
+  await requirePool(ctx, poolOf(be));
+  if (await ctx.zfs.exists(be)) throw new BeError(`boot environment '${shown}' already exists`);
+}
+
+/** Create a BE from a layout: all datasets or none. */
+export async function createFromLayout(ctx: BeContext, name: string, layout: Layout, extra: string[] = []): Promise<string> {
+  const be = await resolveBe(ctx, name);
+  const override = parseProps(extra);
+  await refuseExisting(ctx, be, name);
+  await ctx.runner.transaction(async () => {
+    await ensureContainer(ctx, be);
+    for (const ds of layout.datasets) {
+      const props = ds.path === '' ? { ...ds.properties, ...override } : ds.properties;
+      await ctx.zfs.create(ds.path === '' ? be : `${be}/${ds.path}`, props);
+    }
+  });
+  return be;
+}
+
+function timestamp(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}-${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
+}
+
+/**
+ * Clone a BE: a recursive snapshot of SOURCE (or the given SOURCE@SNAP), then a clone of every
+ * filesystem with its local properties kept. A failure destroys the clones and the snapshot made.
+ */
+export async function cloneBe(ctx: BeContext, name: string, source: string, extra: string[] = []): Promise<string> {
+  const be = await resolveBe(ctx, name);
+  const override = parseProps(extra);
+  const at = source.indexOf('@');
+  const srcName = at < 0 ? source : source.slice(0, at);
+  const src = await requireBe(ctx, srcName);
+  await refuseExisting(ctx, be, name);
+  const { altroot = '-' } = await requirePool(ctx, poolOf(src));
+  let snap = at < 0 ? '' : source.slice(at + 1);
+  if (snap) checkSnapshotName(`${src}@${snap}`);
+  await ctx.runner.transaction(async () => {
+    if (!snap) {
+      snap = timestamp();
+      while ((await ctx.zfs.list(src, 'snapshot', 1)).includes(`${src}@${snap}`)) snap += 'x';
+      await ctx.zfs.snapshot(`${src}@${snap}`, { recursive: true });
+    }
+    const fs = await ctx.zfs.list(src, 'filesystem');
+    const snaps = new Set(ctx.runner.dryRun && at < 0 ? fs.map((f) => `${f}@${snap}`) : await ctx.zfs.list(src, 'snapshot'));
+    const local = await ctx.zfs.get([src], ['all'], { recursive: true, sources: ['local'] });
+    await ensureContainer(ctx, be);
+    for (const ds of fs) {
+      const from = `${ds}@${snap}`;
+      if (!snaps.has(from)) {
+        if (ds === src) throw new BeError(`snapshot '${from}' does not exist`);
+        continue; // a child created after the snapshot: not part of it
+      }
+      const props: Record<string, string> = {};
+      for (const [k, v] of Object.entries(local.get(ds) ?? {})) {
+        if (!NOT_COPIED.has(k)) props[k] = k === 'mountpoint' ? withoutAltroot(v.value, altroot) : v.value;
+      }
+      if (ds === src) Object.assign(props, override);
+      await ctx.zfs.clone(from, be + ds.slice(src.length), props);
+    }
+  });
+  return be;
+}
+
+/** Which dataset is mounted at the host's / (the running BE), if any. */
+async function runningDataset(ctx: BeContext): Promise<string | undefined> {
+  const table = await mountTable(ctx.runner, ctx.flavour);
+  const root = table.filter((e) => e.target === '/' && isZfsMount(e)).pop();
+  return root?.source;
+}
+
+export async function destroyBe(ctx: BeContext, name: string, opts: { force?: boolean; origin?: boolean } = {}): Promise<void> {
+  const be = await requireBe(ctx, name);
+  const pool = await requirePool(ctx, poolOf(be));
+  if (pool.bootfs === be) throw new BeError(`cannot destroy the active boot environment '${name}'`);
+  if ((await runningDataset(ctx)) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`);
+  const mounted = await mountedDatasets(ctx, be);
+  if (mounted.size > 0) {
+    if (!opts.force) throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`);
+    await umountBe(ctx, be, true);
+  }
+  const origin = (await ctx.zfs.get([be], ['origin'])).get(be)?.origin?.value;
+  await ctx.zfs.destroy(be, { recursive: true });
+  if (opts.origin && origin && origin !== '-') await ctx.zfs.destroy(origin, { recursive: true });
+}
+
+export async function renameBe(ctx: BeContext, from: string, to: string): Promise<string> {
+  const src = await requireBe(ctx, from);
+  const dst = await resolveBe(ctx, to);
+  if (poolOf(src) !== poolOf(dst)) throw new BeError(`cannot rename '${from}' to '${to}': not in the same pool`);
+  await refuseExisting(ctx, dst, to);
+  const mounted = await mountedDatasets(ctx, src);
+  if (mounted.size > 0) throw new BeError(`boot environment '${from}' is mounted at ${mounted.get(src)}: unmount it first`);
+  const pool = await requirePool(ctx, poolOf(src));
+  await ctx.runner.transaction(async () => {
+    await ensureContainer(ctx, dst);
+    await ctx.zfs.rename(src, dst);
+    if (ctx.runner.dryRun ? pool.bootfs === src : (await requirePool(ctx, poolOf(dst))).bootfs === src) {
+      await ctx.zfs.setPool(poolOf(dst), 'bootfs', dst);
+    }
+  });
+  return dst;
+}
+
+export async function snapshotBe(ctx: BeContext, spec: string): Promise<string> {
+  const at = spec.indexOf('@');
+  const be = await requireBe(ctx, at < 0 ? spec : spec.slice(0, at));
+  const snap = at < 0 ? timestamp() : checkComponentName(spec.slice(at + 1), 'snapshot');
+  const full = `${be}@${snap}`;
+  if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(full)) throw new BeError(`snapshot '${full}' already exists`);
+  await ctx.zfs.snapshot(full, { recursive: true });
+  return full;
+}
+
+/** Roll the BE and each child back to @SNAP (snapshots taken by `be snapshot` are recursive). */
+export async function rollbackBe(ctx: BeContext, spec: string, destroyLater = false): Promise<void> {
+  const at = spec.indexOf('@');
+  if (at < 0) throw new BeError(`invalid snapshot '${spec}': expected BE@SNAPSHOT`);
+  const be = await requireBe(ctx, spec.slice(0, at));
+  const snap = checkComponentName(spec.slice(at + 1), 'snapshot');
+  const snaps = new Set(await ctx.zfs.list(be, 'snapshot'));
+  if (!snaps.has(`${be}@${snap}`)) throw new BeError(`snapshot '${be}@${snap}' does not exist`);
+  for (const ds of await ctx.zfs.list(be, 'filesystem')) {
+    if (snaps.has(`${ds}@${snap}`)) await ctx.zfs.rollback(`${ds}@${snap}`, { destroyLater });
+  }
+}
+
+/**
+ * Make the BE the pool's boot file system. A cloned BE is promoted first so its origin can be
+ * destroyed later (bectl does the same). `temporary` sets it for the next boot only (zfsbootcfg).
+ */
+export async function activateBe(ctx: BeContext, name: string, temporary = false): Promise<string> {
+  const be = await requireBe(ctx, name);
+  const pool = poolOf(be);
+  const props = await ctx.zfs.get([be], ['origin', 'canmount', 'mountpoint'], { recursive: true });
+  if (props.get(be)?.canmount?.value === 'off') throw new BeError(`boot environment '${name}' has canmount=off and cannot boot`);
+  if (temporary) {
+    if (ctx.flavour !== 'freebsd') throw new BeError('activate -t needs zfsbootcfg(8), which only FreeBSD has');
+    await ctx.runner.change(['zfsbootcfg', `zfs:${be}:`]);
+    return be;
+  }
+  await ctx.runner.transaction(async () => {
+    for (const [ds, p] of props) {
+      const origin = p.origin?.value;
+      if (origin && origin !== '-' && !origin.startsWith(`${be}/`) && !origin.startsWith(`${be}@`)) await ctx.zfs.promote(ds);
+    }
+    await ctx.zfs.setPool(pool, 'bootfs', be);
+  });
+  return be;
+}

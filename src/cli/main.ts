@@ -1,0 +1,39 @@
+import { Command, CommanderError } from 'commander';
+import { registerBeCommands } from './be.js';
+import { VERSION } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('be')
+    .description('nested ZFS boot environments: create, install, share, boot, hunt regressions')
+    .version(VERSION, '-V, --version')
+    .option('-n, --dry-run', 'print the steps as a /bin/sh script and change nothing')
+    .option('-v, --verbose', 'echo each command to stderr')
+    .option('-R, --root <dataset>', 'BE root for short BE names (default: $BE_ROOT, else the parent of bootfs, else zroot/ROOT)')
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: () => {} })
+    .exitOverride();
+  registerBeCommands(program);
+  program.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      process.stderr.write(`be: ${error.message.replace(/^error: /, '')}\n`);
+      return 2;
+    }
+    const e = error as { name?: string; message?: string; exitCode?: number; stack?: string };
+    if (process.env.BE_DEBUG === '1') process.stderr.write(`${e.stack}\n`);
+    const known = e.name === 'BeError' || e.name === 'UsageError' || e.name === 'CommandError';
+    process.stderr.write(`be: ${(e.message ?? String(error)).split('\n')[0]}\n`);
+    return known ? (e.exitCode ?? 1) : 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

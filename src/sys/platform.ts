@@ -1,0 +1,41 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { Runner } from './run.js';
+
+/** Which ZFS implementation and host OS `be` drives. Only src/zfs/mount.ts branches on this. */
+export type ZfsFlavour = 'freebsd' | 'openzfs-linux' | 'zfs-fuse';
+
+export function zfsFlavour(env: NodeJS.ProcessEnv = process.env): ZfsFlavour {
+  const forced = env.BE_PLATFORM;
+  if (forced === 'freebsd' || forced === 'openzfs-linux' || forced === 'zfs-fuse') return forced;
+  if (process.platform === 'freebsd') return 'freebsd';
+  return existsSync('/dev/zfs') ? 'openzfs-linux' : 'zfs-fuse';
+}
+
+export interface MountEntry {
+  source: string;
+  target: string;
+  fstype: string;
+}
+
+/** Unescape the octal escapes of /proc/self/mounts (\040 for space and friends). */
+function unescapeMount(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** The host's mount table: /proc/self/mounts on Linux, `mount -p` (fstab format) on FreeBSD. */
+export async function mountTable(runner: Runner, flavour: ZfsFlavour): Promise<MountEntry[]> {
+  let text: string;
+  if (flavour === 'freebsd') text = (await runner.query(['mount', '-p'])).stdout;
+  else text = readFileSync('/proc/self/mounts', 'utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line) => {
+      const [source, target, fstype] = line.split(/[ \t]+/);
+      return { source: unescapeMount(source), target: unescapeMount(target), fstype: fstype ?? '' };
+    });
+}
+
+export function isZfsMount(entry: MountEntry): boolean {
+  return entry.fstype === 'zfs' || entry.fstype === 'fuse.zfs';
+}

@@ -1,0 +1,181 @@
+import { CommandError, BeError } from './errors.js';
+import { shJoin, shWriteFile } from './shell.js';
+import { writeFileAtomic } from './files.js';
+
+export interface RunnerOptions {
+  /** Print the plan as a /bin/sh script instead of changing anything. */
+  dryRun?: boolean;
+  /** Echo each command to stderr before it runs. */
+  verbose?: boolean;
+  /** Where dry-run scripts and verbose echoes go (default: stdout / stderr). */
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+  env?: Record<string, string>;
+}
+
+export interface RunOptions {
+  input?: string | Buffer;
+  /** Keep stdout/stderr attached to the terminal (interactive programs such as a chroot shell). */
+  inherit?: boolean;
+  cwd?: string;
+  /** Do not raise on a non-zero exit; the caller inspects `status`. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  status: number;
+}
+
+type Undo = () => Promise<unknown>;
+
+/**
+ * The one process runner. Every external program `be` uses goes through here as an argv array.
+ * `query` runs read-only commands (always, even in dry-run); `change` runs commands that modify
+ * the host, which in dry-run are only recorded into a /bin/sh script. `step` groups changes with
+ * their undo so a failure half-way unwinds what was done.
+ */
+export class Runner {
+  readonly dryRun: boolean;
+  readonly verbose: boolean;
+  private readonly out: (line: string) => void;
+  private readonly err: (line: string) => void;
+  private readonly env?: Record<string, string>;
+  private readonly script: string[] = [];
+  private undoStack: Undo[][] = [];
+  /** Count of processes spawned, for benchmarks. */
+  spawns = 0;
+
+  constructor(opts: RunnerOptions = {}) {
+    this.dryRun = !!opts.dryRun;
+    this.verbose = !!opts.verbose;
+    this.out = opts.out ?? ((l) => process.stdout.write(`${l}\n`));
+    this.err = opts.err ?? ((l) => process.stderr.write(`${l}\n`));
+    this.env = opts.env;
+  }
+
+  /** Run a command that only reads. */
+  async query(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return this.exec(argv, opts);
+  }
+
+  /** Run (or, in dry-run, record) a command that changes the host. `undo` reverses it. */
+  async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo } = {}): Promise<RunResult> {
+    if (this.dryRun) {
+      this.record(shJoin(argv) + (opts.input !== undefined ? ` <<'BE_INPUT'\n${String(opts.input)}\nBE_INPUT` : ''));
+      return { stdout: '', stderr: '', status: 0 };
+    }
+    const result = await this.exec(argv, opts);
+    if (opts.undo && result.status === 0) this.onUndo(opts.undo);
+    return result;
+  }
+
+  /** Write a file atomically (or print the here-document that would). */
+  async writeFile(path: string, content: string, opts: { mode?: number; undo?: Undo } = {}): Promise<void> {
+    if (this.dryRun) {
+      this.record(shWriteFile(path, content, opts.mode));
+      return;
+    }
+    if (this.verbose) this.err(`+ write ${path}`);
+    await writeFileAtomic(path, content, opts.mode);
+    if (opts.undo) this.onUndo(opts.undo);
+  }
+
+  /** A host change done in-process (mkdir, truncate, ...) shown as `shell` in dry-run. */
+  async act(shell: string, doIt: () => Promise<unknown>, undo?: Undo): Promise<void> {
+    if (this.dryRun) {
+      this.record(shell);
+      return;
+    }
+    if (this.verbose) this.err(`+ ${shell}`);
+    await doIt();
+    if (undo) this.onUndo(undo);
+  }
+
+  /** A comment line in the dry-run script (e.g. "would mount at ..."). */
+  note(text: string): void {
+    if (this.dryRun) this.record(`# ${text.replace(/\n/g, ' ')}`);
+  }
+
+  /**
+   * Run `body` as one all-or-nothing unit: if it throws, every undo registered inside it runs
+   * in reverse order, then the error propagates. Nested transactions fold into the outer one.
+   */
+  async transaction<T>(body: () => Promise<T>): Promise<T> {
+    this.undoStack.push([]);
+    try {
+      const value = await body();
+      const done = this.undoStack.pop()!;
+      const outer = this.undoStack[this.undoStack.length - 1];
+      if (outer) outer.push(...done);
+      return value;
+    } catch (error) {
+      const undos = this.undoStack.pop()!;
+      for (const undo of undos.reverse()) {
+        try {
+          await undo();
+        } catch (undoError) {
+          this.err(`be: undo failed: ${(undoError as Error).message}`);
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** The recorded dry-run plan as a runnable /bin/sh script. */
+  scriptText(): string {
+    return ['#!/bin/sh', 'set -e', ...this.script].join('\n') + '\n';
+  }
+
+  /** Print the dry-run script (once, at the end of a command). */
+  flushScript(): void {
+    if (this.dryRun) this.out(this.scriptText().trimEnd());
+  }
+
+  private onUndo(undo: string[] | Undo): void {
+    const top = this.undoStack[this.undoStack.length - 1];
+    if (!top) return;
+    top.push(typeof undo === 'function' ? undo : () => this.exec(undo, {}));
+  }
+
+  private record(line: string): void {
+    this.script.push(line);
+  }
+
+  private async exec(argv: string[], opts: RunOptions): Promise<RunResult> {
+    if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
+    if (this.verbose) this.err(`+ ${shJoin(argv)}`);
+    this.spawns++;
+    const { execa } = await import('execa');
+    let child;
+    try {
+      child = await execa(argv[0], argv.slice(1), {
+        input: opts.input,
+        cwd: opts.cwd,
+        reject: false,
+        stdin: opts.inherit ? 'inherit' : opts.input !== undefined ? undefined : 'ignore',
+        stdout: opts.inherit ? 'inherit' : 'pipe',
+        stderr: opts.inherit ? 'inherit' : 'pipe',
+        env: this.env,
+        stripFinalNewline: false,
+        encoding: 'utf8',
+      });
+    } catch (error) {
+      throw new BeError(`cannot run ${argv[0]}: ${(error as Error).message}`, { command: argv });
+    }
+    if (child.failed && child.exitCode === undefined) {
+      const code = (child as { code?: string }).code;
+      if (code === 'ENOENT') throw new BeError(`${argv[0]}: command not found`, { command: argv });
+      if (child.signal) throw new BeError(`${argv[0]} killed by ${child.signal}`, { command: argv });
+      throw new BeError(`cannot run ${argv[0]}: ${child.shortMessage ?? child.message}`, { command: argv });
+    }
+    const result: RunResult = {
+      stdout: typeof child.stdout === 'string' ? child.stdout : '',
+      stderr: typeof child.stderr === 'string' ? child.stderr : '',
+      status: child.exitCode ?? 1,
+    };
+    if (result.status !== 0 && !opts.allowFailure) throw new CommandError(argv, result.status, result.stderr);
+    return result;
+  }
+}

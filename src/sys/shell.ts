@@ -1,0 +1,25 @@
+/** Quoting for the /bin/sh scripts that --dry-run prints. Never used to run anything. */
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+export function shQuote(arg: string): string {
+  if (arg !== '' && SAFE.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function shJoin(argv: readonly string[]): string {
+  return argv.map(shQuote).join(' ');
+}
+
+/** Shell lines that write `content` to `path` byte for byte, then set its mode. */
+export function shWriteFile(path: string, content: string, mode?: number): string {
+  const lines: string[] = [];
+  if (content.endsWith('\n')) {
+    let tag = 'BE_EOF';
+    while (content.split('\n').includes(tag)) tag += '_';
+    lines.push(`cat > ${shQuote(path)} <<'${tag}'\n${content}${tag}`);
+  } else {
+    lines.push(`printf '%s' ${shQuote(content)} > ${shQuote(path)}`);
+  }
+  if (mode !== undefined) lines.push(`chmod ${mode.toString(8)} ${shQuote(path)}`);
+  return lines.join('\n');
+}

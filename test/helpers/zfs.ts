@@ -1,0 +1,54 @@
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Start the zfs-fuse daemon if this Linux host has no kernel ZFS and the daemon is not running. */
+export async function ensureZfs(): Promise<void> {
+  const probe = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
+  if (probe.exitCode === 0) return;
+  if (existsSync('/dev/zfs')) throw new Error(`zpool list failed: ${probe.stderr}`);
+  await execa('zfs-fuse', ['--pidfile', '/run/zfs-fuse.pid'], { reject: false });
+  for (let i = 0; i < 50; i++) {
+    const again = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
+    if (again.exitCode === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('zfs-fuse did not start');
+}
+
+export interface TestPool {
+  pool: string;
+  file: string;
+  altroot: string;
+  /** BE root inside the pool, for -R. */
+  root: string;
+  destroy(): Promise<void>;
+}
+
+/** A throw-away file-backed pool with an altroot under the temp directory. */
+export async function makeTestPool(size = '512M'): Promise<TestPool> {
+  await ensureZfs();
+  const id = randomBytes(3).toString('hex');
+  const pool = `betest${id}`;
+  const file = join(tmpdir(), `${pool}.img`);
+  const altroot = join(tmpdir(), `${pool}.alt`);
+  await execa('truncate', ['-s', size, file]);
+  await execa('zpool', ['create', '-m', 'none', '-R', altroot, pool, file]);
+  return {
+    pool,
+    file,
+    altroot,
+    root: `${pool}/ROOT`,
+    async destroy() {
+      // Unmount deepest first so zfs-fuse lets the pool go, then destroy it and its file.
+      const mounts = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool], { reject: false })).stdout.split('\n').filter(Boolean).reverse();
+      for (const ds of mounts) await execa('zfs', ['umount', '-f', ds], { reject: false });
+      await execa('zpool', ['destroy', '-f', pool], { reject: false });
+      await rm(file, { force: true });
+      await rm(altroot, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
