@@ -24,9 +24,12 @@ function unescapeMount(field: string): string {
 
 /** The host's mount table: /proc/self/mounts on Linux, `mount -p` (fstab format) on FreeBSD. */
 export async function mountTable(runner: Runner, flavour: ZfsFlavour): Promise<MountEntry[]> {
-  let text: string;
-  if (flavour === 'freebsd') text = (await runner.query(['mount', '-p'])).stdout;
-  else text = readFileSync('/proc/self/mounts', 'utf8');
+  const text = flavour === 'freebsd' ? (await runner.query(['mount', '-p'])).stdout : readFileSync('/proc/self/mounts', 'utf8');
+  return parseMountTable(text);
+}
+
+/** fstab-format lines (FreeBSD's `mount -p`, Linux's /proc/self/mounts) into entries. */
+export function parseMountTable(text: string): MountEntry[] {
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')

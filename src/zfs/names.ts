@@ -13,11 +13,11 @@ function checkComponent(name: string, part: string, what: string): void {
 }
 
 /** A ZFS pool name: letters first, then the dataset component alphabet. */
-export function checkPoolName(name: string): string {
-  checkComponent(name, name, 'pool');
-  if (!/^[A-Za-z]/.test(name)) throw new BeError(`invalid pool name '${name}': must begin with a letter`);
+export function checkPoolName(name: string, full = name, what = 'pool'): string {
+  checkComponent(full, name, what);
+  if (!/^[A-Za-z]/.test(name)) throw new BeError(`invalid ${what} name '${full}': pool name must begin with a letter`);
   if (/^(mirror|raidz|spare|log|draid)/.test(name) || /^c[0-9]/.test(name)) {
-    throw new BeError(`invalid pool name '${name}': reserved name`);
+    throw new BeError(`invalid ${what} name '${full}': '${name}' is a reserved pool name`);
   }
   return name;
 }
@@ -28,7 +28,7 @@ export function checkDatasetName(name: string, what = 'dataset'): string {
   if (name.includes('@')) throw new BeError(`invalid ${what} name '${name}': '@' is not allowed here`);
   const parts = name.split('/');
   parts.forEach((p) => checkComponent(name, p, what));
-  checkPoolName(parts[0]);
+  checkPoolName(parts[0], name, what);
   return name;
 }
 
