@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerBeCommands } from './be.js';
+import { registerInstallCommands } from './install.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => {} })
     .exitOverride();
   registerBeCommands(program);
+  registerInstallCommands(program);
   program.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
   return program;
 }
