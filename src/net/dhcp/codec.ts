@@ -1,0 +1,259 @@
+/**
+ * DHCP/BOOTP wire format (RFC 2131 §2, RFC 2132, RFC 3396): the fixed 236-byte BOOTP header,
+ * the magic cookie and the option area, including options carried in `file`/`sname` when the
+ * sender overloads them (option 52). Parsing never throws on hostile input: it returns a
+ * `DhcpParseError` reason instead, and every length is checked against the buffer end.
+ */
+
+export const BOOTREQUEST = 1;
+export const BOOTREPLY = 2;
+export const MAGIC_COOKIE = 0x63825363;
+export const HEADER_LENGTH = 236;
+/** Smallest packet we emit: BOOTP relays and old clients drop anything shorter than 300 bytes. */
+export const MIN_PACKET = 300;
+/** Largest packet we bother to parse; anything bigger is not DHCP. */
+export const MAX_PACKET = 8192;
+/** The broadcast bit of `flags` (RFC 2131 §2). */
+export const FLAG_BROADCAST = 0x8000;
+
+export enum MessageType {
+  DISCOVER = 1,
+  OFFER = 2,
+  REQUEST = 3,
+  DECLINE = 4,
+  ACK = 5,
+  NAK = 6,
+  RELEASE = 7,
+  INFORM = 8,
+}
+
+/** Option codes this library reads or writes (RFC 2132, RFC 4578, RFC 3004). */
+export const Opt = {
+  PAD: 0,
+  SUBNET_MASK: 1,
+  ROUTER: 3,
+  DNS: 6,
+  HOSTNAME: 12,
+  DOMAIN: 15,
+  ROOT_PATH: 17,
+  BROADCAST: 28,
+  VENDOR: 43,
+  REQUESTED_IP: 50,
+  LEASE_TIME: 51,
+  OVERLOAD: 52,
+  MESSAGE_TYPE: 53,
+  SERVER_ID: 54,
+  PARAM_REQUEST: 55,
+  MESSAGE: 56,
+  MAX_SIZE: 57,
+  RENEWAL_TIME: 58,
+  REBINDING_TIME: 59,
+  VENDOR_CLASS: 60,
+  CLIENT_ID: 61,
+  TFTP_SERVER: 66,
+  BOOTFILE: 67,
+  USER_CLASS: 77,
+  CLIENT_ARCH: 93,
+  CLIENT_NDI: 94,
+  CLIENT_UUID: 97,
+  END: 255,
+} as const;
+
+/** One DHCP message. Options keep their raw bytes; see options.ts for typed access. */
+export interface DhcpPacket {
+  op: number;
+  htype: number;
+  hlen: number;
+  hops: number;
+  xid: number;
+  secs: number;
+  flags: number;
+  /** Dotted-quad strings; '0.0.0.0' when unset. */
+  ciaddr: string;
+  yiaddr: string;
+  siaddr: string;
+  giaddr: string;
+  /** Client hardware address: the first `hlen` (max 16) bytes of the chaddr field. */
+  chaddr: Buffer;
+  sname: string;
+  file: string;
+  /** Option code → value; repeated options are concatenated (RFC 3396). Insertion order kept. */
+  options: Map<number, Buffer>;
+}
+
+export class DhcpParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DhcpParseError';
+  }
+}
+
+export function ipToInt(ip: string): number {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new DhcpParseError(`bad IPv4 address ${JSON.stringify(ip)}`);
+  let n = 0;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new DhcpParseError(`bad IPv4 address ${JSON.stringify(ip)}`);
+    n = n * 256 + Number(p);
+  }
+  return n >>> 0;
+}
+
+export function intToIp(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+export function isIp(s: string): boolean {
+  try {
+    ipToInt(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readIp(buf: Buffer, at: number): string {
+  return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+}
+
+function readCString(buf: Buffer, at: number, len: number): string {
+  const field = buf.subarray(at, at + len);
+  const nul = field.indexOf(0);
+  return field.subarray(0, nul < 0 ? len : nul).toString('latin1');
+}
+
+/** Walk one option area, appending to `into`. Returns an error message, or null when well-formed. */
+function readOptionArea(buf: Buffer, start: number, end: number, into: Map<number, Buffer>): string | null {
+  let i = start;
+  while (i < end) {
+    const code = buf[i];
+    if (code === Opt.PAD) {
+      i++;
+      continue;
+    }
+    if (code === Opt.END) return null;
+    if (i + 1 >= end) return `option ${code} has no length byte`;
+    const len = buf[i + 1];
+    if (i + 2 + len > end) return `option ${code} (length ${len}) runs past the end of the packet`;
+    const value = buf.subarray(i + 2, i + 2 + len);
+    const prev = into.get(code);
+    into.set(code, prev ? Buffer.concat([prev, value]) : Buffer.from(value));
+    i += 2 + len;
+  }
+  // Running off the end without an END option is tolerated (many stacks pad instead).
+  return null;
+}
+
+/** Decode a DHCP message. Throws `DhcpParseError` for anything that is not a well-formed one. */
+export function decodePacket(buf: Buffer): DhcpPacket {
+  if (buf.length < HEADER_LENGTH + 4) throw new DhcpParseError(`packet of ${buf.length} bytes is shorter than a DHCP header`);
+  if (buf.length > MAX_PACKET) throw new DhcpParseError(`packet of ${buf.length} bytes is too large`);
+  if (buf.readUInt32BE(HEADER_LENGTH) !== MAGIC_COOKIE) throw new DhcpParseError('bad magic cookie');
+  const hlen = buf[2];
+  const options = new Map<number, Buffer>();
+  const err = readOptionArea(buf, HEADER_LENGTH + 4, buf.length, options);
+  if (err) throw new DhcpParseError(err);
+  // Option overload (RFC 2132 §9.3): `file` first, then `sname`. Each area is read once, so a
+  // packet cannot make us loop; an overload option inside an overloaded area is ignored.
+  const overload = options.get(Opt.OVERLOAD);
+  let fileIsOptions = false;
+  let snameIsOptions = false;
+  if (overload && overload.length >= 1) {
+    const v = overload[0];
+    fileIsOptions = v === 1 || v === 3;
+    snameIsOptions = v === 2 || v === 3;
+    const extra = new Map<number, Buffer>();
+    if (fileIsOptions) {
+      const e = readOptionArea(buf, 108, 236, extra);
+      if (e) throw new DhcpParseError(`in overloaded file field: ${e}`);
+    }
+    if (snameIsOptions) {
+      const e = readOptionArea(buf, 44, 108, extra);
+      if (e) throw new DhcpParseError(`in overloaded sname field: ${e}`);
+    }
+    for (const [code, value] of extra) {
+      if (code === Opt.OVERLOAD) continue;
+      const prev = options.get(code);
+      options.set(code, prev ? Buffer.concat([prev, value]) : value);
+    }
+  }
+  return {
+    op: buf[0],
+    htype: buf[1],
+    hlen,
+    hops: buf[3],
+    xid: buf.readUInt32BE(4),
+    secs: buf.readUInt16BE(8),
+    flags: buf.readUInt16BE(10),
+    ciaddr: readIp(buf, 12),
+    yiaddr: readIp(buf, 16),
+    siaddr: readIp(buf, 20),
+    giaddr: readIp(buf, 24),
+    chaddr: Buffer.from(buf.subarray(28, 28 + Math.min(hlen, 16))),
+    sname: snameIsOptions ? '' : readCString(buf, 44, 64),
+    file: fileIsOptions ? '' : readCString(buf, 108, 128),
+    options,
+  };
+}
+
+/**
+ * Encode a DHCP message. Options are written in map order, each split into 255-byte pieces when
+ * longer (RFC 3396). Options that would not fit in `maxSize` bytes are left out, so callers put
+ * the essential ones first. The packet is padded to at least 300 bytes.
+ */
+export function encodePacket(p: DhcpPacket, maxSize = 1500): Buffer {
+  const limit = Math.max(MIN_PACKET, maxSize);
+  const buf = Buffer.alloc(Math.max(limit, MIN_PACKET));
+  buf[0] = p.op;
+  buf[1] = p.htype;
+  buf[2] = p.hlen;
+  buf[3] = p.hops;
+  buf.writeUInt32BE(p.xid >>> 0, 4);
+  buf.writeUInt16BE(p.secs & 0xffff, 8);
+  buf.writeUInt16BE(p.flags & 0xffff, 10);
+  buf.writeUInt32BE(ipToInt(p.ciaddr), 12);
+  buf.writeUInt32BE(ipToInt(p.yiaddr), 16);
+  buf.writeUInt32BE(ipToInt(p.siaddr), 20);
+  buf.writeUInt32BE(ipToInt(p.giaddr), 24);
+  p.chaddr.copy(buf, 28, 0, Math.min(16, p.chaddr.length));
+  buf.write(p.sname.slice(0, 63), 44, 'latin1');
+  buf.write(p.file.slice(0, 127), 108, 'latin1');
+  buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
+  let at = HEADER_LENGTH + 4;
+  const room = limit - 1; // keep one byte for END
+  for (const [code, value] of p.options) {
+    if (code === Opt.PAD || code === Opt.END) continue;
+    const pieces = Math.max(1, Math.ceil(value.length / 255));
+    const need = value.length + 2 * pieces;
+    if (at + need > room) continue;
+    for (let off = 0, n = 0; n < pieces; n++, off += 255) {
+      const piece = value.subarray(off, off + 255);
+      buf[at++] = code;
+      buf[at++] = piece.length;
+      piece.copy(buf, at);
+      at += piece.length;
+    }
+  }
+  buf[at++] = Opt.END;
+  return buf.subarray(0, Math.max(at, MIN_PACKET));
+}
+
+/** The message type (option 53), or 0 for plain BOOTP / malformed. */
+export function messageType(p: DhcpPacket): number {
+  const v = p.options.get(Opt.MESSAGE_TYPE);
+  return v && v.length === 1 ? v[0] : 0;
+}
+
+/** chaddr as "aa:bb:cc:dd:ee:ff". */
+export function macString(chaddr: Buffer): string {
+  return [...chaddr].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Parse "aa:bb:cc:dd:ee:ff" (or with '-') into bytes; throws on anything else. */
+export function parseMac(mac: string): Buffer {
+  const parts = mac.trim().toLowerCase().split(/[:-]/);
+  if (parts.length !== 6 || !parts.every((x) => /^[0-9a-f]{2}$/.test(x))) {
+    throw new DhcpParseError(`bad MAC address ${JSON.stringify(mac)}`);
+  }
+  return Buffer.from(parts.map((x) => parseInt(x, 16)));
+}

@@ -1,0 +1,300 @@
+/**
+ * The lease table and its journal.
+ *
+ * In memory: one entry per address (and so per client), plus quarantined (declined) addresses.
+ * On disk: an append-only file of JSON lines, one per change:
+ *   {"op":"bind","mac":"aa:bb:..","ip":"10.0.0.5","exp":1700000000000,"host":"pc1"}
+ *   {"op":"decline","ip":"10.0.0.7","until":1700000600000}
+ * A release is a bind whose `exp` is the release time (the client keeps its affinity to the
+ * address). Replaying the lines in order rebuilds the table; an unparsable line (a write torn by
+ * a crash) is skipped. Changes are batched: every record committed during one event-loop turn is
+ * written with one write + fdatasync, and only then are their callbacks run (the server sends its
+ * ACKs there). Now and then, and at every open, the file is compacted: the live table is written
+ * to `<file>.tmp`, fsync'd and renamed over the journal, so the file on disk is always whole.
+ */
+import { openSync, closeSync, fsyncSync, writeSync, renameSync, readFileSync, existsSync, write, fdatasync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ipToInt, intToIp, isIp } from './codec.js';
+
+export interface Lease {
+  /** Client hardware address, "aa:bb:cc:dd:ee:ff". */
+  mac: string;
+  ip: string;
+  /** Expiry, milliseconds since the epoch. A released lease has expired. */
+  expires: number;
+  hostname?: string;
+}
+
+type JournalRecord =
+  | { op: 'bind'; mac: string; ip: string; exp: number; host?: string }
+  | { op: 'decline'; ip: string; until: number };
+
+/** The in-memory table. Pure: no I/O, no clock. */
+export class LeaseTable {
+  private readonly byIp = new Map<number, Lease>();
+  private readonly byMac = new Map<string, Lease>();
+  private readonly declined = new Map<number, number>();
+
+  get size(): number {
+    return this.byIp.size;
+  }
+
+  byAddress(ip: number): Lease | undefined {
+    return this.byIp.get(ip);
+  }
+
+  forMac(mac: string): Lease | undefined {
+    return this.byMac.get(mac);
+  }
+
+  /** The quarantine end (ms) of a declined address, if any. */
+  declinedUntil(ip: number): number | undefined {
+    return this.declined.get(ip);
+  }
+
+  apply(rec: JournalRecord): void {
+    if (rec.op === 'bind') {
+      const ip = ipToInt(rec.ip);
+      const old = this.byMac.get(rec.mac);
+      if (old) this.byIp.delete(ipToInt(old.ip));
+      const other = this.byIp.get(ip);
+      if (other) this.byMac.delete(other.mac);
+      const lease: Lease = { mac: rec.mac, ip: rec.ip, expires: rec.exp, ...(rec.host ? { hostname: rec.host } : {}) };
+      this.byIp.set(ip, lease);
+      this.byMac.set(rec.mac, lease);
+      this.declined.delete(ip);
+    } else {
+      const ip = ipToInt(rec.ip);
+      const other = this.byIp.get(ip);
+      if (other) {
+        this.byIp.delete(ip);
+        this.byMac.delete(other.mac);
+      }
+      this.declined.set(ip, rec.until);
+    }
+  }
+
+  /** Forget quarantines that ended before `now`. */
+  pruneDeclined(now: number): void {
+    for (const [ip, until] of this.declined) if (until <= now) this.declined.delete(ip);
+  }
+
+  leases(): Lease[] {
+    return [...this.byIp.values()];
+  }
+
+  /** Records that rebuild this table. */
+  records(): JournalRecord[] {
+    const out: JournalRecord[] = [];
+    for (const l of this.byIp.values()) out.push({ op: 'bind', mac: l.mac, ip: l.ip, exp: l.expires, ...(l.hostname ? { host: l.hostname } : {}) });
+    for (const [ip, until] of this.declined) out.push({ op: 'decline', ip: intToIp(ip), until });
+    return out;
+  }
+}
+
+function validRecord(x: unknown): x is JournalRecord {
+  if (!x || typeof x !== 'object') return false;
+  const r = x as Record<string, unknown>;
+  if (r.op === 'bind') {
+    return typeof r.mac === 'string' && /^([0-9a-f]{2}:){0,15}[0-9a-f]{2}$/.test(r.mac) && typeof r.ip === 'string' && isIp(r.ip)
+      && typeof r.exp === 'number' && Number.isFinite(r.exp) && (r.host === undefined || typeof r.host === 'string');
+  }
+  if (r.op === 'decline') return typeof r.ip === 'string' && isIp(r.ip) && typeof r.until === 'number' && Number.isFinite(r.until);
+  return false;
+}
+
+/** Read a lease file into a table (what the server does at start). Torn or foreign lines are skipped. */
+export function readLeaseFile(path: string): { table: LeaseTable; skipped: number } {
+  const table = new LeaseTable();
+  let skipped = 0;
+  if (!existsSync(path)) return { table, skipped };
+  const text = readFileSync(path, 'utf8');
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      skipped++;
+      continue;
+    }
+    if (validRecord(rec)) table.apply(rec);
+    else skipped++;
+  }
+  return { table, skipped };
+}
+
+function encodeRecords(recs: JournalRecord[]): string {
+  return recs.map((r) => `${JSON.stringify(r)}\n`).join('');
+}
+
+export type CommitCallback = (err: Error | null) => void;
+
+/**
+ * The table plus its durable journal. Without a path it keeps leases in memory only and
+ * commits at once.
+ */
+export class LeaseStore {
+  readonly table: LeaseTable;
+  private fd: number | null = null;
+  private pending: string[] = [];
+  private callbacks: CommitCallback[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private linesSinceCompact = 0;
+  private compactFailed = false;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Number of write+fdatasync rounds done (for tests and benches). */
+  syncs = 0;
+
+  private constructor(
+    readonly path: string | undefined,
+    table: LeaseTable,
+    private readonly onError: (msg: string) => void,
+  ) {
+    this.table = table;
+  }
+
+  /** Open (creating if needed) and replay the journal, then compact it. Call before dropping privileges. */
+  static open(path: string | undefined, onError: (msg: string) => void = () => {}): LeaseStore {
+    if (!path) return new LeaseStore(undefined, new LeaseTable(), onError);
+    const { table, skipped } = readLeaseFile(path);
+    if (skipped) onError(`lease file ${path}: skipped ${skipped} unreadable line(s)`);
+    const store = new LeaseStore(path, table, onError);
+    store.compactNow();
+    if (store.fd === null) {
+      // Could not compact: append after the old contents, ending a torn last line first.
+      store.fd = openSync(path, 'a', 0o644);
+      const text = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+      if (text.length && text[text.length - 1] !== 0x0a) writeSync(store.fd, '\n');
+    }
+    return store;
+  }
+
+  /**
+   * Apply a change to the table now and make it durable with the current batch; `done` runs
+   * after the batch is on disk (or failed to get there).
+   */
+  commit(rec: JournalRecord, done?: CommitCallback): void {
+    this.table.apply(rec);
+    if (this.fd === null || this.closed) {
+      if (done) done(this.closed && this.path ? new Error('lease store closed') : null);
+      return;
+    }
+    this.pending.push(JSON.stringify(rec) + '\n');
+    if (done) this.callbacks.push(done);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.flushing || this.fd === null) return;
+    if (this.pending.length === 0) {
+      this.notifyIdle();
+      return;
+    }
+    this.flushing = true;
+    const data = Buffer.from(this.pending.join(''));
+    const callbacks = this.callbacks;
+    const lines = this.pending.length;
+    this.pending = [];
+    this.callbacks = [];
+    const fd = this.fd;
+    const finish = (err: Error | null) => {
+      this.syncs++;
+      this.linesSinceCompact += lines;
+      if (err) this.onError(`lease journal ${this.path}: ${err.message}`);
+      for (const cb of callbacks) cb(err);
+      if (!err && this.linesSinceCompact > Math.max(1000, 4 * this.table.size)) this.compactNow();
+      this.flushing = false;
+      if (this.pending.length) this.flush();
+      else this.notifyIdle();
+    };
+    const writeAll = (off: number) => {
+      write(fd, data, off, data.length - off, null, (err, n) => {
+        if (err) return finish(err);
+        if (off + n < data.length) return writeAll(off + n);
+        fdatasync(fd, (e) => finish(e));
+      });
+    };
+    writeAll(0);
+  }
+
+  private notifyIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when every committed record is on disk. */
+  drain(): Promise<void> {
+    if (this.fd === null || (!this.flushing && this.pending.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      if (!this.flushing && !this.scheduled) this.flush();
+    });
+  }
+
+  /**
+   * Rewrite the file from the table: temp file, fsync, rename, fsync the directory. Runs between
+   * batches only (never while a write is in flight), so no record is lost. If the directory is
+   * not writable (privileges dropped), it stops trying and keeps appending.
+   */
+  compactNow(): void {
+    if (!this.path || this.compactFailed) return;
+    const tmp = `${this.path}.tmp`;
+    try {
+      const tfd = openSync(tmp, 'w', 0o644);
+      try {
+        const data = Buffer.from(encodeRecords(this.table.records()));
+        let off = 0;
+        while (off < data.length) off += writeSync(tfd, data, off, data.length - off);
+        fsyncSync(tfd);
+      } finally {
+        closeSync(tfd);
+      }
+      renameSync(tmp, this.path);
+      try {
+        const dfd = openSync(dirname(this.path), 'r');
+        try {
+          fsyncSync(dfd);
+        } finally {
+          closeSync(dfd);
+        }
+      } catch {
+        // Some filesystems refuse fsync on directories; the rename itself is still atomic.
+      }
+      const old = this.fd;
+      this.fd = openSync(this.path, 'a', 0o644);
+      if (old !== null) closeSync(old);
+      this.linesSinceCompact = 0;
+    } catch (e) {
+      this.compactFailed = true;
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // nothing to clean
+      }
+      this.onError(`lease file ${this.path}: cannot compact (${(e as Error).message}); appending only`);
+    }
+  }
+
+  /** Flush and close. Records committed afterwards stay in memory only. */
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * DHCP test plumbing: bundles the helper programs under test/helpers/dhcp/ with esbuild (they
+ * must run as separate processes inside network namespaces), starts a server in a namespace, and
+ * runs real clients.
+ */
+import { build } from 'esbuild';
+import { execa, type ResultPromise } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DhcpServerOptions } from '../../src/net/dhcp/index.js';
+
+const here = fileURLToPath(new URL('./dhcp/', import.meta.url));
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface Helpers {
+  dir: string;
+  serve: string;
+  exchange: string;
+  npmClient: string;
+  fuzz: string;
+  cleanup(): Promise<void>;
+}
+
+export async function buildHelpers(): Promise<Helpers> {
+  const dir = await mkdtemp(join(tmpdir(), 'be-dhcp-test-'));
+  await build({
+    entryPoints: ['serve', 'exchange', 'npm-client', 'fuzz'].map((n) => join(here, `${n}.ts`)),
+    outdir: dir,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    // the npm dhcp client is loaded from the repository's node_modules at run time
+    external: ['dhcp'],
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  // let the bundles resolve the repository's node_modules
+  await execa('ln', ['-s', join(repo, 'node_modules'), join(dir, 'node_modules')]);
+  return {
+    dir,
+    serve: join(dir, 'serve.js'),
+    exchange: join(dir, 'exchange.js'),
+    npmClient: join(dir, 'npm-client.js'),
+    fuzz: join(dir, 'fuzz.js'),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface ServerProcess {
+  proc: ResultPromise;
+  lines: string[];
+  /** Resolves with the first output line matching `re`. */
+  waitFor(re: RegExp, ms?: number): Promise<string>;
+  /** SIGTERM and wait; returns the STATS line's object. */
+  stop(): Promise<Record<string, number>>;
+  kill9(): Promise<void>;
+}
+
+export async function startServer(h: Helpers, ns: string, opts: DhcpServerOptions): Promise<ServerProcess> {
+  const cfg = join(h.dir, `cfg-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(cfg, JSON.stringify(opts));
+  const proc = execa('ip', ['netns', 'exec', ns, process.execPath, h.serve, cfg], { reject: false, buffer: false });
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    for (const l of parts) {
+      lines.push(l);
+      for (const w of [...waiters]) if (w.re.test(l)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
+    }
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const waitFor = (re: RegExp, ms = 15_000) => new Promise<string>((resolve, reject) => {
+    const found = lines.find((l) => re.test(l));
+    if (found) return resolve(found);
+    const t = setTimeout(() => reject(new Error(`server never printed ${re}; output:\n${lines.join('\n')}\n${stderr}`)), ms);
+    waiters.push({ re, resolve: (l) => { clearTimeout(t); resolve(l); } });
+    void proc.then(() => { clearTimeout(t); const l = lines.find((x) => re.test(x)); if (l) resolve(l); else reject(new Error(`server exited; output:\n${lines.join('\n')}\n${stderr}`)); });
+  });
+  await waitFor(/^READY/);
+  return {
+    proc, lines, waitFor,
+    async stop() {
+      proc.kill('SIGTERM');
+      const line = await waitFor(/^STATS /);
+      await proc;
+      return JSON.parse(line.slice(6));
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      await proc;
+    },
+  };
+}
+
+/** Run a command in a namespace and return its stdout (throws on failure). */
+export async function nsRun(ns: string, argv: string[], opts: { timeout?: number; reject?: boolean } = {}) {
+  return execa('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeout ?? 30_000, reject: opts.reject ?? true });
+}
+
+/** A udhcpc -s script that appends its event and environment to a file, as one JSON line. */
+export async function udhcpcScript(dir: string): Promise<{ script: string; log: string }> {
+  const script = join(dir, `udhcpc-${Math.random().toString(36).slice(2)}.sh`);
+  const log = `${script}.log`;
+  await writeFile(script, `#!/bin/sh\nprintf '%s\\n' "$1" >> ${log}\nenv | grep -E '^(ip|subnet|router|dns|domain|hostname|lease|serverid|siaddr|boot_file|tftp|rootpath|interface|sname|mask|broadcast)=' | sort >> ${log}\necho --- >> ${log}\n`, { mode: 0o755 });
+  return { script, log };
+}
+
+/** Parse the udhcpc script log into events: [{event, env}]. */
+export function parseUdhcpcLog(text: string): Array<{ event: string; env: Record<string, string> }> {
+  const out: Array<{ event: string; env: Record<string, string> }> = [];
+  for (const block of text.split('---\n')) {
+    const lines = block.split('\n').filter(Boolean);
+    if (!lines.length) continue;
+    const env: Record<string, string> = {};
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf('=');
+      env[l.slice(0, i)] = l.slice(i + 1);
+    }
+    out.push({ event: lines[0], env });
+  }
+  return out;
+}
+
+export async function cleanupFile(path: string): Promise<void> {
+  await rm(path, { force: true });
+}
