@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerBeCommands } from './be.js';
 import { registerInstallCommands } from './install.js';
+import { registerHuntCommands } from './hunt.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerBeCommands(program);
   registerInstallCommands(program);
+  registerHuntCommands(program);
   program.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
   return program;
 }
