@@ -1,0 +1,278 @@
+/**
+ * The server's protocol behaviour, in-process on loopback. Every request is relayed (giaddr
+ * 127.0.0.1), so every reply goes back to the test's socket on 127.0.0.1 — never a broadcast.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DhcpServer, decodePacket, encodePacket, messageType, MessageType, Opt, optIp, optString, optU32,
+  FLAG_BROADCAST, type DhcpPacket, type DhcpServerOptions,
+} from '../../src/net/dhcp/index.js';
+
+let now = 1_700_000_000_000;
+let relay: dgram.Socket;
+let inbox: DhcpPacket[];
+let waiting: ((p: DhcpPacket) => void) | null;
+let servers: DhcpServer[];
+let dir: string;
+let xid = 1;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'be-dhcp-lo-'));
+  servers = [];
+  inbox = [];
+  waiting = null;
+  relay = dgram.createSocket('udp4');
+  relay.on('message', (m) => {
+    const p = decodePacket(m);
+    if (waiting) {
+      const w = waiting;
+      waiting = null;
+      w(p);
+    } else inbox.push(p);
+  });
+  await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
+});
+
+afterEach(async () => {
+  for (const s of servers) await s.stop();
+  relay.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function server(over: Partial<DhcpServerOptions> = {}): Promise<DhcpServer> {
+  const s = new DhcpServer({
+    serverIp: '127.0.0.1', address: '127.0.0.1', port: 0, proxyPort: 0, relayPort: relay.address().port,
+    clientPort: relay.address().port, broadcastAddress: '127.255.255.255',
+    subnet: '127.0.0.0/8', range: '127.0.9.10-127.0.9.13', router: '127.0.0.254', dns: ['127.0.0.53'], domain: 'lab',
+    leaseTime: 600, clock: () => now, leaseFile: join(dir, 'leases'), ...over,
+  });
+  await s.start();
+  servers.push(s);
+  return s;
+}
+
+function req(type: MessageType, mac: string, opts: Array<[number, Buffer]> = [], over: Partial<DhcpPacket> = {}): DhcpPacket {
+  return {
+    op: 1, htype: 1, hlen: 6, hops: 1, xid: xid++, secs: 0, flags: 0,
+    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '127.0.0.1',
+    chaddr: Buffer.from(mac.replace(/:/g, ''), 'hex'), sname: '', file: '',
+    options: new Map<number, Buffer>([[Opt.MESSAGE_TYPE, Buffer.from([type])], ...opts]), ...over,
+  };
+}
+
+const ip = (s: string) => Buffer.from(s.split('.').map(Number));
+
+function send(s: DhcpServer, p: DhcpPacket, port = s.port): void {
+  relay.send(encodePacket(p), port, '127.0.0.1');
+}
+
+function next(): Promise<DhcpPacket> {
+  const p = inbox.shift();
+  if (p) return Promise.resolve(p);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no reply from the server')), 5000);
+    waiting = (x) => {
+      clearTimeout(t);
+      resolve(x);
+    };
+  });
+}
+
+async function ask(s: DhcpServer, p: DhcpPacket, port?: number): Promise<DhcpPacket> {
+  send(s, p, port);
+  const r = await next();
+  expect(r.xid).toBe(p.xid);
+  return r;
+}
+
+/** Sends `p`, then an INFORM probe; the first reply must answer the probe, so `p` got none. */
+async function expectSilence(s: DhcpServer, p: DhcpPacket, probe = req(MessageType.INFORM, '02:00:00:00:99:99', [], { ciaddr: '127.0.9.99' })): Promise<void> {
+  send(s, p);
+  send(s, probe);
+  const r = await next();
+  expect(r.xid).toBe(probe.xid);
+}
+
+async function lease(s: DhcpServer, mac: string, extra: Array<[number, Buffer]> = []): Promise<DhcpPacket> {
+  const offer = await ask(s, req(MessageType.DISCOVER, mac, extra));
+  expect(messageType(offer)).toBe(MessageType.OFFER);
+  const ack = await ask(s, req(MessageType.REQUEST, mac, [[Opt.SERVER_ID, ip('127.0.0.1')], [Opt.REQUESTED_IP, ip(offer.yiaddr)], ...extra]));
+  expect(messageType(ack)).toBe(MessageType.ACK);
+  return ack;
+}
+
+describe('DHCP server (loopback, relayed)', () => {
+  it('offers and acknowledges an address from the range with the configured options', async () => {
+    const s = await server();
+    const ack = await lease(s, '02:00:00:00:00:01', [[Opt.PARAM_REQUEST, Buffer.from([1, 3, 6, 15])]]);
+    expect(ack.yiaddr).toBe('127.0.9.10');
+    expect(optIp(ack.options, Opt.SERVER_ID)).toBe('127.0.0.1');
+    expect(optU32(ack.options, Opt.LEASE_TIME)).toBe(600);
+    expect(optIp(ack.options, Opt.SUBNET_MASK)).toBe('255.0.0.0');
+    expect(optIp(ack.options, Opt.ROUTER)).toBe('127.0.0.254');
+    expect(optIp(ack.options, Opt.DNS)).toBe('127.0.0.53');
+    expect(optString(ack.options, Opt.DOMAIN)).toBe('lab');
+    expect(ack.giaddr).toBe('127.0.0.1');
+    expect(s.leases()).toEqual([{ mac: '02:00:00:00:00:01', ip: '127.0.9.10', expires: now + 600_000 }]);
+  });
+
+  it('sends only what option 55 asks for, in that order, after the lease options', async () => {
+    const s = await server({ rootPath: '127.0.0.1:/be/root' });
+    const offer = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:02', [[Opt.PARAM_REQUEST, Buffer.from([17, 1])]]));
+    expect([...offer.options.keys()]).toEqual([53, 54, 51, 58, 59, 17, 1]);
+    expect(optString(offer.options, Opt.ROOT_PATH)).toBe('127.0.0.1:/be/root');
+  });
+
+  it('keeps the same address for a client across DISCOVERs and prefers a requested one', async () => {
+    const s = await server();
+    const o1 = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:03', [[Opt.REQUESTED_IP, ip('127.0.9.12')]]));
+    expect(o1.yiaddr).toBe('127.0.9.12');
+    const o2 = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:03'));
+    expect(o2.yiaddr).toBe('127.0.9.12');
+  });
+
+  it('ignores a REQUEST naming another server and frees the offer', async () => {
+    const s = await server({ range: '127.0.9.10-127.0.9.10' });
+    const offer = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:04'));
+    expect(offer.yiaddr).toBe('127.0.9.10');
+    await expectSilence(s, req(MessageType.REQUEST, '02:00:00:00:00:04', [[Opt.SERVER_ID, ip('127.0.0.2')], [Opt.REQUESTED_IP, ip('127.0.9.10')]]));
+    // the single address is free again for someone else
+    const other = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:05'));
+    expect(other.yiaddr).toBe('127.0.9.10');
+    expect(s.leases()).toEqual([]);
+  });
+
+  it('NAKs an INIT-REBOOT request for a wrong address, with the broadcast bit for the relay', async () => {
+    const s = await server();
+    const nak = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:06', [[Opt.REQUESTED_IP, ip('127.0.50.1')]]));
+    expect(messageType(nak)).toBe(MessageType.NAK);
+    expect(nak.yiaddr).toBe('0.0.0.0');
+    expect(nak.flags & FLAG_BROADCAST).toBe(FLAG_BROADCAST);
+    // an address leased to someone else is refused as well
+    const other = await lease(s, '02:00:00:00:00:07');
+    const nak2 = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:06', [[Opt.REQUESTED_IP, ip(other.yiaddr)]]));
+    expect(messageType(nak2)).toBe(MessageType.NAK);
+    // INIT-REBOOT for its own free address is acknowledged
+    const ok = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:06', [[Opt.REQUESTED_IP, ip('127.0.9.13')]]));
+    expect(messageType(ok)).toBe(MessageType.ACK);
+  });
+
+  it('renews a lease (RENEWING: ciaddr set) and extends it', async () => {
+    const s = await server();
+    const ack = await lease(s, '02:00:00:00:00:08');
+    now += 300_000;
+    const renew = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:08', [], { ciaddr: ack.yiaddr }));
+    expect(messageType(renew)).toBe(MessageType.ACK);
+    expect(renew.ciaddr).toBe(ack.yiaddr);
+    expect(s.leases()[0].expires).toBe(now + 600_000);
+  });
+
+  it('RELEASE ends the lease; DECLINE quarantines the address until declineTime passes', async () => {
+    const s = await server({ range: '127.0.9.10-127.0.9.11', declineTime: 100 });
+    const a = await lease(s, '02:00:00:00:00:09');
+    await expectSilence(s, req(MessageType.RELEASE, '02:00:00:00:00:09', [[Opt.SERVER_ID, ip('127.0.0.1')]], { ciaddr: a.yiaddr }));
+    expect(s.leases()[0].expires).toBe(now);
+    const b = await lease(s, '02:00:00:00:00:0a');
+    expect(b.yiaddr).toBe('127.0.9.11');
+    await expectSilence(s, req(MessageType.DECLINE, '02:00:00:00:00:0a', [[Opt.SERVER_ID, ip('127.0.0.1')], [Opt.REQUESTED_IP, ip(b.yiaddr)]]));
+    // .10 belongs (expired) to :09, .11 is quarantined: a newcomer gets .10, the next one nothing
+    const c = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:0b'));
+    expect(c.yiaddr).toBe('127.0.9.10');
+    await expectSilence(s, req(MessageType.DISCOVER, '02:00:00:00:00:0c'));
+    now += 101_000;
+    const d = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:0c'));
+    expect(d.yiaddr).toBe('127.0.9.11');
+  });
+
+  it('answers INFORM with options and no address or lease time', async () => {
+    const s = await server();
+    const r = await ask(s, req(MessageType.INFORM, '02:00:00:00:00:0d', [], { ciaddr: '127.0.0.77' }));
+    expect(messageType(r)).toBe(MessageType.ACK);
+    expect(r.yiaddr).toBe('0.0.0.0');
+    expect(r.ciaddr).toBe('127.0.0.77');
+    expect(r.options.has(Opt.LEASE_TIME)).toBe(false);
+    expect(optIp(r.options, Opt.ROUTER)).toBe('127.0.0.254');
+  });
+
+  it('gives a reserved client its address and hostname, and nobody else that address', async () => {
+    const s = await server({ reservations: [{ mac: '02:00:00:00:00:0e', ip: '127.0.9.200', hostname: 'builder' }] });
+    const ack = await lease(s, '02:00:00:00:00:0e', [[Opt.PARAM_REQUEST, Buffer.from([1, 12])]]);
+    expect(ack.yiaddr).toBe('127.0.9.200');
+    expect(optString(ack.options, Opt.HOSTNAME)).toBe('builder');
+    const nak = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:0f', [[Opt.REQUESTED_IP, ip('127.0.9.200')]]));
+    expect(messageType(nak)).toBe(MessageType.NAK);
+  });
+
+  it('chooses the boot file by architecture and user class, with siaddr/file and PXE options', async () => {
+    const s = await server({
+      bootFiles: { 0: 'pxelinux.0', 7: 'loader.efi', 9: 'loader.efi' },
+      userClassBootFiles: { iPXE: 'http://127.0.0.1/boot.ipxe' }, nextServer: '127.0.0.9',
+    });
+    const uuid = Buffer.from('00' + '11'.repeat(16), 'hex');
+    const pxe = (arch: number, more: Array<[number, Buffer]> = []) => req(MessageType.DISCOVER, '02:00:00:00:00:10', [
+      [Opt.VENDOR_CLASS, Buffer.from(`PXEClient:Arch:0000${arch}:UNDI:003016`)], [Opt.CLIENT_ARCH, Buffer.from([0, arch])],
+      [Opt.CLIENT_UUID, uuid], [Opt.PARAM_REQUEST, Buffer.from([1, 3, 43, 60, 66, 67, 97])], ...more,
+    ]);
+    const efi = await ask(s, pxe(7));
+    expect(efi.file).toBe('loader.efi');
+    expect(efi.siaddr).toBe('127.0.0.9');
+    expect(optString(efi.options, Opt.BOOTFILE)).toBe('loader.efi');
+    expect(optString(efi.options, Opt.TFTP_SERVER)).toBe('127.0.0.9');
+    expect(optString(efi.options, Opt.VENDOR_CLASS)).toBe('PXEClient');
+    expect(efi.options.get(Opt.CLIENT_UUID)).toEqual(uuid);
+    expect(efi.options.get(Opt.VENDOR)).toEqual(Buffer.from([6, 1, 8, 255]));
+    expect((await ask(s, pxe(0))).file).toBe('pxelinux.0');
+    expect((await ask(s, pxe(0, [[Opt.USER_CLASS, Buffer.from('iPXE')]]))).file).toBe('http://127.0.0.1/boot.ipxe');
+    // a client that is not PXE gets no boot file
+    const plain = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:11'));
+    expect(plain.file).toBe('');
+    expect(plain.options.has(Opt.VENDOR_CLASS)).toBe(false);
+  });
+
+  it('respects the client maximum message size (option 57)', async () => {
+    const s = await server({ rootPath: `127.0.0.1:/${'x'.repeat(250)}`, domain: 'd'.repeat(250) });
+    const small = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:12', [[Opt.MAX_SIZE, Buffer.from([2, 64])], [Opt.PARAM_REQUEST, Buffer.from([1, 15, 17])]]));
+    const raw = encodePacket(small);
+    expect(raw.length).toBeLessThanOrEqual(576 - 28);
+    expect(small.options.has(Opt.DOMAIN)).toBe(true);
+    expect(small.options.has(Opt.ROOT_PATH)).toBe(false);
+  });
+
+  it('in proxy mode answers only PXE clients, without an address, on 67 and 4011', async () => {
+    const s = await server({ proxy: true, range: undefined, bootFiles: { 0: 'pxeboot', 7: 'loader.efi' } });
+    const pxe: Array<[number, Buffer]> = [[Opt.VENDOR_CLASS, Buffer.from('PXEClient:Arch:00007:UNDI:003016')], [Opt.CLIENT_ARCH, Buffer.from([0, 7])]];
+    await expectSilence(s, req(MessageType.DISCOVER, '02:00:00:00:00:13'), req(MessageType.DISCOVER, '02:00:00:00:00:99', pxe));
+    const offer = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:13', pxe));
+    expect(messageType(offer)).toBe(MessageType.OFFER);
+    expect(offer.yiaddr).toBe('0.0.0.0');
+    expect(offer.file).toBe('loader.efi');
+    expect(offer.options.has(Opt.LEASE_TIME)).toBe(false);
+    expect(offer.options.get(Opt.VENDOR)).toEqual(Buffer.from([6, 1, 8, 255]));
+    const ack = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:13', pxe, { ciaddr: '127.0.0.1', giaddr: '0.0.0.0' }), s.proxyPort);
+    expect(messageType(ack)).toBe(MessageType.ACK);
+    expect(ack.file).toBe('loader.efi');
+    expect(s.leases()).toEqual([]);
+  });
+
+  it('keeps leases across a restart', async () => {
+    const s = await server();
+    const a = await lease(s, '02:00:00:00:00:14');
+    await s.stop();
+    servers = [];
+    const s2 = await server();
+    expect(s2.leases()).toEqual([{ mac: '02:00:00:00:00:14', ip: a.yiaddr, expires: now + 600_000 }]);
+    const again = await ask(s2, req(MessageType.DISCOVER, '02:00:00:00:00:14'));
+    expect(again.yiaddr).toBe(a.yiaddr);
+  });
+
+  it('refuses bad configuration with a one-line message', () => {
+    expect(() => new DhcpServer({ serverIp: '10.0.0.300' })).toThrow(/serverIp: bad IPv4 address/);
+    expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', range: '10.0.1.1-10.0.1.9' })).toThrow(/outside subnet/);
+    expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', range: '10.0.0.9-10.0.0.1' })).toThrow(/comes after/);
+    expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', reservations: [{ mac: 'nope', ip: '10.0.0.5' }] })).toThrow(/bad MAC/);
+  });
+});

@@ -1,0 +1,73 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LeaseStore, readLeaseFile } from '../../src/net/dhcp/index.js';
+
+let dir: string;
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'be-leases-')); });
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('lease journal', () => {
+  it('makes committed leases durable before the callback and replays them', async () => {
+    const file = join(dir, 'leases');
+    const store = LeaseStore.open(file);
+    const done: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      store.commit({ op: 'bind', mac: `02:00:00:00:00:${i.toString(16).padStart(2, '0')}`, ip: `10.0.0.${i + 10}`, exp: 1000 + i }, (err) => {
+        expect(err).toBeNull();
+        // the record is already in the file when the callback runs
+        expect(readFileSync(file, 'utf8')).toContain(`"10.0.0.${i + 10}"`);
+        done.push(String(i));
+      });
+    }
+    await store.drain();
+    expect(done).toHaveLength(50);
+    // one event-loop turn of commits shares a single write+fsync
+    expect(store.syncs).toBe(1);
+    await store.close();
+    const { table } = readLeaseFile(file);
+    expect(table.size).toBe(50);
+    expect(table.forMac('02:00:00:00:00:05')?.ip).toBe('10.0.0.15');
+  });
+
+  it('skips a torn last line and appends cleanly after it', async () => {
+    const file = join(dir, 'leases');
+    writeFileSync(file, '{"op":"bind","mac":"02:00:00:00:00:01","ip":"10.0.0.5","exp":99}\n{"op":"bind","mac":"02:00:00:00:00:02","ip":"10.0');
+    const store = LeaseStore.open(file);
+    expect(store.table.size).toBe(1);
+    store.commit({ op: 'bind', mac: '02:00:00:00:00:03', ip: '10.0.0.7', exp: 5 });
+    await store.close();
+    const { table, skipped } = readLeaseFile(file);
+    expect(skipped).toBe(0);
+    expect(table.leases().map((l) => l.ip).sort()).toEqual(['10.0.0.5', '10.0.0.7']);
+  });
+
+  it('compacts to one line per lease through a temp file and rename', async () => {
+    const file = join(dir, 'leases');
+    for (let i = 0; i < 3000; i++) appendFileSync(file, `${JSON.stringify({ op: 'bind', mac: '02:00:00:00:00:01', ip: `10.0.${i % 3}.1`, exp: i })}\n`);
+    const store = LeaseStore.open(file);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(existsSync(`${file}.tmp`)).toBe(false);
+    expect(store.table.forMac('02:00:00:00:00:01')).toMatchObject({ ip: '10.0.2.1', expires: 2999 });
+    await store.close();
+  });
+
+  it('quarantines a declined address and a later bind lifts it', () => {
+    const store = LeaseStore.open(undefined);
+    store.commit({ op: 'bind', mac: '02:00:00:00:00:01', ip: '10.0.0.5', exp: 100 });
+    store.commit({ op: 'decline', ip: '10.0.0.5', until: 500 });
+    expect(store.table.byAddress(0x0a000005)).toBeUndefined();
+    expect(store.table.declinedUntil(0x0a000005)).toBe(500);
+    store.table.pruneDeclined(600);
+    expect(store.table.declinedUntil(0x0a000005)).toBeUndefined();
+  });
+
+  it('ignores foreign lines instead of failing', () => {
+    const file = join(dir, 'leases');
+    writeFileSync(file, 'garbage\n{"op":"bind","mac":"zz","ip":"x","exp":1}\n[]\n{"op":"decline","ip":"10.0.0.9","until":7}\n');
+    const { table, skipped } = readLeaseFile(file);
+    expect(skipped).toBe(3);
+    expect(table.declinedUntil(0x0a000009)).toBe(7);
+  });
+});
