@@ -19,7 +19,7 @@
  * error 2; the real path (symlinks resolved) must lie under the root's real path on a component
  * boundary. `files` is consulted first with the cleaned name ("a/b", no leading slash).
  *
- * Options: blksize up to `maxBlksize` (default: bound interface's MTU − 28, or 1468 on the
+ * Options: blksize up to `maxBlksize` (default: bound interface's MTU − 32, or 1468 on the
  * wildcard address), windowsize up to `maxWindowsize` (64) and `maxWindowBytes` (1 MiB) per
  * window, timeout 1..`maxTimeoutSeconds` (30) echoed or ignored, tsize answered with the size.
  * Invalid or unknown options are left out of the OACK.

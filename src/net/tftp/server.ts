@@ -61,8 +61,9 @@ export interface TftpServerOptions {
   /** UDP port for requests (default 69; 0 picks a free one). */
   port?: number;
   /**
-   * Largest blksize granted. Default: the MTU of the interface holding `address`, minus 28 bytes
-   * of IPv4+UDP headers; 1468 (Ethernet) when bound to the wildcard or the MTU is unknown.
+   * Largest blksize granted. Default: the MTU of the interface holding `address`, minus 32 bytes
+   * of IPv4+UDP+TFTP headers (52 for IPv6); 1468 (Ethernet) when bound to the wildcard or the
+   * MTU is unknown.
    */
   maxBlksize?: number;
   /** Interface MTU to derive the blksize cap from, when the caller knows it (e.g. on FreeBSD). */
@@ -88,18 +89,21 @@ export interface TftpServerOptions {
 }
 
 const DEFAULT_BLKSIZE_CAP = 1468;
-const IP_UDP_HEADERS = 28;
+/** IPv4 (20) + UDP (8) + TFTP DATA (4) header bytes: blksize 1468 fills a 1500-byte MTU. */
+const HEADERS_V4 = 32;
+const HEADERS_V6 = 52;
 
 /** The blksize cap for a bind address: its interface's MTU minus headers, else 1468. */
 export function blksizeCapFor(address: string, mtu?: number): number {
+  const headers = isIP(address) === 6 ? HEADERS_V6 : HEADERS_V4;
   const clamp = (n: number): number => Math.max(MIN_BLKSIZE, Math.min(MAX_BLKSIZE, n));
-  if (mtu !== undefined) return clamp(mtu - IP_UDP_HEADERS - (isIP(address) === 6 ? 20 : 0));
+  if (mtu !== undefined) return clamp(mtu - headers);
   if (address === '0.0.0.0' || address === '::') return DEFAULT_BLKSIZE_CAP;
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
     if (!addrs?.some((a) => a.address === address)) continue;
     try {
       const ifMtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-      if (Number.isInteger(ifMtu) && ifMtu > 0) return clamp(ifMtu - IP_UDP_HEADERS - (isIP(address) === 6 ? 20 : 0));
+      if (Number.isInteger(ifMtu) && ifMtu > 0) return clamp(ifMtu - headers);
     } catch {
       /* no sysfs (FreeBSD): fall back */
     }
