@@ -135,3 +135,9 @@ export function parseUdhcpcLog(text: string): Array<{ event: string; env: Record
 export async function cleanupFile(path: string): Promise<void> {
   await rm(path, { force: true });
 }
+
+/** Send one packet from inside `ns` and collect up to `count` replies (JSON lines from exchange.ts). */
+export async function exchange(h: Helpers, ns: string, a: { bind: string; bindPort: number; to: string; toPort: number; packet: Buffer; count?: number; waitMs?: number }) {
+  const r = await nsRun(ns, [process.execPath, h.exchange, a.bind, String(a.bindPort), a.to, String(a.toPort), a.packet.toString('hex'), String(a.count ?? 1), String(a.waitMs ?? 5000)]);
+  return String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { from: string; port: number; hex: string });
+}

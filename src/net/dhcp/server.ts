@@ -459,7 +459,13 @@ export class DhcpServer {
       state = 'RENEWING'; // or REBINDING: same answer, and ciaddr tells where to send it
       ipStr = req.ciaddr;
     }
-    if (ipStr === undefined) return void this.stats.ignored++;
+    if (ipStr === undefined) {
+      // Neither option 50 nor ciaddr (some minimal clients): take it as accepting our offer.
+      const offer = this.offers.get(mac);
+      if (!offer) return void this.stats.ignored++;
+      ipStr = intToIp(offer.ip);
+      state = 'SELECTING';
+    }
     const ip = ipToInt(ipStr);
     const known = this.store!.table.forMac(mac) !== undefined || this.offers.has(mac) || this.reservedByMac.has(mac);
     if (!this.available(ip, mac, now)) {
