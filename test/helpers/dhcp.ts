@@ -20,13 +20,14 @@ export interface Helpers {
   exchange: string;
   npmClient: string;
   fuzz: string;
+  storm: string;
   cleanup(): Promise<void>;
 }
 
 export async function buildHelpers(): Promise<Helpers> {
   const dir = await mkdtemp(join(tmpdir(), 'be-dhcp-test-'));
   await build({
-    entryPoints: ['serve', 'exchange', 'npm-client', 'fuzz'].map((n) => join(here, `${n}.ts`)),
+    entryPoints: ['serve', 'exchange', 'npm-client', 'fuzz', 'storm'].map((n) => join(here, `${n}.ts`)),
     outdir: dir,
     bundle: true,
     format: 'esm',
@@ -45,6 +46,7 @@ export async function buildHelpers(): Promise<Helpers> {
     exchange: join(dir, 'exchange.js'),
     npmClient: join(dir, 'npm-client.js'),
     fuzz: join(dir, 'fuzz.js'),
+    storm: join(dir, 'storm.js'),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -115,6 +115,16 @@ describe('DHCP server with real clients', () => {
     const script = join(dir, 'dhclient-script');
     await writeFile(script, `#!/bin/sh\necho "$reason $new_ip_address" >> ${env}\ncase "$reason" in BOUND|RENEW|REBIND|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/24" dev "$interface";; esac\nexit 0\n`, { mode: 0o755 });
     const dhclient = (...extra: string[]) => nsRun(lan.client, ['dhclient', '-1', '-sf', script, '-lf', lf, '-pf', pf, ...extra, 'br0'], { timeout: 60_000 });
+    try {
+      await dhclientSteps(dhclient, env, lf, mac);
+    } finally {
+      // never leave the daemon behind
+      const pid = Number((await readFile(pf, 'utf8').catch(() => '')).trim());
+      if (pid) try { process.kill(pid); } catch { /* gone */ }
+    }
+  });
+
+  async function dhclientSteps(dhclient: (...extra: string[]) => Promise<unknown>, env: string, lf: string, mac: string): Promise<void> {
     await dhclient();
     const first = (await readFile(env, 'utf8')).trim().split('\n').pop()!;
     expect(first).toMatch(new RegExp(`^BOUND ${lan.prefix.replace(/\./g, '\\.')}\\.1[0-5]\\d$`));
@@ -134,7 +144,7 @@ describe('DHCP server with real clients', () => {
     await srv.waitFor(new RegExp(`^DHCPNAK 192\\.168\\.213\\.7 to ${mac} \\[INIT-REBOOT\\]`));
     expect((await readFile(env, 'utf8')).trim().split('\n').pop()).toBe(`BOUND ${leased}`);
     await dhclient('-r');
-  });
+  }
 
   it('the npm dhcp client completes DISCOVER/OFFER/REQUEST/ACK', async () => {
     const mac = '02:be:00:00:03:03';

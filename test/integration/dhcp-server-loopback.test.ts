@@ -179,13 +179,15 @@ describe('DHCP server (loopback, relayed)', () => {
     const b = await lease(s, '02:00:00:00:00:0a');
     expect(b.yiaddr).toBe('127.0.9.11');
     await expectSilence(s, req(MessageType.DECLINE, '02:00:00:00:00:0a', [[Opt.SERVER_ID, ip('127.0.0.1')], [Opt.REQUESTED_IP, ip(b.yiaddr)]]));
-    // .10 belongs (expired) to :09, .11 is quarantined: a newcomer gets .10, the next one nothing
+    // .10 belongs (expired) to :09, .11 is quarantined: a newcomer gets .10, and with the range
+    // full the next newcomer takes over that outstanding offer rather than .11
     const c = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:0b'));
     expect(c.yiaddr).toBe('127.0.9.10');
-    await expectSilence(s, req(MessageType.DISCOVER, '02:00:00:00:00:0c'));
-    now += 101_000;
     const d = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:0c'));
-    expect(d.yiaddr).toBe('127.0.9.11');
+    expect(d.yiaddr).toBe('127.0.9.10');
+    now += 101_000;
+    const e = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:0d'));
+    expect(e.yiaddr).toBe('127.0.9.11');
   });
 
   it('answers INFORM with options and no address or lease time', async () => {

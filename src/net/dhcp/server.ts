@@ -412,6 +412,19 @@ export class DhcpServer {
     return expired;
   }
 
+  /**
+   * The range is full: take back the oldest outstanding offer (an offer is not a lease), so a
+   * flood of DISCOVERs from made-up MACs cannot lock real clients out for `offerTime`.
+   */
+  private reclaimOffer(mac: string, now: number): number | undefined {
+    for (const [other, o] of this.offers) {
+      if (other === mac || !this.inRange(o.ip) || this.reservedByIp.has(o.ip)) continue;
+      this.dropOffer(other);
+      if (this.available(o.ip, mac, now)) return o.ip;
+    }
+    return undefined;
+  }
+
   private hostnameFor(mac: string, req: DhcpPacket): string | undefined {
     return this.reservedByMac.get(mac)?.hostname ?? sanitizeHostname(optString(req.options, Opt.HOSTNAME));
   }
@@ -420,7 +433,8 @@ export class DhcpServer {
 
   private discover(req: DhcpPacket, mac: string, now: number, socket: dgram.Socket): void {
     const requested = optIp(req.options, Opt.REQUESTED_IP);
-    const ip = this.choose(mac, requested ? ipToInt(requested) : undefined, now);
+    let ip = this.choose(mac, requested ? ipToInt(requested) : undefined, now);
+    if (ip === undefined) ip = this.reclaimOffer(mac, now);
     if (ip === undefined) {
       this.stats.ignored++;
       this.log(`DHCPDISCOVER from ${mac}: no free address`);
