@@ -33,7 +33,7 @@
  * are converted in memory).
  */
 export { createTftpServer, TftpServer, blksizeCapFor } from './server.js';
-export type { TftpServerOptions, TftpFileProvider, TftpFileContent, TftpTransferRecord } from './server.js';
+export type { TftpServerOptions, TftpFileProvider, TftpFileContent, TftpTransferRecord, TftpServerStats } from './server.js';
 export {
   Opcode,
   ErrorCode,

@@ -31,6 +31,20 @@ export type TftpFileProvider =
   | Map<string, TftpFileContent>
   | ((path: string) => TftpFileContent | undefined | Promise<TftpFileContent | undefined>);
 
+/** Counters since start. */
+export interface TftpServerStats {
+  /** Datagrams that arrived on the request port. */
+  requestPackets: number;
+  /** Datagrams that arrived on transfer ports (from the client or from anyone else). */
+  transferPackets: number;
+  /** Transfers started (a file was opened and a socket bound). */
+  transfers: number;
+  /** Transfers that completed. */
+  completed: number;
+  /** Requests answered with an error instead of a transfer. */
+  refused: number;
+}
+
 /** One finished (or refused) request, as logged. */
 export interface TftpTransferRecord {
   /** "address:port" of the client. */
@@ -269,6 +283,7 @@ class Transfer {
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    this.server.stats.transferPackets++;
     if (this.state === 'done') return;
     if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
       // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
@@ -395,6 +410,8 @@ export class TftpServer {
   private socket?: Socket;
   private rootReal?: string;
   private stopping = false;
+  /** Counters since start (read-only for callers). */
+  readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0 };
 
   constructor(opts: TftpServerOptions) {
     this.opts = opts;
@@ -506,6 +523,7 @@ export class TftpServer {
   }
 
   private refuse(rinfo: RemoteInfo, file: string, code: number, message: string): void {
+    this.stats.refused++;
     this.reply(rinfo, code, message);
     this.logRecord({ client: `${rinfo.address}:${rinfo.port}`, file, bytes: 0, ms: 0, result: `refused: ${message}`, ok: false });
   }
@@ -513,11 +531,14 @@ export class TftpServer {
   /** Called by a transfer when it ends. */
   transferEnded(t: Transfer, record: TftpTransferRecord): void {
     this.transfers.delete(t);
+    if (record.ok) this.stats.completed++;
+    else if (!t.socket) this.stats.refused++;
     if (this.byClient.get(t.key) === t) this.byClient.delete(t.key);
     this.logRecord(record);
   }
 
   private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    this.stats.requestPackets++;
     if (this.stopping || msg.length < 2) return;
     const op = msg.readUInt16BE(0);
     // Only requests belong on this port; stray DATA/ACK/ERROR/OACK and unknown opcodes are dropped
@@ -628,6 +649,7 @@ export class TftpServer {
       await source.close();
       return;
     }
+    this.stats.transfers++;
     t.begin(socket, source, blksize, windowsize, oack, timeoutSeconds);
   }
 
