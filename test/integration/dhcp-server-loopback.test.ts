@@ -276,5 +276,7 @@ describe('DHCP server (loopback, relayed)', () => {
     expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', range: '10.0.1.1-10.0.1.9' })).toThrow(/outside subnet/);
     expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', range: '10.0.0.9-10.0.0.1' })).toThrow(/comes after/);
     expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', reservations: [{ mac: 'nope', ip: '10.0.0.5' }] })).toThrow(/bad MAC/);
+    expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', interface: 'nosuchif0' })).toThrow(/interface: no such interface nosuchif0/);
+    expect(() => new DhcpServer({ serverIp: '10.0.0.1', subnet: '10.0.0.0/24', bootFiles: { efi: 'loader.efi' } })).toThrow(/bootFiles: bad architecture "efi"/);
   });
 });
