@@ -77,6 +77,8 @@ export interface HuntState {
   prepared: Record<string, PreparedRecord>;
   runs: RunRecord[];
   bisect?: BisectResult;
+  /** Broker hunts: the beanstalkd job id queued for each run key, so a resumed collector does not queue twice. */
+  broker?: { jobs: Record<string, string> };
   /** Wall time of each `be hunt` invocation on this state, with the part spent preparing BEs. */
   sessions: Array<{ started: string; wallMs: number; prepareMs: number; runsDone: number }>;
 }

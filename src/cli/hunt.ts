@@ -1,0 +1,85 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { context, print } from './common.js';
+
+function splitList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`invalid ${name} '${value}': expected a positive whole number`);
+    return n;
+  };
+}
+
+/** Flags shared by `hunt run` and `hunt bisect`, including the install flags passed on to `be install`. */
+function huntFlags(cmd: Command): Command {
+  return cmd
+    .requiredOption('--test <script>', 'test to run in each release (exit 0 good, 125 skip, 1-127 bad)')
+    .option('--method <method>', 'chroot, jail or bhyve (default: jail on FreeBSD, chroot elsewhere)')
+    .option('--timeout <duration>', 'limit per test run (e.g. 90s, 10m, 1h)', '10m')
+    .option('--state <dir>', 'state directory (default /var/db/be/hunts/<id>)')
+    .option('--fresh', 'forget finished runs in the state directory and start over')
+    .option('-p, --source <dir|url>', 'mirror root for the releases (passed to be install -p)')
+    .option('-a, --arch <arch>', 'architecture of the releases (passed to be install -a)')
+    .option('--sets <list>', 'dist sets to install (passed to be install --sets)', splitList)
+    .option('--cache <dir>', 'download cache (passed to be install --cache)')
+    .option('--offline', 'install from the cache only (passed to be install --offline)');
+}
+
+/** be hunt run|bisect|report, be worker. */
+export function registerHuntCommands(program: Command): void {
+  const hunt = program.command('hunt').description('hunt regressions across releases: a test run in a fresh clone of each release');
+
+  huntFlags(hunt.command('run'))
+    .description('run a test in every release (each run in a fresh clone of the release BE) and report')
+    .requiredOption('--releases <list|file>', "releases: 13.2,14.0, a range 9.0..14.1, a file (one a line, # comments) or '-' for stdin")
+    .option('-j, --jobs <n>', 'runs at a time', positiveInt('--jobs'), 1)
+    .option('--runs <n>', 'runs per release', positiveInt('--runs'), 1)
+    .option('--broker <host:port>', 'fan the runs out to `be worker`s through beanstalkd')
+    .option('--tube <name>', 'beanstalkd tube for the jobs', 'be-hunt')
+    .option('--ttr <seconds>', 'beanstalkd time-to-run of a job (workers touch it while running)', positiveInt('--ttr'), 120)
+    .action(async (opts, cmd: Command) => {
+      const { huntRun } = await import('../hunt/command.js');
+      const out = await huntRun(await context(cmd), { ...opts, argv: process.argv.slice(2) });
+      print(out);
+    });
+
+  huntFlags(hunt.command('bisect'))
+    .description('binary search for the first bad release between a good and a bad one')
+    .requiredOption('--good <release>', 'a release where the test passes')
+    .requiredOption('--bad <release>', 'a later release where it fails')
+    .option('--releases <list|file>', 'the ordered releases to search (default: the release table between good and bad)')
+    .action(async (opts, cmd: Command) => {
+      const { huntBisect } = await import('../hunt/command.js');
+      const out = await huntBisect(await context(cmd), { ...opts, argv: process.argv.slice(2) });
+      print(out.trimEnd());
+    });
+
+  hunt
+    .command('report')
+    .description('report a hunt: table, json, junit (CI) or one self-contained html file')
+    .option('--state <dir>', 'state directory (default: the newest hunt under /var/db/be/hunts)')
+    .option('--format <format>', 'table, json, junit or html', 'table')
+    .option('--out <file>', 'write to a file instead of standard output')
+    .action(async (opts) => {
+      const { huntReport } = await import('../hunt/command.js');
+      const text = await huntReport(opts);
+      if (text !== undefined) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    });
+
+  program
+    .command('worker')
+    .description('serve hunt runs from a beanstalkd tube (see be hunt run --broker)')
+    .requiredOption('--broker <host:port>', 'beanstalkd address')
+    .option('--tube <name>', 'tube to take jobs from', 'be-hunt')
+    .option('-j, --jobs <n>', 'runs at a time', positiveInt('--jobs'), 1)
+    .option('--state <dir>', 'where run logs are kept', '/var/db/be/hunts/worker')
+    .option('-p, --source <dir|url>', 'mirror root to install from instead of the one in the jobs')
+    .action(async (opts, cmd: Command) => {
+      const { worker } = await import('../hunt/command.js');
+      await worker(await context(cmd), opts);
+    });
+  hunt.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
+}

@@ -1,0 +1,168 @@
+import { mkdir, writeFile, chmod, rmdir, readFile, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { BeContext } from '../be/context.js';
+import { resolveBeRoot } from '../be/context.js';
+import { BeError } from '../sys/errors.js';
+import type { InstallFlags, Method, PreparedRecord } from './state.js';
+import type { ReleaseHost, RunRequest, TestEnd } from './exec.js';
+import { TEST_DIR } from './broker.js';
+
+export const INSTALLED_SNAPSHOT = 'installed';
+const OWNER_PROP = 'be:hunt-owner';
+
+/** How a test is started inside a prepared clone: chroot here, jail or bhyve on FreeBSD. */
+export type MethodRunner = (
+  ctx: BeContext,
+  be: string,
+  argv: string[],
+  opts: {
+    env: Record<string, string>;
+    timeoutMs: number;
+    onOutput: (t: string) => void;
+    /** Put the test into the BE's file tree, mounted at DIR, before it starts. */
+    place: (dir: string) => Promise<void>;
+  },
+) => Promise<TestEnd>;
+
+/** The release BE's name under the BE root: hunt-<release>[-<arch>]. */
+export function releaseBeName(root: string, release: string, arch?: string): string {
+  return `${root}/hunt-${release}${arch ? `-${arch}` : ''}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A lock between processes on this host (two workers preparing the same release); a dead holder's lock is taken over. */
+async function withLock<T>(name: string, body: () => Promise<T>): Promise<T> {
+  const dir = join(tmpdir(), 'be-hunt-locks');
+  await mkdir(dir, { recursive: true });
+  const lock = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+      if (holder && !pidAlive(holder)) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    await rm(join(lock, 'pid'), { force: true });
+    await rmdir(lock).catch(() => {});
+  }
+}
+
+/**
+ * Releases as boot environments on this host: each release installed once into
+ * <root>/hunt-<release> and snapshotted @installed; each run a clone of that snapshot with the
+ * test copied in, run by the method, destroyed afterwards.
+ */
+export class BeHost implements ReleaseHost {
+  private readonly me = `${hostname()}:${process.pid}`;
+
+  constructor(
+    /** A fresh context per operation: parallel runs must not share one undo stack. */
+    private readonly newContext: () => BeContext,
+    private readonly methods: Record<Method, MethodRunner | undefined>,
+  ) {}
+
+  async prepare(release: string, install: InstallFlags, log: (text: string) => void): Promise<PreparedRecord> {
+    const ctx = this.newContext();
+    const root = await resolveBeRoot(ctx);
+    const be = releaseBeName(root, release, install.arch);
+    const t0 = performance.now();
+    return withLock(be, async () => {
+      const snap = `${be}@${INSTALLED_SNAPSHOT}`;
+      if (await ctx.zfs.exists(be)) {
+        if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(snap)) {
+          log(`${new Date().toISOString()} ${be}: ready (${snap})\n`);
+          return { be, prepareMs: Math.round(performance.now() - t0), installed: false };
+        }
+        // A BE without @installed is what an interrupted install left: start it again.
+        log(`${new Date().toISOString()} ${be}: no @${INSTALLED_SNAPSHOT}, left by an interrupted install; destroying it\n`);
+        const { destroyBe } = await import('../be/be.js');
+        await destroyBe(ctx, be, { force: true });
+      }
+      log(`${new Date().toISOString()} ${be}: installing ${release}\n`);
+      const { createFromLayout } = await import('../be/be.js');
+      const { loadLayout } = await import('../be/layouts.js');
+      const { installRelease } = await import('../install/index.js');
+      const { lineProgress } = await import('../install/progress.js');
+      await createFromLayout(ctx, be, loadLayout('flat'));
+      try {
+        await installRelease(ctx, be, {
+          release,
+          source: install.source,
+          arch: install.arch,
+          sets: install.sets,
+          cache: install.cache,
+          offline: install.offline,
+          progress: lineProgress((line) => log(`${line}\n`)),
+        });
+        await ctx.zfs.snapshot(snap, { recursive: true });
+      } catch (error) {
+        log(`be: ${(error as Error).message}\n`);
+        const { destroyBe } = await import('../be/be.js');
+        await destroyBe(ctx, be, { force: true }).catch(() => {});
+        throw error;
+      }
+      log(`${new Date().toISOString()} ${be}: installed and snapshotted ${snap}\n`);
+      return { be, prepareMs: Math.round(performance.now() - t0), installed: true };
+    });
+  }
+
+  async runTest(req: RunRequest, prepared: PreparedRecord, onOutput: (text: string) => void): Promise<TestEnd> {
+    const method = this.methods[req.method];
+    if (!method) throw new BeError(`method '${req.method}' cannot run on this host`);
+    const ctx = this.newContext();
+    const { cloneBe, destroyBe } = await import('../be/be.js');
+    const clone = `${prepared.be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    await cloneBe(ctx, clone, `${prepared.be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
+    try {
+      const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
+      const place = async (dir: string) => {
+        const target = join(dir, TEST_DIR);
+        await mkdir(target, { recursive: true, mode: 0o755 });
+        await writeFile(join(target, req.test.name), req.test.data);
+        await chmod(join(target, req.test.name), 0o755);
+      };
+      return await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
+    } finally {
+      await destroyBe(ctx, clone, { force: true }).catch((error) => onOutput(`\nbe: could not destroy ${clone}: ${(error as Error).message}\n`));
+    }
+  }
+
+  /** Destroy run clones whose process on this host is gone (a killed hunt or worker). */
+  async cleanup(): Promise<string[]> {
+    const ctx = this.newContext();
+    const root = await resolveBeRoot(ctx);
+    if (!(await ctx.zfs.exists(root))) return [];
+    const props = await ctx.zfs.get([root], [OWNER_PROP], { recursive: true, sources: ['local'] });
+    const gone: string[] = [];
+    const { destroyBe } = await import('../be/be.js');
+    for (const [name, p] of props) {
+      const owner = p[OWNER_PROP]?.value ?? '';
+      const [host, pid] = [owner.slice(0, owner.lastIndexOf(':')), Number(owner.slice(owner.lastIndexOf(':') + 1))];
+      if (host !== hostname() || !pid || pidAlive(pid)) continue;
+      await destroyBe(ctx, name, { force: true }).catch(() => {});
+      gone.push(name);
+    }
+    return gone;
+  }
+}

@@ -1,0 +1,202 @@
+import { readFile, stat, mkdir } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { BeContext } from '../be/context.js';
+import { makeContext } from '../be/context.js';
+import { BeError, UsageError } from '../sys/errors.js';
+import { VERSION } from '../cli/version.js';
+import { resolveReleaseSpec, naturalCompare, type ReleaseTable } from './releases.js';
+import { parseDuration } from './verdict.js';
+import { HuntStore, DEFAULT_HUNTS_DIR, huntId, latestHunt, type HuntSpec, type InstallFlags, type Method } from './state.js';
+import type { TestScript } from './exec.js';
+
+interface CommonOpts {
+  test: string;
+  method?: string;
+  timeout: string;
+  state?: string;
+  fresh?: boolean;
+  source?: string;
+  arch?: string;
+  sets?: string[];
+  cache?: string;
+  offline?: boolean;
+  argv: string[];
+}
+
+async function releaseTable(arch?: string): Promise<ReleaseTable> {
+  const { knownReleases, compareVersions, hostArch } = await import('../install/index.js');
+  const compare = (a: string, b: string) => {
+    try {
+      return compareVersions(a.replace(/-.*$/, ''), b.replace(/-.*$/, '')) || naturalCompare(a, b);
+    } catch {
+      return naturalCompare(a, b);
+    }
+  };
+  return { known: knownReleases(arch ?? hostArch()), compare };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const fileIo = {
+  async readFile(path: string) {
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) return undefined;
+    return readFile(path, 'utf8');
+  },
+  readStdin,
+};
+
+export async function loadTest(path: string): Promise<TestScript> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (error) {
+    throw new BeError(`cannot read test '${path}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const name = basename(path).replace(/[^A-Za-z0-9_.+-]/g, '_') || 'test';
+  return { name, data, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+function method(opts: CommonOpts): Method {
+  const m = opts.method ?? (process.platform === 'freebsd' ? 'jail' : 'chroot');
+  if (m !== 'chroot' && m !== 'jail' && m !== 'bhyve') throw new UsageError(`invalid method '${m}': expected chroot, jail or bhyve`);
+  return m;
+}
+
+function installFlags(opts: CommonOpts): InstallFlags {
+  const flags: InstallFlags = {};
+  if (opts.source) flags.source = /^[a-z]+:\/\//i.test(opts.source) ? opts.source : resolve(opts.source);
+  if (opts.arch) flags.arch = opts.arch;
+  if (opts.sets?.length) flags.sets = opts.sets;
+  if (opts.cache) flags.cache = resolve(opts.cache);
+  if (opts.offline) flags.offline = true;
+  return flags;
+}
+
+function timeoutMs(text: string): number {
+  const ms = parseDuration(text);
+  if (!Number.isFinite(ms)) throw new UsageError(`invalid --timeout '${text}': expected e.g. 90s, 10m, 1h`);
+  return ms;
+}
+
+async function openStore(ctx: BeContext, spec: HuntSpec, opts: CommonOpts): Promise<HuntStore> {
+  if (ctx.runner.dryRun) throw new UsageError('hunt cannot be a dry run: it needs the verdicts of real test runs');
+  const dir = resolve(opts.state ?? join(DEFAULT_HUNTS_DIR, huntId(spec)));
+  await mkdir(dir, { recursive: true });
+  return HuntStore.open(dir, ctx.runner, spec, { command: ['be', ...opts.argv], beVersion: VERSION, fresh: opts.fresh });
+}
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function localHost(ctx: BeContext) {
+  const { BeHost } = await import('./be-host.js');
+  const { methodRunners } = await import('./methods.js');
+  const host = new BeHost(() => makeContext({ verbose: ctx.runner.verbose, beRoot: ctx.beRoot }), methodRunners());
+  const gone = await host.cleanup();
+  for (const g of gone) progress(`destroyed ${g}, left by a run that did not finish`);
+  return host;
+}
+
+export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: string; jobs: number; runs: number; broker?: string; tube: string; ttr: number }): Promise<string> {
+  const table = await releaseTable(opts.arch);
+  const releases = await resolveReleaseSpec(opts.releases, table, fileIo);
+  const test = await loadTest(opts.test);
+  const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
+  const store = await openStore(ctx, spec, opts);
+  progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
+  if (opts.broker) {
+    const { runBrokered, parseBroker, checkTube } = await import('./broker.js');
+    await runBrokered(store, { broker: parseBroker(opts.broker), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress });
+  } else {
+    const { runMatrix } = await import('./exec.js');
+    await runMatrix(store, await localHost(ctx), { jobs: opts.jobs, test, progress });
+  }
+  const { tableReport } = await import('./report.js');
+  return tableReport(store.state);
+}
+
+export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string }): Promise<string> {
+  const table = await releaseTable(opts.arch);
+  const releases = await resolveReleaseSpec(opts.releases ?? `${opts.good}..${opts.bad}`, table, fileIo);
+  for (const r of [opts.good, opts.bad]) if (!releases.includes(r)) throw new BeError(`release '${r}' is not among the releases to search`);
+  const { bisectRange } = await import('./bisect.js');
+  bisectRange(releases, opts.good, opts.bad);
+  const test = await loadTest(opts.test);
+  const spec: HuntSpec = {
+    kind: 'bisect',
+    releases,
+    test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 },
+    method: method(opts),
+    runs: 1,
+    timeoutMs: timeoutMs(opts.timeout),
+    install: installFlags(opts),
+    good: opts.good,
+    bad: opts.bad,
+  };
+  const store = await openStore(ctx, spec, opts);
+  progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
+  const { runBisect } = await import('./exec.js');
+  return runBisect(store, await localHost(ctx), { jobs: 1, test, progress });
+}
+
+export async function huntReport(opts: { state?: string; format: string; out?: string }): Promise<string | undefined> {
+  const dir = resolve(opts.state ?? (await latestHunt()));
+  const state = await HuntStore.read(dir);
+  if (!state) throw new BeError(`no hunt in '${dir}'`);
+  const report = await import('./report.js');
+  let text: string;
+  switch (opts.format) {
+    case 'table':
+      text = report.tableReport(state);
+      break;
+    case 'json':
+      text = report.jsonReport(state);
+      break;
+    case 'junit': {
+      const { readFileSync } = await import('node:fs');
+      text = report.junitReport(state, (log) => {
+        try {
+          return readFileSync(join(dir, log), 'utf8').slice(-8192);
+        } catch {
+          return '';
+        }
+      });
+      break;
+    }
+    case 'html': {
+      const { reportModel } = await import('./html.js');
+      const { render } = await import('../render/index.js');
+      text = render('report.html', reportModel(state));
+      break;
+    }
+    default:
+      throw new UsageError(`invalid --format '${opts.format}': expected table, json, junit or html`);
+  }
+  if (!opts.out) return text;
+  const { writeFileAtomic } = await import('../sys/files.js');
+  await writeFileAtomic(resolve(opts.out), text.endsWith('\n') ? text : `${text}\n`);
+  return undefined;
+}
+
+export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string }): Promise<void> {
+  const { serveWorker, parseBroker, checkTube } = await import('./broker.js');
+  const broker = parseBroker(opts.broker);
+  const tube = checkTube(opts.tube);
+  const host = await localHost(ctx);
+  await serveWorker({
+    broker,
+    tube,
+    jobs: opts.jobs,
+    logDir: resolve(opts.state),
+    host,
+    log: progress,
+    source: opts.source ? (/^[a-z]+:\/\//i.test(opts.source) ? opts.source : resolve(opts.source)) : undefined,
+  });
+}

@@ -1,0 +1,231 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { classify, parseMetrics, formatDuration, type RunEnd } from './verdict.js';
+import { bisectStep, bisectRange, runBound, bisectReportText } from './bisect.js';
+import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunRecord } from './state.js';
+import { commandLine, formatMetric } from './summary.js';
+
+/** The test a hunt runs: its bytes travel with the job, so a worker needs no shared file system. */
+export interface TestScript {
+  name: string;
+  data: Buffer;
+  sha256: string;
+}
+
+export interface RunRequest {
+  hunt: string;
+  release: string;
+  run: number;
+  method: Method;
+  test: TestScript;
+  timeoutMs: number;
+  install: InstallFlags;
+}
+
+export interface TestEnd extends RunEnd {
+  output: string;
+}
+
+/** Where releases become BEs and tests run: boot environments on this host (be-host.ts). */
+export interface ReleaseHost {
+  /** Make the release's BE ready (install once, snapshot @installed); safe to call again. */
+  prepare(release: string, install: InstallFlags, log: (text: string) => void): Promise<PreparedRecord>;
+  /** One test run in a fresh clone of the release's @installed snapshot, destroyed afterwards. */
+  runTest(req: RunRequest, prepared: PreparedRecord, onOutput: (text: string) => void): Promise<TestEnd>;
+}
+
+/** Wall time during which at least one BE was being prepared (so parallel installs are not double counted). */
+export class BusyClock {
+  private active = 0;
+  private since = 0;
+  total = 0;
+  constructor(private readonly now: () => number = () => performance.now()) {}
+  start(): void {
+    if (this.active++ === 0) this.since = this.now();
+  }
+  stop(): void {
+    if (--this.active === 0) this.total += this.now() - this.since;
+  }
+}
+
+/** Prepares each release at most once per process, whoever asks first. */
+export class Preparer {
+  private readonly pending = new Map<string, Promise<PreparedRecord>>();
+  readonly clock = new BusyClock();
+  constructor(
+    private readonly host: ReleaseHost,
+    private readonly install: InstallFlags,
+    private readonly logFor: (release: string) => Promise<(text: string) => void>,
+  ) {}
+
+  prepare(release: string): Promise<PreparedRecord> {
+    let p = this.pending.get(release);
+    if (!p) {
+      p = (async () => {
+        const log = await this.logFor(release);
+        this.clock.start();
+        try {
+          return await this.host.prepare(release, this.install, log);
+        } finally {
+          this.clock.stop();
+        }
+      })();
+      this.pending.set(release, p);
+    }
+    return p;
+  }
+}
+
+function openLog(path: string): { write: (t: string) => void; close: () => Promise<void> } {
+  const stream: WriteStream = createWriteStream(path, { flags: 'w' });
+  return {
+    write: (t) => void stream.write(t),
+    close: () => new Promise((resolve) => stream.end(resolve)),
+  };
+}
+
+/** Run one test and turn its end into a record (log written beside the state). */
+export async function runAndRecord(store: HuntStore, host: ReleaseHost, preparer: Preparer, req: RunRequest): Promise<RunRecord> {
+  await store.logDir(req.release);
+  const logName = runLogName(req.release, req.run);
+  const log = openLog(store.path(logName));
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let end: TestEnd;
+  try {
+    const prepared = await preparer.prepare(req.release);
+    if (!store.state.prepared[req.release]) await store.recordPrepared(req.release, prepared);
+    end = await host.runTest(req, prepared, log.write);
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    log.write(`\nbe: ${message}\n`);
+    end = { status: null, signal: null, output: '', timedOut: false };
+    await log.close();
+    return finish(store, req, startedAt, performance.now() - t0, end, logName, `could not run: ${message}`);
+  }
+  await log.close();
+  return finish(store, req, startedAt, performance.now() - t0, end, logName);
+}
+
+async function finish(store: HuntStore, req: RunRequest, startedAt: Date, ms: number, end: TestEnd, log: string, failed?: string): Promise<RunRecord> {
+  const c = failed ? { verdict: 'error' as const, reason: failed } : classify({ ...end, timeoutMs: req.timeoutMs });
+  const record: RunRecord = {
+    release: req.release,
+    run: req.run,
+    verdict: c.verdict,
+    status: end.status ?? null,
+    signal: end.signal ?? null,
+    reason: c.reason,
+    metrics: parseMetrics(end.output),
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(ms),
+    log,
+  };
+  await store.recordRun(record);
+  return record;
+}
+
+export function runLine(r: RunRecord, runs: number): string {
+  const metrics = Object.entries(r.metrics).map(([k, v]) => `${k}=${formatMetric(v)}`);
+  const what = r.verdict === 'error' ? `aborted: ${r.reason}` : r.verdict === 'bad' ? `bad (exit ${r.status})` : r.verdict === 'skip' ? 'skip (exit 125)' : 'good';
+  return `${r.release}${runs > 1 ? ` run ${r.run}` : ''}: ${what} in ${formatDuration(r.durationMs)}${metrics.length ? ` ${metrics.join(' ')}` : ''}`;
+}
+
+export interface HuntOptions {
+  jobs: number;
+  test: TestScript;
+  progress: (line: string) => void;
+}
+
+/** The runs a hunt still owes (release order, then run number). */
+export function pendingRuns(store: HuntStore): Array<{ release: string; run: number }> {
+  const todo: Array<{ release: string; run: number }> = [];
+  for (const release of store.state.spec.releases) {
+    for (let run = 1; run <= store.state.spec.runs; run++) if (!store.finished(release, run)) todo.push({ release, run });
+  }
+  return todo;
+}
+
+export function requestFor(store: HuntStore, test: TestScript, release: string, run: number): RunRequest {
+  const spec = store.state.spec;
+  return { hunt: store.state.id, release, run, method: spec.method, test, timeoutMs: spec.timeoutMs, install: spec.install };
+}
+
+async function session<T>(store: HuntStore, preparer: { clock: BusyClock } | undefined, body: () => Promise<T>): Promise<T> {
+  const started = new Date();
+  const t0 = performance.now();
+  const before = store.state.runs.length;
+  const entry = { started: started.toISOString(), wallMs: 0, prepareMs: 0, runsDone: 0 };
+  await store.update((s) => s.sessions.push(entry));
+  try {
+    return await body();
+  } finally {
+    entry.wallMs = Math.round(performance.now() - t0);
+    entry.prepareMs = Math.round(preparer?.clock.total ?? 0);
+    entry.runsDone = store.state.runs.length - before;
+    await store.save();
+  }
+}
+
+/** Every release × run still owed, N at a time, each in its own clone. */
+export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntOptions): Promise<void> {
+  const preparer = new Preparer(host, store.state.spec.install, (release) => prepareLog(store, release));
+  await session(store, preparer, async () => {
+    const todo = pendingRuns(store);
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const { release, run } = todo[next++];
+        const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
+        opts.progress(runLine(rec, store.state.spec.runs));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+  });
+}
+
+async function prepareLog(store: HuntStore, release: string): Promise<(text: string) => void> {
+  await store.logDir(release);
+  const stream = createWriteStream(store.path(prepareLogName(release)), { flags: 'a' });
+  return (t) => void stream.write(t);
+}
+
+/** Binary search between --good and --bad; verdicts already in the state are reused. */
+export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntOptions): Promise<string> {
+  const spec = store.state.spec;
+  const preparer = new Preparer(host, spec.install, (release) => prepareLog(store, release));
+  return session(store, preparer, async () => {
+    const range = bisectRange(spec.releases, spec.good!, spec.bad!);
+    for (;;) {
+      const verdicts = new Map(store.state.runs.filter((r) => r.run === 1).map((r) => [r.release, r.verdict]));
+      const step = bisectStep({ ordered: spec.releases, good: spec.good!, bad: spec.bad!, verdicts });
+      if (step.done) {
+        const tested = range.filter((r) => verdicts.has(r));
+        const skipped = tested.filter((r) => verdicts.get(r) === 'skip');
+        const bound = runBound(range.length, skipped.length);
+        const aborted = step.aborted ? { release: step.aborted, reason: store.state.runs.find((r) => r.release === step.aborted)?.reason ?? '' } : undefined;
+        const text = bisectReportText({
+          range,
+          firstBad: step.firstBad,
+          lastGood: step.lastGood,
+          suspects: step.suspects,
+          skipped,
+          aborted,
+          runs: tested.length,
+          bound,
+          test: spec.test.name,
+          method: spec.method,
+          command: commandLine(store.state.command),
+          beVersion: store.state.beVersion,
+        });
+        await store.update((s) => {
+          s.bisect = { firstBad: step.firstBad, lastGood: step.lastGood, suspects: step.suspects, aborted: step.aborted, runs: tested.length, bound, text };
+        });
+        return text;
+      }
+      opts.progress(`bisect: ${step.remaining} release${step.remaining === 1 ? '' : 's'} left to test, trying ${step.next}`);
+      const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, step.next, 1));
+      // An aborted run is in the state now and stops the bisect at the next step, as `git bisect run` does.
+      opts.progress(runLine(rec, 1));
+    }
+  });
+}
