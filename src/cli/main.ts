@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { registerBeCommands } from './be.js';
 import { registerInstallCommands } from './install.js';
 import { registerHuntCommands } from './hunt.js';
+import { registerShareCommands } from './share.js';
+import { registerBootCommands } from './boot.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerBeCommands(program);
   registerInstallCommands(program);
   registerHuntCommands(program);
+  registerShareCommands(program);
+  registerBootCommands(program);
   program.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
   return program;
 }

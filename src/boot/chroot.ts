@@ -1,0 +1,166 @@
+/**
+ * chroot(8): mount the BE and its children (rc.d/zfsbe order), the pseudo file systems the
+ * platform needs (Linux: proc and devtmpfs; FreeBSD: devfs), run a command inside, and unmount
+ * everything afterwards, also when the command fails or `be` is interrupted.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BeContext } from '../be/context.js';
+import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
+import { BeError } from '../sys/errors.js';
+import { shQuote } from '../sys/shell.js';
+import type { ZfsFlavour } from '../sys/platform.js';
+import type { BootMethod } from './method.js';
+
+export interface ChrootOptions {
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  onOutput?: (chunk: string) => void;
+  /** Attach the command to be's terminal (interactive `be chroot`); output is then not collected. */
+  inherit?: boolean;
+  /** Forward SIGINT/SIGTERM/SIGHUP to the command and clean up before exiting (the CLI). */
+  handleSignals?: boolean;
+}
+
+export interface ChrootResult {
+  status: number;
+  signal?: string;
+  timedOut: boolean;
+  output: string;
+}
+
+/** Pseudo file systems mounted inside the chroot, in mount order. */
+export function platformMounts(flavour: ZfsFlavour, root: string): Array<{ argv: string[]; target: string }> {
+  if (flavour === 'freebsd') return [{ argv: ['mount', '-t', 'devfs', 'devfs', join(root, 'dev')], target: join(root, 'dev') }];
+  return [
+    { argv: ['mount', '-t', 'proc', 'proc', join(root, 'proc')], target: join(root, 'proc') },
+    { argv: ['mount', '-t', 'devtmpfs', 'devtmpfs', join(root, 'dev')], target: join(root, 'dev') },
+  ];
+}
+
+/** The environment a command starts with inside the BE (not the host's). */
+export function chrootEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin', HOME: '/root', TERM: process.env.TERM ?? 'dumb', ...extra };
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+function spawnChroot(root: string, argv: string[], opts: ChrootOptions, onSignal: (forward: (sig: NodeJS.Signals) => void) => void): Promise<ChrootResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('chroot', [root, ...argv], {
+      env: chrootEnv(opts.env),
+      stdio: opts.inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+      cwd: '/',
+    });
+    let output = '';
+    let timedOut = false;
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output += text;
+      opts.onOutput?.(text);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    onSignal((sig) => child.kill(sig));
+    let killer: NodeJS.Timeout | undefined;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGTERM');
+            killer = setTimeout(() => child.kill('SIGKILL'), 2000);
+          }, opts.timeoutMs)
+        : undefined;
+    child.on('error', (error) => {
+      if (timer) clearTimeout(timer);
+      reject(new BeError(`cannot run chroot: ${error.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (killer) clearTimeout(killer);
+      const status = code ?? 128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 1);
+      resolve({ status, signal: signal ?? undefined, timedOut, output });
+    });
+  });
+}
+
+/**
+ * Run ARGV inside the BE (a full dataset name). The BE is mounted for the run unless it is
+ * mounted already (then it stays mounted); proc/dev are mounted and always unmounted again.
+ */
+export async function runInChroot(
+  ctx: BeContext,
+  be: string,
+  argv: string[],
+  opts: ChrootOptions = {},
+): Promise<ChrootResult> {
+  if (argv.length === 0) throw new BeError('chroot: no command');
+  let pending: NodeJS.Signals | undefined;
+  let forward: ((sig: NodeJS.Signals) => void) | undefined;
+  const handler = (sig: NodeJS.Signals) => {
+    pending = pending ?? sig;
+    if (forward && sig !== 'SIGINT') forward(sig); // the terminal already sent SIGINT to the command
+    else if (forward && !opts.inherit) forward(sig);
+  };
+  if (opts.handleSignals) for (const s of SIGNALS) process.on(s, handler);
+  const already = (await mountedDatasets(ctx, be)).get(be);
+  let root = already;
+  const done: string[] = [];
+  try {
+    if (root === undefined) root = await mountBe(ctx, be);
+    for (const m of platformMounts(ctx.flavour, root)) {
+      if (pending) break;
+      if (!ctx.runner.dryRun && !existsSync(m.target)) await mkdir(m.target, { recursive: true });
+      else if (ctx.runner.dryRun) ctx.runner.note(`mkdir -p ${shQuote(m.target)} if missing`);
+      await ctx.runner.change(m.argv);
+      done.push(m.target);
+    }
+    if (ctx.runner.dryRun) {
+      await ctx.runner.change(['chroot', root, ...argv]);
+      return { status: 0, timedOut: false, output: '' };
+    }
+    if (pending) return { status: 128 + (SIGNAL_NUMBERS[pending] ?? 1), signal: pending, timedOut: false, output: '' };
+    return await spawnChroot(root, argv, opts, (f) => {
+      forward = f;
+    });
+  } finally {
+    forward = undefined;
+    const errors: string[] = [];
+    for (const target of done.reverse()) {
+      const r = await ctx.runner.change(['umount', target], { allowFailure: true });
+      if (r.status !== 0 && ctx.flavour !== 'freebsd') {
+        // Something inside still holds it (a daemon the command left): detach it lazily.
+        const lazy = await ctx.runner.change(['umount', '-l', target], { allowFailure: true });
+        if (lazy.status !== 0) errors.push(target);
+      } else if (r.status !== 0) errors.push(target);
+    }
+    if (already === undefined && root !== undefined) {
+      try {
+        await umountBe(ctx, be);
+      } catch (error) {
+        errors.push(`${be}: ${(error as Error).message}`);
+      }
+    }
+    if (opts.handleSignals) for (const s of SIGNALS) process.off(s, handler);
+    if (errors.length > 0) process.stderr.write(`be: could not unmount ${errors.join(', ')}\n`);
+  }
+}
+
+export const chrootMethod: BootMethod<ChrootOptions & { argv?: string[] }> = {
+  name: 'chroot',
+  runsHere: () => true,
+  async boot(ctx, be, opts) {
+    const r = await runInChroot(ctx, be, opts.argv?.length ? opts.argv : ['/bin/sh'], opts);
+    return r.status;
+  },
+  async stop(ctx, be) {
+    const root = (await mountedDatasets(ctx, be)).get(be);
+    if (root) {
+      for (const m of platformMounts(ctx.flavour, root).reverse()) await ctx.runner.change(['umount', m.target], { allowFailure: true });
+    }
+    await umountBe(ctx, be);
+  },
+};

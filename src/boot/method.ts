@@ -1,0 +1,48 @@
+/**
+ * One interface for every way `be` boots a BE (vm-bhyve's "backends as siblings"): each method
+ * lives in its own module (chroot.ts, jail.ts, bhyve.ts, pxe.ts) and exports a BootMethod.
+ * `boot` returns the exit status to hand back to the user (the command's, the guest's);
+ * `stop` undoes what a boot left running (unmounts, a persistent jail, a VM).
+ */
+import type { BeContext } from '../be/context.js';
+import { BeError } from '../sys/errors.js';
+
+export interface BootMethod<Options> {
+  readonly name: string;
+  /** Whether this method runs for real on the current platform (else only --dry-run plans it). */
+  runsHere(ctx: BeContext): boolean;
+  boot(ctx: BeContext, be: string, opts: Options): Promise<number>;
+  stop(ctx: BeContext, be: string, opts?: Partial<Options>): Promise<void>;
+}
+
+/** FreeBSD-only methods refuse to change anything elsewhere; --dry-run still shows the plan. */
+export function requireFreeBSD(ctx: BeContext, what: string): void {
+  if (ctx.flavour !== 'freebsd' && !ctx.runner.dryRun) throw new BeError(`${what} needs FreeBSD (use -n to see the plan)`);
+}
+
+/** A VM or jail name: letters, digits, '_', '-', '.'. */
+export function checkVmName(name: string, what = 'VM name'): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}$/.test(name)) throw new BeError(`invalid ${what} '${name}': letters, digits, '_', '-', '.' (at most 31)`);
+  return name;
+}
+
+export function checkMemory(text: string): string {
+  if (!/^[1-9]\d*[KkMmGgTt]?$/.test(text)) throw new BeError(`invalid memory size '${text}': expected e.g. 512M or 1G`);
+  return text;
+}
+
+export function checkTap(text: string): string {
+  if (!/^tap\d+$/.test(text)) throw new BeError(`invalid tap interface '${text}': expected tapN`);
+  return text;
+}
+
+export function checkMac(text: string): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) throw new BeError(`invalid MAC address '${text}': expected 02:01:02:03:04:05`);
+  return text.toLowerCase();
+}
+
+/** nmdm(4) console pair N: bhyve takes the A side, `cu -l /dev/nmdmNB` attaches to the guest. */
+export function nmdmDevice(n: number, side: 'A' | 'B' = 'A'): string {
+  if (!Number.isInteger(n) || n < 0 || n > 9999) throw new BeError(`invalid nmdm unit '${n}'`);
+  return `/dev/nmdm${n}${side}`;
+}

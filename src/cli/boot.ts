@@ -1,0 +1,104 @@
+import type { Command } from 'commander';
+import { changing, collect, context } from './common.js';
+
+/** Boot a BE: chroot, jail/unjail, bootnfs (bhyve with NFS root), bootpxe (bhyve UEFI PXE). */
+export function registerBootCommands(program: Command): void {
+  changing(program.command('chroot'))
+    .description('run a command (default /bin/sh) inside the BE, mounted with its children; unmount afterwards')
+    .argument('<be>')
+    .argument('[command...]', 'after --: the command and its arguments')
+    .action(async (name: string, command: string[], _opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { requireBe } = await import('../be/context.js');
+      const { runInChroot } = await import('../boot/chroot.js');
+      const be = await requireBe(ctx, name);
+      const r = await runInChroot(ctx, be, command.length ? command : ['/bin/sh'], { inherit: true, handleSignals: true });
+      ctx.runner.flushScript();
+      if (r.status !== 0) process.exit(r.status);
+    });
+
+  changing(program.command('jail'))
+    .description('start the BE in a jail(8) and run a command (default /bin/sh) in it; remove the jail afterwards')
+    .argument('<be>')
+    .argument('[command...]', 'after --: the command and its arguments')
+    .option('-o, --param <param=value>', 'jail(8) parameter (repeatable)', collect, [])
+    .option('--ip4 <addr>', 'ip4.addr for the jail')
+    .option('--vnet <interface>', 'own network stack with this interface')
+    .option('--conf', 'print the jail as a jail.conf(5) block and exit')
+    .action(async (name: string, command: string[], opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { requireBe } = await import('../be/context.js');
+      const jail = await import('../boot/jail.js');
+      const be = await requireBe(ctx, name);
+      const jopts = { params: opts.param, ip4: opts.ip4, vnetInterface: opts.vnet, argv: command };
+      if (opts.conf) {
+        const { mountedDatasets } = await import('../be/access.js');
+        const { defaultShareDir } = await import('../share/share.js');
+        const path = (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
+        process.stdout.write(jail.jailConf(jail.jailParams(be, path, jopts)));
+        return;
+      }
+      const status = await jail.jailBe(ctx, be, jopts);
+      ctx.runner.flushScript();
+      if (status !== 0) process.exit(status);
+    });
+
+  changing(program.command('unjail'))
+    .description("remove the BE's jail and unmount the BE")
+    .argument('<be>')
+    .action(async (name: string, _opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { requireBe } = await import('../be/context.js');
+      const { unjailBe } = await import('../boot/jail.js');
+      await unjailBe(ctx, await requireBe(ctx, name));
+      ctx.runner.flushScript();
+    });
+
+  changing(program.command('bootnfs'))
+    .description('boot the shared BE in bhyve(8) with its root on NFS (bhyveload, bhyve, bhyvectl --destroy)')
+    .argument('<be>')
+    .requiredOption('--vm <name>', 'VM name')
+    .requiredOption('--address <ip/mask>', "the guest's address, e.g. 192.168.2.10/24")
+    .requiredOption('--mac <mac>', "the guest's MAC address")
+    .option('--gateway <ip>', 'default gateway')
+    .option('--server <ip>', 'NFS server (default: the gateway)')
+    .option('--memory <size>', 'guest memory', '1G')
+    .option('--tap <tapN>', 'tap interface (bridged to the NFS server)', 'tap0')
+    .option('--nmdm <n>', 'console on /dev/nmdmNA (attach: cu -l /dev/nmdmNB)', '0')
+    .option('--path <path>', 'server path of the BE (default: where it is shared from)')
+    .action(async (name: string, opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { requireBe } = await import('../be/context.js');
+      const { bootNfs } = await import('../boot/bhyve.js');
+      const status = await bootNfs(ctx, await requireBe(ctx, name), {
+        vm: opts.vm,
+        address: opts.address,
+        mac: opts.mac,
+        gateway: opts.gateway,
+        server: opts.server,
+        memory: opts.memory,
+        tap: opts.tap,
+        nmdm: Number(opts.nmdm),
+        path: opts.path,
+      });
+      ctx.runner.flushScript();
+      if (status !== 0) process.exit(status);
+    });
+
+  changing(program.command('bootpxe'))
+    .description('boot a VM from the network (bhyve UEFI firmware, virtio-net on a tap) where be sharepxe answers')
+    .argument('<be>')
+    .requiredOption('--vm <name>', 'VM name')
+    .option('--tap <tapN>', 'tap interface', 'tap0')
+    .option('--memory <size>', 'guest memory', '1G')
+    .option('--mac <mac>', "the guest's MAC address")
+    .option('--nmdm <n>', 'console on /dev/nmdmNA', '0')
+    .action(async (name: string, opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { requireBe } = await import('../be/context.js');
+      const { bootPxe } = await import('../boot/pxe.js');
+      const status = await bootPxe(ctx, await requireBe(ctx, name), { vm: opts.vm, tap: opts.tap, memory: opts.memory, mac: opts.mac, nmdm: Number(opts.nmdm) });
+      ctx.runner.flushScript();
+      if (status !== 0) process.exit(status);
+    });
+}
