@@ -23,6 +23,7 @@ export function squashFor(spec: ShareSpec, passwd: string): { squash: string; an
   let uid: number;
   let gid: number | undefined = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
   if (/^\d+$/.test(user)) uid = Number(user);
+  else if (user === 'root') uid = 0;
   else {
     const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === user);
     if (!entry) throw new BeError(`unknown maproot user '${user}'`);

@@ -119,7 +119,8 @@ export function decodeReply(buf: Buffer, xid: number, what: string): XdrReader |
     const auth = r.u32();
     throw new BeError(`${what}: refused credentials (auth_stat ${auth}${auth === 1 || auth === 5 ? ': the server may want a reserved source port' : ''})`);
   }
-  r.opaque(400); // verifier
+  r.u32(); // verifier flavour
+  r.opaque(400); // verifier body
   const accept = r.u32();
   if (accept !== 0) throw new BeError(`${what}: ${ACCEPT_ERRORS[accept] ?? `accept_stat ${accept}`}`);
   return r;
