@@ -1,0 +1,241 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { be, beOk } from '../helpers/cli.js';
+import { makeTestPool, type TestPool } from '../helpers/zfs.js';
+import { buildMirror, busyboxUserland, serveDir, type BuiltRelease, type MirrorServer, type SetSpec } from '../helpers/mirror.js';
+
+let tp: TestPool;
+let work: string;
+let pub: string;
+let server: MirrorServer;
+let built: BuiltRelease[];
+let n = 0;
+
+/** A fresh flat BE (one dataset) for each install. */
+async function freshBe(layout = 'flat'): Promise<string> {
+  const name = `${tp.pool}/be/t${++n}`;
+  await beOk(['create', '-l', layout, name]);
+  return name;
+}
+
+function mountsOf(prefix: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((s) => s === prefix || s?.startsWith(`${prefix}/`));
+}
+
+/** Mount BE with `be mount`, run CHECK on its directory, unmount. */
+async function inBe<T>(dataset: string, check: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = (await beOk(['mount', dataset])).trim();
+  try {
+    return await check(dir);
+  } finally {
+    await beOk(['umount', dataset]);
+  }
+}
+
+const base = (tag: string): SetSpec => ({
+  files: busyboxUserland({ 'etc/release': `${tag}\n`, 'usr/share/doc/big': Buffer.alloc(96 * 1024, tag) }, { busybox: false }),
+});
+const kernel = (tag: string): SetSpec => ({
+  files: { 'boot/kernel/kernel': { content: `kernel ${tag}\n`, mode: 0o555 }, 'boot/kernel/zfs.ko': { content: 'zfs\n', mode: 0o555 } },
+});
+
+function fetchesOf(suffix: string) {
+  return server.requests.filter((r) => r.path.endsWith(suffix));
+}
+
+beforeAll(async () => {
+  await beOk(['--version']);
+  tp = await makeTestPool('512M');
+  work = await mkdtemp(join(tmpdir(), 'be-install-test.'));
+  pub = join(work, 'pub');
+  built = await buildMirror(pub, [
+    // Current era, in bsdinstall's DISTSITE form.
+    { version: '14.1', arch: 'amd64', place: 'distsite', sets: { base: base('14.1'), kernel: kernel('14.1'), lib32: { files: { 'usr/lib32/libc.so.7': 'lib32\n' } } } },
+    // A second current release whose kernel set gets corrupted below.
+    { version: '14.2', arch: 'amd64', place: 'releases', sets: { base: base('14.2'), kernel: kernel('14.2') } },
+    // Archive era: txz in old-releases, split sets with SHA256 and with MD5.
+    { version: '11.1', arch: 'amd64', place: 'archive', sets: { base: base('11.1'), kernel: kernel('11.1') } },
+    { version: '8.4', arch: 'amd64', place: 'archive', pieceSize: 16 * 1024, sets: { base: base('8.4'), kernel: kernel('8.4') } },
+    { version: '5.4', arch: 'i386', place: 'archive', pieceSize: 16 * 1024, sets: { base: base('5.4'), kernel: kernel('5.4') } },
+  ]);
+  // Corrupt 14.2's kernel.txz after its MANIFEST was written.
+  const bad = join(built[1].dir, 'kernel.txz');
+  const bytes = await readFile(bad);
+  bytes[bytes.length >> 1] ^= 0xff;
+  await writeFile(bad, bytes);
+  server = await serveDir(pub);
+  await beOk(['create', '-l', 'flat', `${tp.pool}/be`]);
+});
+
+afterAll(async () => {
+  await server?.close();
+  await tp?.destroy();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('be install', () => {
+  it("runs the talk's example against a local /pub tree into a nested freebsd BE, keeping modes and owners", async () => {
+    const target = `${tp.pool}/be/test`;
+    await beOk(['create', '-l', 'freebsd', target]);
+    const r = await be(['install', '-p', pub, '-o', 'FreeBSD', '-a', 'amd64', '-b', 'release', '-r', '11.1', target]);
+    expect(r.stderr).toContain('release 11.1-RELEASE (amd64):');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`${target}: installed 11.1-RELEASE (base, kernel)`);
+    expect(mountsOf(target)).toEqual([]); // unmounted afterwards
+    await inBe(target, (dir) => {
+      expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('11.1\n');
+      expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 11.1\n');
+      const ping = statSync(join(dir, 'sbin/ping'));
+      expect(ping.mode & 0o7777).toBe(0o4555);
+      expect(ping.uid).toBe(0);
+      const wall = statSync(join(dir, 'usr/bin/wall'));
+      expect([wall.mode & 0o7777, wall.gid]).toEqual([0o2555, 5]);
+      expect(statSync(join(dir, 'tmp')).mode & 0o7777).toBe(0o1777);
+      const mail = statSync(join(dir, 'var/mail'));
+      expect([mail.mode & 0o7777, mail.gid]).toEqual([0o775, 6]);
+      expect(statSync(join(dir, 'etc/master.passwd')).mode & 0o777).toBe(0o600);
+      expect(lstatSync(join(dir, 'bin/sh')).isSymbolicLink()).toBe(true);
+      expect(readFileSync(join(dir, 'etc/rc.conf'), 'utf8')).toMatch(/^hostname="test"$/m);
+      expect(readFileSync(join(dir, 'boot/loader.conf'), 'utf8')).toContain(`vfs.root.mountfrom="zfs:${target}"`);
+    });
+  });
+
+  it('installs into a BE mounted beforehand and leaves it mounted', async () => {
+    const target = await freshBe();
+    const dir = (await beOk(['mount', target])).trim();
+    try {
+      await beOk(['install', '-q', '-p', pub, '-a', 'amd64', '-r', '11.1', '--hostname', 'lab1', '--rc', 'sshd_enable=YES', target]);
+      expect(mountsOf(target)).toEqual([target]);
+      const rc = readFileSync(join(dir, 'etc/rc.conf'), 'utf8');
+      expect(rc).toMatch(/^hostname="lab1"$/m);
+      expect(rc).toMatch(/^sshd_enable="YES"$/m);
+    } finally {
+      await beOk(['umount', target]);
+    }
+  });
+
+  it('fetches over HTTP once, then installs from the cache without a single request', async () => {
+    const cache = join(work, 'cache-http');
+    const t1 = await freshBe();
+    const before = server.requests.length;
+    await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,kernel,lib32', '--cache', cache, t1]);
+    const first = server.requests.slice(before);
+    expect(first.map((q) => q.path)).toEqual(
+      expect.arrayContaining(['/FreeBSD/releases/amd64/amd64/14.1-RELEASE/MANIFEST', '/FreeBSD/releases/amd64/amd64/14.1-RELEASE/base.txz']),
+    );
+    await inBe(t1, (dir) => {
+      expect(readFileSync(join(dir, 'usr/lib32/libc.so.7'), 'utf8')).toBe('lib32\n');
+      expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 14.1\n');
+    });
+    const t2 = await freshBe();
+    const again = server.requests.length;
+    await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,kernel,lib32', '--cache', cache, t2]);
+    expect(server.requests.slice(again)).toEqual([]);
+    await inBe(t2, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('14.1\n'));
+    // --offline works from the same cache, and names a set it does not have.
+    const t3 = await freshBe();
+    await beOk(['install', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--cache', cache, t3]);
+    const missing = await be(['install', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,games', '--cache', cache, t3]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/^be: set 'games' is not in release 14\.1-RELEASE \(amd64\)/m);
+    expect(server.requests.length).toBe(again);
+  });
+
+  it('--offline without a cache fails naming the release or the set, and changes nothing', async () => {
+    const target = await freshBe();
+    const empty = join(work, 'cache-empty');
+    const r = await be(['install', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--cache', empty, target]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(`be: --offline: release 14.1-RELEASE (amd64) from ${server.url} is not in the cache ${empty}\n`);
+    // Index cached, sets not: the message names the set.
+    const partial = join(work, 'cache-partial');
+    const cut = server.requests.length;
+    await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'kernel', '--cache', partial, target]);
+    expect(server.requests.length).toBeGreaterThan(cut);
+    const r2 = await be(['install', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,kernel', '--cache', partial, target]);
+    expect(r2.exitCode).toBe(1);
+    expect(r2.stderr).toBe(`be: --offline: set 'base' (base.txz) is not in the cache ${partial}\n`);
+  });
+
+  it('resumes a download that was cut off half way', async () => {
+    const cache = join(work, 'cache-cut');
+    const target = await freshBe();
+    const size = statSync(join(built[0].dir, 'base.txz')).size;
+    const half = Math.floor(size / 2);
+    server.cutOnce('/14.1-RELEASE/base.txz', half);
+    const before = server.requests.length;
+    await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--cache', cache, target]);
+    const gets = server.requests.slice(before).filter((q) => q.path.endsWith('/base.txz'));
+    expect(gets.map((g) => [g.status, g.range ?? '', g.bytes])).toEqual([
+      [200, '', half],
+      [206, `bytes=${half}-`, size - half],
+    ]);
+    await inBe(target, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('14.1\n'));
+  });
+
+  it('refuses a corrupted set: names set and checksum, deletes the download, extracts nothing', async () => {
+    const cache = join(work, 'cache-bad');
+    const target = await freshBe();
+    const manifest = readFileSync(join(built[1].dir, 'MANIFEST'), 'utf8');
+    const sum = manifest.split('\n').find((l) => l.startsWith('kernel.txz'))!.split('\t')[1];
+    const r = await be(['install', '-q', '-p', server.url, '-a', 'amd64', '-r', '14.2', '--cache', cache, target]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^be: checksum mismatch for set 'kernel' \\(kernel\\.txz\\): sha256 expected ${sum}, got [0-9a-f]{64}; the bad download was deleted and nothing was extracted\\n$`));
+    await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
+    const left = (await execa('find', [cache, '-name', 'kernel.txz*'])).stdout.trim();
+    expect(left).toBe('');
+    expect(mountsOf(target)).toEqual([]);
+  });
+
+  it('installs pre-9.0 split sets: SHA256 (8.4 amd64, over HTTP) and MD5 (5.4 i386, local), kernel in /boot/kernel', async () => {
+    const cache = join(work, 'cache-split');
+    const t84 = await freshBe();
+    await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '8.4', '--cache', cache, t84]);
+    const pieces = fetchesOf('.aa').map((q) => q.path);
+    expect(pieces).toEqual(expect.arrayContaining(['/FreeBSD-Archive/old-releases/amd64/8.4-RELEASE/base/base.aa', '/FreeBSD-Archive/old-releases/amd64/8.4-RELEASE/kernels/generic.aa']));
+    await inBe(t84, (dir) => {
+      expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('8.4\n');
+      expect(readFileSync(join(dir, 'usr/share/doc/big')).length).toBe(96 * 1024);
+      expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 8.4\n');
+      expect(statSync(join(dir, 'sbin/ping')).mode & 0o7777).toBe(0o4555);
+    });
+    const t54 = await freshBe();
+    await beOk(['install', '-q', '-p', pub, '-a', 'i386', '-r', '5.4', t54]);
+    await inBe(t54, (dir) => {
+      expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 5.4\n');
+      expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('5.4\n');
+    });
+  });
+
+  it('names what it could not find, and checks values before touching anything', async () => {
+    const target = await freshBe();
+    const r = await be(['install', '-p', pub, '-a', 'amd64', '-r', '12.0', target]);
+    expect(r.stderr).toBe(
+      `be: release 12.0-RELEASE (amd64) not found; looked in ${pub}/FreeBSD/releases/amd64/amd64/12.0-RELEASE, ${pub}/FreeBSD/releases/amd64/12.0-RELEASE, ${pub}/FreeBSD-Archive/old-releases/amd64/12.0-RELEASE\n`,
+    );
+    expect((await be(['install', '-p', pub, '-a', 'sparc64', '-r', '11.1', target])).stderr).toBe("be: unknown architecture 'sparc64' (known: amd64, i386, arm64)\n");
+    expect((await be(['install', '-p', pub, '-r', '11.1', '--rc', 'bad-key=1', target])).stderr).toBe("be: bad rc.conf variable 'bad-key'\n");
+    expect((await be(['install', '-p', pub, '-r', 'eleven', target])).stderr).toBe("be: bad release 'eleven' (expected X.Y such as 11.1, or X.Y-RC1)\n");
+    expect((await be(['install', '-q', '-p', pub, '-a', 'amd64', '-r', '11.1', '--sets', 'base,lib32', target])).stderr).toBe(
+      "be: set 'lib32' is not in release 11.1-RELEASE (amd64) (MANIFEST has: base, kernel)\n",
+    );
+    const ur = await be(['install', target]);
+    expect(ur.exitCode).toBe(2);
+    await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
+  });
+
+  it('--dry-run prints the plan (mount, tar, config files) and changes nothing', async () => {
+    const target = await freshBe();
+    const r = await beOk(['install', '-n', '-p', pub, '-a', 'amd64', '-r', '11.1', target]);
+    expect(r).toContain(`tar -x -p --numeric-owner --warning=no-unknown-keyword -f ${pub}/FreeBSD-Archive/old-releases/amd64/11.1-RELEASE/base.txz -C `);
+    expect(r).toMatch(/cat > \S+\/etc\/rc\.conf <<'BE_EOF'/);
+    await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
+  });
+});
