@@ -75,6 +75,7 @@ async function withLock<T>(name: string, body: () => Promise<T>): Promise<T> {
  */
 export class BeHost implements ReleaseHost {
   private readonly me = `${hostname()}:${process.pid}`;
+  private rootReady?: Promise<string>;
 
   constructor(
     /** A fresh context per operation: parallel runs must not share one undo stack. */
@@ -84,7 +85,7 @@ export class BeHost implements ReleaseHost {
 
   async prepare(release: string, install: InstallFlags, log: (text: string) => void): Promise<PreparedRecord> {
     const ctx = this.newContext();
-    const root = await resolveBeRoot(ctx);
+    const root = await this.ensureRoot(ctx);
     const be = releaseBeName(root, release, install.arch);
     const t0 = performance.now();
     return withLock(be, async () => {
@@ -146,6 +147,16 @@ export class BeHost implements ReleaseHost {
     } finally {
       await destroyBe(ctx, clone, { force: true }).catch((error) => onOutput(`\nbe: could not destroy ${clone}: ${(error as Error).message}\n`));
     }
+  }
+
+  /** The BE root, made once (parallel installs would race to create it). */
+  private ensureRoot(ctx: BeContext): Promise<string> {
+    this.rootReady ??= withLock('be-root', async () => {
+      const root = await resolveBeRoot(ctx);
+      if (!(await ctx.zfs.exists(root))) await ctx.zfs.create(root, { mountpoint: 'none', canmount: 'off' });
+      return root;
+    });
+    return this.rootReady;
   }
 
   /** Destroy run clones whose process on this host is gone (a killed hunt or worker). */

@@ -1,0 +1,242 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa, type ResultPromise } from 'execa';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { be, beOk, BE_BIN } from '../helpers/cli.js';
+import { makeTestPool, type TestPool } from '../helpers/zfs.js';
+import { makeFixture, RELEASES, FIRST_BAD, UNTESTABLE, expectedVerdict, manpages, type Fixture } from './hunt-fixture.js';
+import { decodePng, countColours } from './hunt-png.js';
+
+let pool: TestPool;
+let fx: Fixture;
+let common: string[];
+
+interface JsonReport {
+  releases: Array<{ release: string; verdict: string; metrics: Record<string, number>; runs: Array<{ startedAt: string; worker?: string }> }>;
+}
+
+async function jsonReport(state: string): Promise<JsonReport> {
+  return JSON.parse(await beOk(['hunt', 'report', '--state', state, '--format', 'json']));
+}
+
+async function stateFile(state: string) {
+  return JSON.parse(await readFile(join(state, 'hunt.json'), 'utf8'));
+}
+
+beforeAll(async () => {
+  pool = await makeTestPool('768M');
+  fx = await makeFixture();
+  common = ['-R', pool.root];
+}, 120_000);
+
+afterAll(async () => {
+  await pool?.destroy();
+  await fx?.cleanup();
+}, 60_000);
+
+const installFlags = () => ['-p', fx.mirror, '--sets', 'base', '--cache', join(fx.dir, 'cache')];
+
+describe('be hunt run --method chroot on zfs-fuse BEs', () => {
+  let state: string;
+
+  it('gives each release its verdict and metric, installing each release once', async () => {
+    state = join(fx.dir, 'run');
+    const r = await be([...common, 'hunt', 'run', '--releases', `${RELEASES[0]}..${RELEASES[RELEASES.length - 1]}`, '--test', await fx.test(), '--method', 'chroot', '--jobs', '2', '--state', state, ...installFlags()]);
+    expect(r.stderr).not.toMatch(/aborted|could not/);
+    expect(r.exitCode).toBe(0);
+    for (const rel of RELEASES) expect(r.stdout).toMatch(new RegExp(`^${rel.replace('.', '\\.')}\\s+${expectedVerdict(rel)}\\s+1\\s+\\S+\\s+${manpages(rel)}$`, 'm'));
+    expect(r.stdout).toContain('7 releases: 4 good, 2 bad, 1 skip');
+    const report = await jsonReport(state);
+    expect(report.releases.map((x) => [x.release, x.verdict, x.metrics.manpages])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), manpages(rel)]));
+    // Every release BE holds its @installed snapshot and no run clone is left.
+    const names = (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.root])).stdout.split('\n');
+    for (const rel of RELEASES) expect(names).toContain(`${pool.root}/hunt-${rel}@installed`);
+    expect(names.filter((n) => n.includes('.run'))).toEqual([]);
+    const log = await readFile(join(state, 'logs', FIRST_BAD, 'run-1.log'), 'utf8');
+    expect(log).toContain(`feature broken in ${FIRST_BAD}`);
+  }, 180_000);
+
+  it('a second hunt clones the installed releases instead of installing again', async () => {
+    const again = join(fx.dir, 'again');
+    await beOk([...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(), '--state', again, ...installFlags()]);
+    const s = await stateFile(again);
+    expect(Object.values(s.prepared).map((p) => (p as { installed: boolean }).installed)).toEqual(RELEASES.map(() => false));
+    expect((await jsonReport(again)).releases.map((x) => x.verdict)).toEqual(RELEASES.map(expectedVerdict));
+  }, 120_000);
+
+  it('reports as JUnit XML and as one self-contained HTML page that Chromium draws', async () => {
+    const junit = await beOk(['hunt', 'report', '--state', state, '--format', 'junit']);
+    expect(junit).toMatch(/<testsuite [^>]*tests="7" failures="2" errors="0" skipped="1"/);
+    expect(junit).toContain(`name="${FIRST_BAD}"`);
+    const html = join(fx.dir, 'report.html');
+    await beOk(['hunt', 'report', '--state', state, '--format', 'html', '--out', html]);
+    const text = await readFile(html, 'utf8');
+    expect(text).not.toMatch(/(src|href)="(https?:)?\/\//);
+    const profile = await mkdtemp(join(tmpdir(), 'be-chromium-'));
+    const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`];
+    try {
+      const dom = await execa('chromium', [...flags, '--dump-dom', `file://${html}`], { timeout: 60_000 });
+      const cells = [...dom.stdout.matchAll(/<g class="release" data-release="([^"]+)" data-verdict="([a-z]+)">/g)].map((m) => [m[1], m[2]]);
+      expect(cells).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel)]));
+      expect(dom.stdout).toMatch(/<svg class="metric" data-metric="manpages"/);
+      expect((dom.stdout.match(/<circle /g) ?? []).length).toBe(RELEASES.length);
+      const shot = join(fx.dir, 'report.png');
+      await execa('chromium', [...flags, `--screenshot=${shot}`, '--window-size=1200,900', `file://${html}`], { timeout: 60_000 });
+      expect((await stat(shot)).size).toBeGreaterThan(10_000);
+      const counts = countColours(decodePng(await readFile(shot)), { good: '#2e9e44', bad: '#d0312d', skip: '#a0a0a0', line: '#1f5fbf' }, 12);
+      // Four green, two red and one grey cell in the timeline; the metric line in blue.
+      expect(counts.good).toBeGreaterThan(4 * 60 * 20);
+      expect(counts.bad).toBeGreaterThan(2 * 60 * 20);
+      expect(counts.skip).toBeGreaterThan(60 * 20);
+      expect(counts.line).toBeGreaterThan(500);
+    } finally {
+      await rm(profile, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe('be hunt bisect', () => {
+  it(`finds ${FIRST_BAD} within ceil(log2 n) + skips runs and prints a bug-report block`, async () => {
+    const state = join(fx.dir, 'bisect');
+    const good = RELEASES[0];
+    const bad = RELEASES[RELEASES.length - 1];
+    const r = await be([...common, 'hunt', 'bisect', '--good', good, '--bad', bad, '--test', await fx.test(), '--method', 'chroot', '--state', state, ...installFlags()]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`be hunt bisect: ${FIRST_BAD} is the first bad release`);
+    expect(r.stdout).toMatch(new RegExp(`range searched: +${good} \\(good\\) \\.\\. ${bad} \\(bad\\), ${RELEASES.length} releases`));
+    expect(r.stdout).toMatch(new RegExp(`last good: +${RELEASES[RELEASES.indexOf(FIRST_BAD) - 1].replace('.', '\\.')}`));
+    expect(r.stdout).toMatch(/command: +be -R \S+ hunt bisect --good/);
+    expect(r.stdout).toMatch(/be version: +\d+\.\d+\.\d+/);
+    // Count the runs from the logs kept beside the state.
+    const runLogs = (await readdir(join(state, 'logs'), { recursive: true })).filter((f) => /run-\d+\.log$/.test(String(f)));
+    const s = await stateFile(state);
+    const skips = s.runs.filter((x: { verdict: string }) => x.verdict === 'skip').length;
+    expect(runLogs.length).toBe(s.runs.length);
+    expect(runLogs.length).toBeLessThanOrEqual(Math.ceil(Math.log2(RELEASES.length)) + skips);
+    expect(s.runs.map((x: { release: string }) => x.release)).toContain(UNTESTABLE);
+  }, 120_000);
+});
+
+describe('an interrupted hunt', () => {
+  it('resumes without repeating the runs that finished', async () => {
+    const state = join(fx.dir, 'killed');
+    const args = [...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(1, 'slow.sh'), '--state', state, ...installFlags()];
+    const first = execa(BE_BIN, args, { reject: false });
+    // Wait until three runs are recorded, then kill -9 the be process.
+    for (let i = 0; i < 600; i++) {
+      const s = existsSync(join(state, 'hunt.json')) ? await stateFile(state).catch(() => undefined) : undefined;
+      if (s && s.runs.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    first.kill('SIGKILL');
+    await first;
+    const before = await stateFile(state);
+    const done = before.runs.map((x: { release: string; startedAt: string }) => [x.release, x.startedAt]);
+    expect(done.length).toBeGreaterThanOrEqual(3);
+    expect(done.length).toBeLessThan(RELEASES.length);
+    const second = await be(args);
+    expect(second.exitCode).toBe(0);
+    const ran = second.stderr.split('\n').filter((l) => /^\d+\.\d+: /.test(l)).map((l) => l.split(':')[0]);
+    expect(ran.sort()).toEqual(RELEASES.filter((rel) => !done.some(([d]: string[]) => d === rel)).sort());
+    const after = await stateFile(state);
+    for (const [rel, started] of done) expect(after.runs.find((x: { release: string }) => x.release === rel).startedAt).toBe(started);
+    expect((await jsonReport(state)).releases.map((x) => x.verdict)).toEqual(RELEASES.map(expectedVerdict));
+    // The clone the killed run left behind is gone.
+    const names = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool.root])).stdout.split('\n');
+    expect(names.filter((n) => n.includes('.run'))).toEqual([]);
+  }, 180_000);
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe('many hosts through beanstalkd', () => {
+  let broker: ResultPromise | undefined;
+  let address = '';
+  const workers: ResultPromise[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    broker = execa('beanstalkd', ['-l', '127.0.0.1', '-p', String(port)], { reject: false });
+    address = `127.0.0.1:${port}`;
+    for (let i = 0; i < 50; i++) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      });
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.catch(() => {})));
+    broker?.kill('SIGTERM');
+    await broker?.catch(() => {});
+  });
+
+  function startWorker(tube: string): ResultPromise & { lines: string[] } {
+    const w = execa(BE_BIN, [...common, 'worker', '--broker', address, '--tube', tube, '--state', join(fx.dir, `worker-${workers.length}`)], { reject: false }) as ResultPromise & { lines: string[] };
+    w.lines = [];
+    w.stderr?.on('data', (b: Buffer) => w.lines.push(...b.toString().split('\n').filter(Boolean)));
+    workers.push(w);
+    return w;
+  }
+
+  it('two workers give the same report as a local run', async () => {
+    const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
+    const a = startWorker(tube);
+    const b = startWorker(tube);
+    const state = join(fx.dir, 'brokered');
+    const r = await be([...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--releases', RELEASES.join(','), '--test', await fx.test(), '--state', state, ...installFlags()]);
+    expect(r.exitCode).toBe(0);
+    const local = await jsonReport(join(fx.dir, 'run'));
+    const remote = await jsonReport(state);
+    expect(remote.releases.map((x) => [x.release, x.verdict, x.metrics])).toEqual(local.releases.map((x) => [x.release, x.verdict, x.metrics]));
+    expect(new Set(remote.releases.map((x) => x.runs[0].worker)).size).toBeGreaterThanOrEqual(1);
+    const done = [...a.lines, ...b.lines].filter((l) => /: done /.test(l));
+    expect(done.length).toBe(RELEASES.length);
+    a.kill('SIGKILL');
+    b.kill('SIGKILL');
+  }, 120_000);
+
+  it('a worker killed mid-run has its job run by the other, every release exactly once', async () => {
+    const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
+    const a = startWorker(tube);
+    const state = join(fx.dir, 'brokered-kill');
+    const hunt = execa(BE_BIN, [...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--ttr', '3', '--releases', RELEASES.join(','), '--test', await fx.test(2, 'slow2.sh'), '--state', state, ...installFlags()], { reject: false });
+    // Let worker A start a run, then the second worker joins and A dies in the middle of its run.
+    for (let i = 0; i < 600 && !a.lines.some((l) => / started$/.test(l)); i++) await new Promise((r) => setTimeout(r, 50));
+    const keyOf = (l: string) => /^job \S+ (\S+): /.exec(l)?.[1] ?? '';
+    const killedKey = keyOf(a.lines.find((l) => / started$/.test(l))!);
+    const b = startWorker(tube);
+    await new Promise((r) => setTimeout(r, 500));
+    a.kill('SIGKILL');
+    const r = await hunt;
+    expect(r.exitCode).toBe(0);
+    const report = await jsonReport(state);
+    expect(report.releases.map((x) => [x.release, x.verdict, x.runs.length])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), 1]));
+    const doneA = a.lines.filter((l) => /: done /.test(l)).map(keyOf);
+    const doneB = b.lines.filter((l) => /: done /.test(l)).map(keyOf);
+    // Nothing ran twice to completion, nothing was lost, and the killed job was finished by B.
+    expect([...doneA, ...doneB].sort()).toEqual(RELEASES.map((rel) => killedKey.replace(/\/[^/]+\/1$/, `/${rel}/1`)).sort());
+    expect(doneA).not.toContain(killedKey);
+    expect(doneB).toContain(killedKey);
+    b.kill('SIGKILL');
+  }, 150_000);
+});
