@@ -200,7 +200,7 @@ export async function shareNfs(ctx: BeContext, name: string, opts: ShareOptions)
 export async function unshareNfs(ctx: BeContext, name: string, target: ShareTarget & { keepMounted?: boolean }): Promise<{ be: string; unmounted: boolean }> {
   const be = await requireBe(ctx, name);
   await applyBlock(ctx, be, target, () => null);
-  if (target.exportsFile || target.keepMounted) return { be, unmounted: false };
+  if (target.keepMounted) return { be, unmounted: false };
   const shared = (await ctx.zfs.get([be], [SHARED_PROP])).get(be)?.[SHARED_PROP];
   if (!shared || shared.source !== 'local') return { be, unmounted: false };
   const mounted = await mountedDatasets(ctx, be);
