@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { jailRunPlan, bhyveRunPlan, bhyveGuestRcLocal, parseGuestExit } from '../../src/hunt/methods.js';
+import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/broker.js';
+import { createHash } from 'node:crypto';
+
+describe('jail(8) plan of a hunt run', () => {
+  it('creates the jail on the mounted clone with the test as command= (last, with its arguments) and removes it by name', async () => {
+    const plan = await jailRunPlan('zroot/ROOT/hunt-13.2.run1-42-abcdef', '/tmp/be_mount.1', ['/var/tmp/be-hunt/t.sh', '-v']);
+    // jail [-dhilqv] ... [-cmr] param=value ... [command=command ...]
+    expect(plan.create.slice(0, 2)).toEqual(['jail', '-c']);
+    expect(plan.create).toContain('name=zroot_ROOT_hunt-13_2_run1-42-abcdef');
+    expect(plan.create).toContain('path=/tmp/be_mount.1');
+    expect(plan.create).toContain('mount.devfs');
+    // The jail must end with its command so jail(8) returns the test's status: no persist.
+    expect(plan.create).not.toContain('persist');
+    expect(plan.create.slice(-2)).toEqual(['command=/var/tmp/be-hunt/t.sh', '-v']);
+    for (const a of plan.create.slice(2, -2)) expect(a).toMatch(/^[a-z][a-z0-9_.]*(=.*)?$/);
+    // jail -r jail
+    expect(plan.remove).toEqual(['jail', '-r', 'zroot_ROOT_hunt-13_2_run1-42-abcdef']);
+  });
+});
+
+describe('bhyve(8) plan of a hunt run', () => {
+  it('loads with bhyveload -c stdio -h PATH -e ... -m MEM VM, runs bhyve with com1 on stdio, then bhyvectl --destroy', async () => {
+    const [load, run, destroy] = await bhyveRunPlan({ vm: 'hunt-13.2', hostPath: '/tmp/be_mount.2', env: [['vfs.root.mountfrom', 'nfs:10.0.0.1:/x']], memory: '512M', tap: 'tap3' });
+    expect(load).toEqual(['bhyveload', '-c', 'stdio', '-h', '/tmp/be_mount.2', '-e', 'vfs.root.mountfrom=nfs:10.0.0.1:/x', '-m', '512M', 'hunt-13.2']);
+    expect(run[0]).toBe('bhyve');
+    expect(run[run.length - 1]).toBe('hunt-13.2');
+    expect(run.join(' ')).toContain('-l com1,stdio');
+    expect(run.join(' ')).toContain('-s 2:0,virtio-net,tap3');
+    expect(destroy).toEqual(['bhyvectl', '--destroy', '--vm=hunt-13.2']);
+  });
+
+  it('the guest reports the test status on the console, read back as a number', () => {
+    const rc = bhyveGuestRcLocal(['/var/tmp/be-hunt/t.sh'], { BE_RELEASE: "13.2'x" });
+    expect(rc).toContain("export BE_RELEASE='13.2'\\''x'");
+    expect(rc).toContain('echo "BE-HUNT-EXIT=$?" >/dev/console');
+    expect(rc.trimEnd().endsWith('poweroff')).toBe(true);
+    expect(parseGuestExit('booting\r\nBE-HUNT-EXIT=125\r\nUptime: 3s\n')).toBe(125);
+    expect(parseGuestExit('panic\n')).toBeUndefined();
+  });
+});
+
+describe('beanstalkd jobs', () => {
+  const data = Buffer.from('#!/bin/sh\nexit 0\n');
+  const test = { name: 't.sh', data, sha256: createHash('sha256').update(data).digest('hex') };
+  const job = makeJob({ hunt: 'run-abc', release: '13.2', run: 1, method: 'chroot', test, timeoutMs: 60_000, install: { sets: ['base'] } }, 120);
+
+  it('carry the test as argv and data, never a shell string, and round-trip', () => {
+    expect(job.test.argv).toEqual(['/var/tmp/be-hunt/t.sh']);
+    expect(job.reply).toBe('be-hunt-reply.run-abc.13.2.1');
+    expect(parseJob(Buffer.from(JSON.stringify(job)))).toEqual(job);
+  });
+
+  it('are refused when malformed or when the test does not match its digest', () => {
+    expect(() => parseJob('nope')).toThrow('job is not JSON');
+    expect(() => parseJob(JSON.stringify({ ...job, test: { ...job.test, argv: 'rm -rf /' } }))).toThrow('does not have the shape');
+    expect(() => parseJob(JSON.stringify({ ...job, release: '../x' }))).toThrow('does not have the shape');
+    expect(() => parseJob(JSON.stringify({ ...job, test: { ...job.test, data: Buffer.from('exit 1').toString('base64') } }))).toThrow('does not match its sha256');
+  });
+
+  it('broker addresses and tube names are checked', () => {
+    expect(parseBroker('127.0.0.1:11300')).toEqual({ host: '127.0.0.1', port: 11300 });
+    expect(parseBroker('[::1]:11300')).toEqual({ host: '::1', port: 11300 });
+    expect(() => parseBroker('localhost')).toThrow("invalid broker 'localhost': expected HOST:PORT");
+    expect(() => parseBroker('h:70000')).toThrow('expected HOST:PORT');
+    expect(() => checkTube('-bad')).toThrow("invalid tube '-bad'");
+    expect(replyTube('h', '14.0', 2)).toBe('be-hunt-reply.h.14.0.2');
+  });
+});
