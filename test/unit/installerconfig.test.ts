@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  flagsToConfig,
+  loadInstallerConfig,
+  mergeConfig,
+  postInstallPart,
+  preamblePart,
+  renderInstallerConfig,
+  validateInstallerConfig,
+  type RawConfig,
+} from '../../src/install/installerconfig.js';
+
+const DIR = fileURLToPath(new URL('./installerconfig/', import.meta.url));
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+async function shCheck(text: string): Promise<void> {
+  const r = await execa('sh', ['-n'], { input: text, reject: false });
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+}
+
+/** The variables the preamble sets, read by sourcing it in sh as bsdinstall does. */
+async function sourced(preamble: string, names: string[]): Promise<Record<string, string>> {
+  const script = `${preamble}\n${names.map((n) => `printf '%s\\0' "$${n}"`).join('\n')}\n`;
+  const r = await execa('sh', ['-c', script]);
+  const values = r.stdout.split('\0');
+  return Object.fromEntries(names.map((n, i) => [n, values[i]]));
+}
+
+describe('be installerconfig: golden scripts', () => {
+  for (const name of ['zfs-mirror.yaml', 'zfs-raidz2.json', 'zfs-geli.yaml', 'ufs.yaml']) {
+    it(`renders ${name} as the golden script, and sh -n accepts it and its post-install part`, async () => {
+      const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, name), {}));
+      const golden = join(DIR, name.replace(/\.(yaml|json)$/, '.sh'));
+      if (UPDATE || !existsSync(golden)) writeFileSync(golden, text);
+      expect(text).toBe(readFileSync(golden, 'utf8'));
+      await shCheck(text);
+      const post = postInstallPart(text);
+      expect(post.startsWith('#!/bin/sh\n')).toBe(true);
+      await shCheck(post);
+      // Exactly one #! line: bsdinstall splits the file there (split -p '^#!.*').
+      expect(text.split('\n').filter((l) => l.startsWith('#!'))).toEqual(['#!/bin/sh']);
+    });
+  }
+
+  it('sets the zfsboot variables bsdinstall reads, with the nested be layout under the BE', async () => {
+    const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, 'zfs-mirror.yaml'), {}));
+    const v = await sourced(preamblePart(text), ['ZFSBOOT_DISKS', 'ZFSBOOT_VDEV_TYPE', 'ZFSBOOT_POOL_NAME', 'ZFSBOOT_GELI_ENCRYPTION', 'ZFSBOOT_DATASETS', 'DISTRIBUTIONS', 'nonInteractive']);
+    expect(v.ZFSBOOT_DISKS).toBe('ada0 ada1');
+    expect(v.ZFSBOOT_VDEV_TYPE).toBe('mirror');
+    expect(v.ZFSBOOT_GELI_ENCRYPTION).toBe('');
+    expect(v.DISTRIBUTIONS).toBe('kernel.txz base.txz lib32.txz');
+    expect(v.nonInteractive).toBe('YES');
+    const datasets = v.ZFSBOOT_DATASETS.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[0]);
+    expect(datasets).toContainEqual(['/ROOT', 'mountpoint=none']);
+    expect(datasets).toContainEqual(['/ROOT/default', 'mountpoint=/']);
+    expect(datasets).toContainEqual(['/ROOT/default/usr/home']);
+    expect(datasets).toContainEqual(['/ROOT/default/var/log', 'exec=off,setuid=off']);
+    expect(postInstallPart(text)).toContain('zfs set canmount=off zroot/ROOT/default/usr\n');
+  });
+
+  it('GELI turns ZFSBOOT_GELI_ENCRYPTION on', async () => {
+    const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, 'zfs-geli.yaml'), {}));
+    expect((await sourced(preamblePart(text), ['ZFSBOOT_GELI_ENCRYPTION'])).ZFSBOOT_GELI_ENCRYPTION).toBe('1');
+  });
+
+  it('UFS writes PARTITIONS in scriptedpart syntax', async () => {
+    const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, 'ufs.yaml'), {}));
+    const v = await sourced(preamblePart(text), ['PARTITIONS', 'ZFSBOOT_DISKS']);
+    expect(v.PARTITIONS).toBe('vtbd0 GPT { 512k freebsd-boot, 2g freebsd-swap, 10g freebsd-ufs /, auto freebsd-ufs /var }');
+    expect(v.ZFSBOOT_DISKS).toBe('');
+  });
+
+  it('flags override the file; rc entries and packages add up', async () => {
+    const flags = flagsToConfig({ disk: ['ada3'], vdev: 'stripe', rc: ['moused_enable=NO'], package: ['vim'], hostname: 'other' });
+    const cfg = await loadInstallerConfig(join(DIR, 'zfs-mirror.yaml'), flags);
+    expect(cfg.disks).toEqual(['ada3']);
+    expect(cfg.zfs.vdev).toBe('stripe');
+    expect(cfg.zfs.swap).toBe('4g');
+    expect(cfg.hostname).toBe('other');
+    expect(cfg.rc.map((e) => e.key)).toEqual(['sshd_enable', 'ifconfig_vtnet0', 'moused_enable']);
+    expect(cfg.packages).toEqual(['git', 'tmux', 'vim']);
+  });
+});
+
+describe('be installerconfig: bad values are one-line errors naming the value', () => {
+  const base: RawConfig = { disks: ['ada0'] };
+  const cases: Array<[string, RawConfig, string]> = [
+    ['disk name', { disks: ['/dev/ada0'] }, "installerconfig: bad disk device name '/dev/ada0' (a device such as ada0, da1, nvd0, vtbd0)"],
+    ['no disks', { disks: [] }, 'installerconfig: no disks given (disks: [ada0] or --disk ada0)'],
+    ['vdev type', { zfs: { vdev: 'raid5' } }, "installerconfig: bad vdev type 'raid5' (stripe, mirror, raid10, raidz1, raidz2, raidz3)"],
+    ['mirror of one', { zfs: { vdev: 'mirror' } }, "installerconfig: bad disk count for mirror '1' (mirror needs at least 2 disks)"],
+    ['raidz2 of three', { disks: ['da0', 'da1', 'da2'], zfs: { vdev: 'raidz2' } }, "installerconfig: bad disk count for raidz2 '3' (raidz2 needs at least 4 disks)"],
+    ['odd raid10', { disks: ['da0', 'da1', 'da2', 'da3', 'da4'], zfs: { vdev: 'raid10' } }, "installerconfig: bad disk count for raid10 '5' (raid10 needs an even number of disks)"],
+    ['swap size', { zfs: { swap: '2 gigs' } }, "installerconfig: bad swap size '2 gigs' (a number with an optional k/m/g/t suffix, e.g. 2g)"],
+    ['pool name', { zfs: { pool: 'mirror1' } }, "installerconfig: bad pool name 'mirror1'"],
+    ['pool name with slash', { zfs: { pool: 'z/root' } }, "installerconfig: bad pool name 'z/root'"],
+    ['bootfs name', { zfs: { bootfs: 'a/b' } }, "installerconfig: bad boot environment name 'a/b'"],
+    ['scheme', { zfs: { scheme: 'gpt' } }, "installerconfig: bad partition scheme 'gpt' (GPT, MBR, GPT + Active, GPT + Lenovo Fix)"],
+    ['MBR with UEFI', { zfs: { scheme: 'MBR', bootType: 'UEFI' } }, "installerconfig: bad boot type 'UEFI' (MBR boots BIOS only)"],
+    ['layout', { zfs: { layout: 'nested' } }, "installerconfig: unknown layout 'nested' (known: flat, freebsd, shallow)"],
+    ['hostname', { hostname: 'lab_1' }, "installerconfig: bad hostname 'lab_1'"],
+    ['rc key', { rc: { 'sshd-enable': 'YES' } }, "installerconfig: bad rc.conf variable 'sshd-enable'"],
+    ['ssh key', { users: [{ name: 'bob', sshKeys: ['not a key'] }] }, "installerconfig: bad ssh key 'not a key' (type base64 [comment] on one line)"],
+    ['user name', { users: [{ name: 'Bob' }] }, "installerconfig: bad user name 'Bob'"],
+    ['password hash', { rootPasswordHash: 'secret' }, "installerconfig: bad root password hash 'secret' (a crypt(3) hash such as $6$salt$…, or *)"],
+    ['package', { packages: ['git; rm -rf /'] }, "installerconfig: bad package name 'git; rm -rf /'"],
+    ['distsite', { distsite: 'file:///x' }, "installerconfig: bad BSDINSTALL_DISTSITE 'file:///x' (an http(s) or ftp URL)"],
+    ['no base', { distributions: ['kernel'] }, "installerconfig: bad distribution list 'kernel' (base is required)"],
+    ['UFS without /', { fs: 'ufs', ufs: { partitions: [{ size: 'auto', type: 'freebsd-ufs', mount: '/usr' }] } }, "installerconfig: UFS partitions have no '/' (add { size: auto, type: freebsd-ufs, mount: / })"],
+    ['UFS size', { fs: 'ufs', ufs: { partitions: [{ size: 'big', type: 'freebsd-ufs', mount: '/' }] } }, "installerconfig: bad partition size 'big' (a number with an optional k/m/g/t suffix, e.g. 2g)"],
+    ['UFS type', { fs: 'ufs', ufs: { partitions: [{ size: 'auto', type: 'ext4', mount: '/' }] } }, "installerconfig: bad partition type 'ext4' (freebsd-ufs, freebsd-swap, freebsd-boot, freebsd-zfs, efi, freebsd, mbr, apple-boot)"],
+    ['unknown key', { disk: ['ada0'] }, "installerconfig: unknown setting 'disk' (known: fs, disks, zfs, ufs, distributions, distsite, distdir, hostname, rc, users, packages, rootPasswordHash)"],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(what, () => {
+      expect(() => validateInstallerConfig(mergeConfig(base, raw))).toThrow(message);
+      try {
+        validateInstallerConfig(mergeConfig(base, raw));
+      } catch (error) {
+        expect((error as Error).message).toBe(message);
+        expect((error as Error).message).not.toContain('\n');
+      }
+    });
+  }
+});
