@@ -76,6 +76,8 @@ async function withLock<T>(name: string, body: () => Promise<T>): Promise<T> {
 export class BeHost implements ReleaseHost {
   private readonly me = `${hostname()}:${process.pid}`;
   private rootReady?: Promise<string>;
+  /** @installed snapshots under the BE root, listed once: a ready release then costs no zfs call. */
+  private installed?: Promise<Set<string>>;
 
   constructor(
     /** A fresh context per operation: parallel runs must not share one undo stack. */
@@ -88,8 +90,13 @@ export class BeHost implements ReleaseHost {
     const root = await this.ensureRoot(ctx);
     const be = releaseBeName(root, release, install.arch);
     const t0 = performance.now();
+    const snap = `${be}@${INSTALLED_SNAPSHOT}`;
+    this.installed ??= ctx.zfs.list(root, 'snapshot', 2).then((l) => new Set(l.filter((n) => n.endsWith(`@${INSTALLED_SNAPSHOT}`))));
+    if ((await this.installed).has(snap)) {
+      log(`${new Date().toISOString()} ${be}: ready (${snap})\n`);
+      return { be, prepareMs: Math.round(performance.now() - t0), installed: false };
+    }
     return withLock(be, async () => {
-      const snap = `${be}@${INSTALLED_SNAPSHOT}`;
       if (await ctx.zfs.exists(be)) {
         if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(snap)) {
           log(`${new Date().toISOString()} ${be}: ready (${snap})\n`);

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// bench/hunt: a 16-release hunt (be hunt run --method chroot) run twice on a file-backed pool.
+// The first run installs each release into a BE and snapshots it @installed; the second finds them
+// ready and only clones. Prints the share of wall time spent preparing BEs in each run
+// (goal: under 5% on the second).
+// Run as root after `npm run build`, with ZFS available (zfs-fuse on Linux): node bench/hunt.mjs
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const be = fileURLToPath(new URL('../bin/be', import.meta.url));
+const releases = ['12.0', '12.1', '12.2', '12.3', '12.4', '13.0', '13.1', '13.2', '13.3', '13.4', '13.5', '14.0', '14.1', '14.2', '14.3', '15.0'];
+const jobs = process.env.JOBS ?? '1';
+
+/** A release directory as the mirrors have it: base.txz (busybox userland) and its MANIFEST line. */
+function buildRelease(mirror, version, i) {
+  const dir = join(mirror, 'FreeBSD', 'releases', 'amd64', `${version}-RELEASE`);
+  const stage = mkdtempSync(join(tmpdir(), 'be-bench-stage-'));
+  mkdirSync(join(stage, 'bin'), { recursive: true });
+  mkdirSync(join(stage, 'etc'), { recursive: true });
+  mkdirSync(join(stage, 'usr/share/man/man1'), { recursive: true });
+  writeFileSync(join(stage, 'bin/busybox'), readFileSync('/bin/busybox'));
+  chmodSync(join(stage, 'bin/busybox'), 0o555);
+  for (const tool of ['sh', 'ls', 'wc', 'grep', 'cat']) symlinkSync('busybox', join(stage, 'bin', tool));
+  writeFileSync(join(stage, 'etc/feature'), i >= 11 ? 'broken\n' : 'works\n');
+  for (let p = 0; p < 20 + i; p++) writeFileSync(join(stage, `usr/share/man/man1/p${p}.1`), `.Dd ${version}\n`);
+  mkdirSync(dir, { recursive: true });
+  execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cJf', join(dir, 'base.txz'), '-C', stage, '.']);
+  rmSync(stage, { recursive: true, force: true });
+  const sha = createHash('sha256').update(readFileSync(join(dir, 'base.txz'))).digest('hex');
+  writeFileSync(join(dir, 'MANIFEST'), `base.txz\t${sha}\t${30 + i}\tbase\t"Base system"\ton\n`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'be-bench-hunt-'));
+const pool = `bebenchhunt${process.pid}`;
+const mirror = join(dir, 'mirror');
+try {
+  releases.forEach((r, i) => buildRelease(mirror, r, i));
+  const test = join(dir, 'test.sh');
+  writeFileSync(test, '#!/bin/sh\necho "BE-METRIC manpages=$(ls /usr/share/man/man1 | wc -l)"\ngrep -q works /etc/feature\n', { mode: 0o755 });
+  execFileSync(be, ['pool', 'create', '--file', join(dir, 'pool.img'), '--size', '2G', '--altroot', join(dir, 'alt'), pool]);
+  const run = (name) => {
+    const state = join(dir, name);
+    const t = process.hrtime.bigint();
+    const r = spawnSync(be, ['-R', `${pool}/ROOT`, 'hunt', 'run', '--releases', `${releases[0]}..${releases[releases.length - 1]}`, '--test', test, '--method', 'chroot', '--jobs', jobs, '-p', mirror, '--sets', 'base', '--cache', join(dir, 'cache'), '--state', state], { encoding: 'utf8' });
+    const wall = Number(process.hrtime.bigint() - t) / 1e6;
+    if (r.status !== 0) throw new Error(`hunt failed: ${r.stderr}`);
+    const s = JSON.parse(readFileSync(join(state, 'hunt.json'), 'utf8'));
+    const session = s.sessions[s.sessions.length - 1];
+    const installed = Object.values(s.prepared).filter((p) => p.installed).length;
+    return { wall, hunt: session.wallMs, prepare: session.prepareMs, runs: session.runsDone, installed, table: r.stdout };
+  };
+  const first = run('first');
+  const second = run('second');
+  const pct = (x) => `${((100 * x.prepare) / x.hunt).toFixed(1)}%`;
+  console.log(`be hunt over ${releases.length} releases (--jobs ${jobs}), chroot runs on ${pool}`);
+  console.log(`first run:  ${(first.hunt / 1000).toFixed(2)} s, preparing BEs ${(first.prepare / 1000).toFixed(2)} s = ${pct(first)} (${first.installed} installed, ${first.runs} runs)`);
+  console.log(`second run: ${(second.hunt / 1000).toFixed(2)} s, preparing BEs ${(second.prepare / 1000).toFixed(2)} s = ${pct(second)} (${second.installed} installed, ${second.runs} runs)`);
+  console.log(`per run (clone, mount, chroot, destroy): ${((second.hunt - second.prepare) / second.runs).toFixed(0)} ms`);
+  console.log(`second/first wall time: ${(second.hunt / first.hunt).toFixed(2)}; goal: preparing under 5% on the second run: ${(100 * second.prepare) / second.hunt < 5 ? 'met' : 'NOT met'}`);
+} finally {
+  spawnSync(be, ['pool', 'destroy', pool], { stdio: 'ignore' });
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}
