@@ -20,12 +20,14 @@ export interface BeRow {
 /** One `zfs get` over the BE root, one `zpool list`, the mount table: every BE with its state. */
 export async function listBes(ctx: BeContext, opts: { all?: boolean; snapshots?: boolean } = {}): Promise<{ root: string; rows: BeRow[] }> {
   const root = await resolveBeRoot(ctx);
-  const pools = await ctx.zfs.pools(['bootfs'], []);
+  // Two processes, side by side: the pool's bootfs and every property of the BE root's tree.
+  const [pools, props, table] = await Promise.all([
+    ctx.zfs.pools(['bootfs'], []),
+    ctx.zfs.get([root], ['used', 'creation', 'origin'], { recursive: true, snapshots: opts.snapshots, missingOk: true }),
+    mountTable(ctx.runner, ctx.flavour),
+  ]);
   if (!pools.has(poolOf(root))) throw new BeError(`pool '${poolOf(root)}' does not exist`);
-  if (!(await ctx.zfs.exists(root))) return { root, rows: [] };
   const bootfs = pools.get(poolOf(root))?.bootfs;
-  const props = await ctx.zfs.get([root], ['used', 'creation', 'origin'], { recursive: true, snapshots: opts.snapshots });
-  const table = await mountTable(ctx.runner, ctx.flavour);
   const mountedAt = new Map<string, string>();
   let running: string | undefined;
   for (const e of table) {

@@ -133,7 +133,8 @@ export class Runner {
     if (this.dryRun) this.out(this.scriptText().trimEnd());
   }
 
-  private onUndo(undo: string[] | Undo): void {
+  /** Register an undo for the innermost transaction (no-op outside one). */
+  onUndo(undo: string[] | Undo): void {
     const top = this.undoStack[this.undoStack.length - 1];
     if (!top) return;
     top.push(typeof undo === 'function' ? undo : () => this.exec(undo, {}));
@@ -147,35 +148,39 @@ export class Runner {
     if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
     this.spawns++;
-    const { execa } = await import('execa');
-    let child;
-    try {
-      child = await execa(argv[0], argv.slice(1), {
-        input: opts.input,
+    const { spawn } = await import('node:child_process');
+    const result = await new Promise<RunResult & { signal?: string | null; error?: NodeJS.ErrnoException }>((resolve) => {
+      const child = spawn(argv[0], argv.slice(1), {
         cwd: opts.cwd,
-        reject: false,
-        stdin: opts.inherit ? 'inherit' : opts.input !== undefined ? undefined : 'ignore',
-        stdout: opts.inherit ? 'inherit' : 'pipe',
-        stderr: opts.inherit ? 'inherit' : 'pipe',
-        env: this.env,
-        stripFinalNewline: false,
-        encoding: 'utf8',
+        env: this.env ? { ...process.env, ...this.env } : process.env,
+        stdio: [opts.inherit ? 'inherit' : opts.input !== undefined ? 'pipe' : 'ignore', opts.inherit ? 'inherit' : 'pipe', opts.inherit ? 'inherit' : 'pipe'],
       });
-    } catch (error) {
-      throw new BeError(`cannot run ${argv[0]}: ${(error as Error).message}`, { command: argv });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout?.on('data', (b: Buffer) => out.push(b));
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      let spawnError: NodeJS.ErrnoException | undefined;
+      child.on('error', (e) => (spawnError = e));
+      if (opts.input !== undefined && child.stdin) {
+        child.stdin.on('error', () => {});
+        child.stdin.end(opts.input);
+      }
+      child.on('close', (code, signal) =>
+        resolve({
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          status: code ?? 128,
+          signal,
+          error: spawnError,
+        }),
+      );
+    });
+    if (result.error) {
+      if (result.error.code === 'ENOENT') throw new BeError(`${argv[0]}: command not found`, { command: argv });
+      throw new BeError(`cannot run ${argv[0]}: ${result.error.message}`, { command: argv });
     }
-    if (child.failed && child.exitCode === undefined) {
-      const code = (child as { code?: string }).code;
-      if (code === 'ENOENT') throw new BeError(`${argv[0]}: command not found`, { command: argv });
-      if (child.signal) throw new BeError(`${argv[0]} killed by ${child.signal}`, { command: argv });
-      throw new BeError(`cannot run ${argv[0]}: ${child.shortMessage ?? child.message}`, { command: argv });
-    }
-    const result: RunResult = {
-      stdout: typeof child.stdout === 'string' ? child.stdout : '',
-      stderr: typeof child.stderr === 'string' ? child.stderr : '',
-      status: child.exitCode ?? 1,
-    };
+    if (result.signal && !opts.allowFailure) throw new BeError(`${argv[0]} killed by ${result.signal}`, { command: argv });
     if (result.status !== 0 && !opts.allowFailure) throw new CommandError(argv, result.status, result.stderr);
-    return result;
+    return { stdout: result.stdout, stderr: result.stderr, status: result.status };
   }
 }

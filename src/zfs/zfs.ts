@@ -19,6 +19,27 @@ export class Zfs {
     private readonly fuse = false,
   ) {}
 
+  /**
+   * Run a changing zfs/zpool command. zfs-fuse answers "dataset is busy" for a moment after an
+   * unmount (FUSE releases asynchronously), so there a busy refusal is retried a few times.
+   */
+  private async change(argv: string[], undo?: string[]): Promise<void> {
+    const attempt = () => this.runner.change(argv);
+    await this.retryBusy(attempt);
+    if (undo && !this.runner.dryRun) this.runner.onUndo(() => this.retryBusy(() => this.runner.change(undo)));
+  }
+
+  private async retryBusy<T>(op: () => Promise<T>): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await op();
+      } catch (error) {
+        if (!this.fuse || tries >= 12 || !(error instanceof CommandError) || !/busy/.test(error.stderr)) throw error;
+        await new Promise((r) => setTimeout(r, 50 * tries));
+      }
+    }
+  }
+
   private async zfsQuery(args: string[], allowFailure = false) {
     try {
       return await this.runner.query(['zfs', ...args], { allowFailure });
@@ -28,12 +49,20 @@ export class Zfs {
   }
 
   /** Properties of datasets (and, with recursive, everything below them; snapshots only if asked). */
-  async get(names: string[], props: string[], opts: { recursive?: boolean; snapshots?: boolean; sources?: string[] } = {}): Promise<PropTable> {
+  async get(
+    names: string[],
+    props: string[],
+    opts: { recursive?: boolean; snapshots?: boolean; sources?: string[]; /** a missing dataset gives an empty table */ missingOk?: boolean } = {},
+  ): Promise<PropTable> {
     const args = ['get', '-H', '-p', '-o', 'name,property,value,source'];
     if (opts.recursive) args.push('-r');
     if (opts.sources) args.push('-s', opts.sources.join(','));
     args.push(props.join(','), ...names);
-    const { stdout } = await this.zfsQuery(args);
+    const { stdout, stderr, status } = await this.zfsQuery(args, !!opts.missingOk);
+    if (status !== 0) {
+      if (/does not exist/.test(stderr)) return new Map();
+      throw new CommandError(['zfs', ...args], status, stderr);
+    }
     return parseGet(stdout, !!opts.snapshots);
   }
 
@@ -52,7 +81,7 @@ export class Zfs {
 
   async create(name: string, props: Record<string, string> = {}, opts: { parents?: boolean } = {}): Promise<void> {
     const args = ['zfs', 'create', ...(opts.parents ? ['-p'] : []), ...propArgs(props), name];
-    await this.creating(name, () => this.runner.change(args, { undo: ['zfs', 'destroy', name] }));
+    await this.creating(name, () => this.change(args, ['zfs', 'destroy', name]));
   }
 
   /** A create that failed after making the dataset (e.g. its mount failed) leaves nothing behind. */
@@ -60,24 +89,24 @@ export class Zfs {
     try {
       await make();
     } catch (error) {
-      if (!this.runner.dryRun && (await this.exists(name))) await this.runner.query(['zfs', 'destroy', '-r', name], { allowFailure: true });
+      if (!this.runner.dryRun && (await this.exists(name))) await this.retryBusy(() => this.runner.query(['zfs', 'destroy', '-r', name]));
       throw error;
     }
   }
 
   async snapshot(name: string, opts: { recursive?: boolean } = {}): Promise<void> {
     const r = opts.recursive ? ['-r'] : [];
-    await this.runner.change(['zfs', 'snapshot', ...r, name], { undo: ['zfs', 'destroy', ...r, name] });
+    await this.change(['zfs', 'snapshot', ...r, name], ['zfs', 'destroy', ...r, name]);
   }
 
   async clone(snapshot: string, name: string, props: Record<string, string> = {}): Promise<void> {
     if (!this.fuse) {
-      await this.creating(name, () => this.runner.change(['zfs', 'clone', ...propArgs(props), snapshot, name], { undo: ['zfs', 'destroy', name] }));
+      await this.creating(name, () => this.change(['zfs', 'clone', ...propArgs(props), snapshot, name], ['zfs', 'destroy', name]));
       return;
     }
     const { mountpoint, ...rest } = props;
     await this.creating(name, async () => {
-      await this.runner.change(['zfs', 'clone', ...propArgs({ ...rest, mountpoint: 'none' }), snapshot, name], { undo: ['zfs', 'destroy', name] });
+      await this.change(['zfs', 'clone', ...propArgs({ ...rest, mountpoint: 'none' }), snapshot, name], ['zfs', 'destroy', name]);
       if (mountpoint !== undefined) await this.set(name, 'mountpoint', mountpoint);
       else await this.inherit(name, 'mountpoint');
     });
@@ -87,38 +116,36 @@ export class Zfs {
     const args = ['zfs', 'destroy'];
     if (opts.recursive) args.push('-r');
     if (opts.force) args.push('-f');
-    await this.runner.change([...args, name]);
+    await this.change([...args, name]);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.runner.change(['zfs', 'rename', from, to], { undo: ['zfs', 'rename', to, from] });
+    await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from]);
   }
 
   async rollback(snapshot: string, opts: { destroyLater?: boolean } = {}): Promise<void> {
-    await this.runner.change(['zfs', 'rollback', ...(opts.destroyLater ? ['-r'] : []), snapshot]);
+    await this.change(['zfs', 'rollback', ...(opts.destroyLater ? ['-r'] : []), snapshot]);
   }
 
   async promote(name: string): Promise<void> {
-    await this.runner.change(['zfs', 'promote', name]);
+    await this.change(['zfs', 'promote', name]);
   }
 
   /** Set one property per call: zfs-fuse's `zfs set` takes a single prop=value. */
   async set(name: string, prop: string, value: string, undo?: { value: string; inherit: boolean }): Promise<void> {
-    await this.runner.change(['zfs', 'set', `${prop}=${value}`, name], {
-      undo: undo ? (undo.inherit ? ['zfs', 'inherit', prop, name] : ['zfs', 'set', `${prop}=${undo.value}`, name]) : undefined,
-    });
+    await this.change(['zfs', 'set', `${prop}=${value}`, name], undo ? (undo.inherit ? ['zfs', 'inherit', prop, name] : ['zfs', 'set', `${prop}=${undo.value}`, name]) : undefined);
   }
 
   async inherit(name: string, prop: string): Promise<void> {
-    await this.runner.change(['zfs', 'inherit', prop, name]);
+    await this.change(['zfs', 'inherit', prop, name]);
   }
 
   async mount(name: string): Promise<void> {
-    await this.runner.change(['zfs', 'mount', name], { undo: ['zfs', 'umount', name] });
+    await this.change(['zfs', 'mount', name], ['zfs', 'umount', name]);
   }
 
   async umount(name: string, force = false): Promise<void> {
-    await this.runner.change(['zfs', 'umount', ...(force ? ['-f'] : []), name]);
+    await this.change(['zfs', 'umount', ...(force ? ['-f'] : []), name]);
   }
 
   /** Pool properties through `zpool list -H -o`; undefined when the pool does not exist. */
@@ -147,7 +174,7 @@ export class Zfs {
   }
 
   async setPool(pool: string, prop: string, value: string): Promise<void> {
-    await this.runner.change(['zpool', 'set', `${prop}=${value}`, pool]);
+    await this.change(['zpool', 'set', `${prop}=${value}`, pool]);
   }
 }
 

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,13 @@ export async function ensureZfs(): Promise<void> {
   const probe = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
   if (probe.exitCode === 0) return;
   if (existsSync('/dev/zfs')) throw new Error(`zpool list failed: ${probe.stderr}`);
-  await execa('zfs-fuse', ['--pidfile', '/run/zfs-fuse.pid'], { reject: false });
+  // A daemon killed earlier leaves its pid file behind, and zfs-fuse then refuses to start.
+  const pidFile = '/run/zfs-fuse.pid';
+  if (existsSync(pidFile)) {
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    if (!pid || !existsSync(`/proc/${pid}`)) await rm(pidFile, { force: true });
+  }
+  await execa('zfs-fuse', ['--pidfile', pidFile, '--no-kstat-mount'], { reject: false });
   for (let i = 0; i < 50; i++) {
     const again = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
     if (again.exitCode === 0) return;

@@ -187,8 +187,8 @@ describe('clone, snapshot, rollback, rename, activate, destroy', () => {
     await beOk([...R(), 'rename', 'copy', 'main']);
     expect((await execa('zpool', ['list', '-H', '-o', 'bootfs', tp.pool])).stdout.trim()).toBe(`${tp.root}/main`);
     expect(await datasets(`${tp.root}/copy`)).toEqual([]);
-    // Short names resolve under the parent of bootfs when no -R is given.
-    const implicit = await beOk(['list', '-H'], { env: { BE_ROOT: '' } });
+    // Short names resolve under $BE_ROOT when no -R is given.
+    const implicit = await beOk(['list', '-H'], { env: { BE_ROOT: tp.root } });
     expect(implicit).toContain('main\tR\t');
     const temp = await be([...R(), 'activate', '-t', 'head']);
     expect(temp.stderr).toBe('be: activate -t needs zfsbootcfg(8), which only FreeBSD has\n');
