@@ -94,7 +94,14 @@ export async function runAndRecord(store: HuntStore, host: ReleaseHost, preparer
   try {
     const prepared = await preparer.prepare(req.release);
     if (!store.state.prepared[req.release]) await store.recordPrepared(req.release, prepared);
-    end = await host.runTest(req, prepared, log.write);
+    try {
+      end = await host.runTest(req, prepared, log.write);
+    } catch (error) {
+      // The clone, mount or start failed (not the test): one more try on a fresh clone.
+      log.write(`\nbe: ${(error as Error).message.split('\n')[0]}; trying once more\n`);
+      await new Promise((r) => setTimeout(r, 500));
+      end = await host.runTest(req, prepared, log.write);
+    }
   } catch (error) {
     const message = (error as Error).message.split('\n')[0];
     log.write(`\nbe: ${message}\n`);

@@ -64,7 +64,8 @@ describe('be hunt run --method chroot on zfs-fuse BEs', () => {
     await beOk([...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(), '--state', again, ...installFlags()]);
     const s = await stateFile(again);
     expect(Object.values(s.prepared).map((p) => (p as { installed: boolean }).installed)).toEqual(RELEASES.map(() => false));
-    expect((await jsonReport(again)).releases.map((x) => x.verdict)).toEqual(RELEASES.map(expectedVerdict));
+    const report = await jsonReport(again);
+    expect(report.releases.map((x) => x.verdict), JSON.stringify(report.releases.map((x) => x.runs))).toEqual(RELEASES.map(expectedVerdict));
   }, 120_000);
 
   it('reports as JUnit XML and as one self-contained HTML page that Chromium draws', async () => {
@@ -118,6 +119,19 @@ describe('be hunt bisect', () => {
     expect(runLogs.length).toBeLessThanOrEqual(Math.ceil(Math.log2(RELEASES.length)) + skips);
     expect(s.runs.map((x: { release: string }) => x.release)).toContain(UNTESTABLE);
   }, 120_000);
+});
+
+describe('a run that outlives --timeout', () => {
+  it('is aborted with the reason, and retried when the hunt is run again', async () => {
+    const state = join(fx.dir, 'timeout');
+    const args = [...common, 'hunt', 'run', '--releases', RELEASES[0], '--test', await fx.test(3, 'sleepy.sh'), '--timeout', '1s', '--state', state, ...installFlags()];
+    const r = await be(args);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${RELEASES[0].replace('.', '\\.')}\\s+aborted \\(timed out after 1s\\)`, 'm'));
+    expect(r.stdout).toContain('1 releases: 1 aborted');
+    const again = await be(args);
+    expect(again.stderr).toMatch(/: aborted: timed out after 1s/);
+  }, 60_000);
 });
 
 describe('an interrupted hunt', () => {
@@ -219,7 +233,8 @@ describe('many hosts through beanstalkd', () => {
     const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
     const a = startWorker(tube);
     const state = join(fx.dir, 'brokered-kill');
-    const hunt = execa(BE_BIN, [...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--ttr', '3', '--releases', RELEASES.join(','), '--test', await fx.test(2, 'slow2.sh'), '--state', state, ...installFlags()], { reject: false });
+    // Each run (sleep 2 plus the clone) outlasts the 2 s TTR: only the worker's touches keep it from being handed out twice.
+    const hunt = execa(BE_BIN, [...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--ttr', '2', '--releases', RELEASES.join(','), '--test', await fx.test(2, 'slow2.sh'), '--state', state, ...installFlags()], { reject: false });
     // Let worker A start a run, then the second worker joins and A dies in the middle of its run.
     for (let i = 0; i < 600 && !a.lines.some((l) => / started$/.test(l)); i++) await new Promise((r) => setTimeout(r, 50));
     const keyOf = (l: string) => /^job \S+ (\S+): /.exec(l)?.[1] ?? '';
