@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { tableReport, jsonReport, junitReport } from '../../src/hunt/report.js';
+import { reportModel } from '../../src/hunt/html.js';
+import { bisectReportText } from '../../src/hunt/bisect.js';
+import { renderString } from '../../src/render/index.js';
+import { readFileSync } from 'node:fs';
+import type { HuntState, RunRecord } from '../../src/hunt/state.js';
+
+function run(release: string, verdict: RunRecord['verdict'], metrics: Record<string, number> = {}, extra: Partial<RunRecord> = {}): RunRecord {
+  const status = { good: 0, bad: 1, skip: 125, error: null }[verdict];
+  return { release, run: 1, verdict, status, signal: null, reason: '', metrics, startedAt: '2026-11-21T10:00:00.000Z', durationMs: 1500, log: `logs/${release}/run-1.log`, ...extra };
+}
+
+const state: HuntState = {
+  version: 1,
+  id: 'run-0123456789ab',
+  created: '2026-11-21T10:00:00.000Z',
+  updated: '2026-11-21T10:05:00.000Z',
+  command: ['be', 'hunt', 'run', '--releases', '13.0..13.3', '--test', 'my test.sh'],
+  beVersion: '0.1.0',
+  spec: { kind: 'run', releases: ['13.0', '13.1', '13.2', '13.3', '14.0'], test: { path: '/t/x.sh', name: 'x.sh', sha256: 'ab' }, method: 'chroot', runs: 1, timeoutMs: 600000, install: {} },
+  prepared: {},
+  sessions: [],
+  runs: [
+    run('13.0', 'good', { ratio: 0.5 }),
+    run('13.1', 'skip'),
+    run('13.2', 'bad', { ratio: 0.75 }),
+    run('13.3', 'error', {}, { reason: 'timed out after 10m', signal: null }),
+  ],
+};
+
+describe('hunt reports', () => {
+  it('table: verdict, runs, duration and metrics per release, pending ones too', () => {
+    const t = tableReport(state);
+    expect(t.split('\n')[0]).toMatch(/^RELEASE\s+VERDICT\s+RUNS\s+DURATION\s+ratio$/);
+    expect(t).toMatch(/^13\.0\s+good\s+1\s+1\.5s\s+0\.5$/m);
+    expect(t).toMatch(/^13\.1\s+skip\s+1\s+1\.5s\s+-$/m);
+    expect(t).toMatch(/^13\.3\s+aborted \(timed out after 10m\)\s+1/m);
+    expect(t).toMatch(/^14\.0\s+pending\s+0\s+-\s+-$/m);
+    expect(t).toContain('5 releases: 1 good, 1 bad, 1 skip, 1 aborted, 1 pending');
+  });
+
+  it('JSON carries every run', () => {
+    const j = JSON.parse(jsonReport(state));
+    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect(j.command).toBe("be hunt run --releases 13.0..13.3 --test 'my test.sh'");
+  });
+
+  it('JUnit: bad is a failure, aborted an error, 125 skipped, output escaped', () => {
+    const x = junitReport(state, (log) => (log.includes('13.2') ? 'a < b & "c"\u0001\n' : ''));
+    expect(x).toMatch(/<testsuites name="be hunt" tests="4" failures="1" errors="1" skipped="1"/);
+    expect(x).toContain('<failure message="test exited 1" type="bad"/>');
+    expect(x).toContain('<error message="timed out after 10m" type="aborted"/>');
+    expect(x).toContain('<skipped message="test exited 125 (cannot test)"/>');
+    expect(x).toContain('<system-out>a &lt; b &amp; &quot;c&quot;\n</system-out>');
+    expect(x).toContain('<property name="metric.ratio" value="0.75"/>');
+  });
+
+  it('HTML: a timeline cell per release and a chart per metric, escaped, nothing fetched', () => {
+    const html = renderString(readFileSync(new URL('../../templates/report.html.hbs', import.meta.url), 'utf8'), reportModel({ ...state, spec: { ...state.spec, test: { ...state.spec.test, name: '<x>.sh' } } }), 'report.html');
+    expect([...html.matchAll(/data-verdict="(\w+)"/g)].map((m) => m[1])).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect(html).toContain('<svg class="metric" data-metric="ratio"');
+    expect((html.match(/<circle /g) ?? []).length).toBe(2);
+    expect(html).toContain('&lt;x&gt;.sh');
+    expect(html).not.toMatch(/<script|(src|href)="http/);
+  });
+
+  it('bisect block names the range, first bad, last good, skips, runs against the bound, command and version', () => {
+    const text = bisectReportText({ range: ['13.0', '13.1', '13.2', '13.3'], firstBad: '13.2', lastGood: '13.0', suspects: ['13.1'], skipped: ['13.1'], runs: 2, bound: 3, test: 'x.sh', method: 'chroot', command: 'be hunt bisect --good 13.0 --bad 13.3 --test x.sh', beVersion: '0.1.0' });
+    expect(text).toBe(
+      [
+        'be hunt bisect: the first bad release is one of 13.1 13.2',
+        'range searched: 13.0 (good) .. 13.3 (bad), 4 releases',
+        'first bad:      13.2 or earlier: 13.1',
+        'last good:      13.0',
+        'skipped (125):  13.1',
+        'test runs:      2 (bound ceil(log2 4) + 1 skips = 3)',
+        'test:           x.sh by chroot',
+        'command:        be hunt bisect --good 13.0 --bad 13.3 --test x.sh',
+        'be version:     0.1.0',
+        '',
+      ].join('\n'),
+    );
+  });
+});
