@@ -4,6 +4,7 @@ import { registerInstallCommands } from './install.js';
 import { registerHuntCommands } from './hunt.js';
 import { registerShareCommands } from './share.js';
 import { registerBootCommands } from './boot.js';
+import { registerPxeCommands } from './pxe.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerHuntCommands(program);
   registerShareCommands(program);
   registerBootCommands(program);
+  registerPxeCommands(program);
   program.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));
   return program;
 }

@@ -1,0 +1,144 @@
+/**
+ * End to end: a QEMU PC (TCG, e1000 with iPXE's PXE ROM, `-boot n`) on a tap bridged inside a
+ * network namespace to where `be pxe serve` runs. The firmware gets a lease, fetches Debian's
+ * pxelinux.0, pxelinux fetches its config, a Linux kernel and a busybox initramfs over TFTP,
+ * and the initramfs prints a marker on the serial console.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa, type ResultPromise } from 'execa';
+import { randomBytes, randomInt } from 'node:crypto';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { busyboxInitramfs } from '../helpers/initramfs.js';
+import { startBe, type PxeProcess } from '../helpers/pxe.js';
+
+const PXELINUX = '/usr/lib/PXELINUX/pxelinux.0';
+const LDLINUX = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
+const ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
+/** scripts/install-deps unpacks a Debian kernel here when /boot has none. */
+const UNPACKED_KERNEL = '/usr/local/lib/be-test/vmlinuz';
+
+function readable(p: string): boolean {
+  try {
+    accessSync(p, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findKernel(): string {
+  const candidates = [
+    process.env.BE_TEST_KERNEL,
+    ...(existsSync('/boot') ? readdirSync('/boot').filter((n) => n.startsWith('vmlinuz-')).sort().reverse().map((n) => join('/boot', n)) : []),
+    UNPACKED_KERNEL,
+  ].filter((p): p is string => !!p);
+  const found = candidates.find(readable);
+  if (!found) throw new Error(`no Linux kernel to boot: set BE_TEST_KERNEL or run scripts/install-deps (looked at ${candidates.join(', ')})`);
+  return found;
+}
+
+async function ip(args: string[]): Promise<void> {
+  await execa('ip', args);
+}
+
+async function waitForFile(path: string, needle: string, ms: number, alive: () => boolean): Promise<string> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const text = await readFile(path, 'latin1').catch(() => '');
+    if (text.includes(needle)) return text;
+    if (!alive()) throw new Error(`QEMU exited before printing ${needle}; serial console:\n${text.slice(-3000)}`);
+    if (Date.now() > until) throw new Error(`no ${needle} on the serial console within ${ms / 1000} s; console:\n${text.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+describe('PXE boot of a QEMU guest from be pxe serve', () => {
+  const tag = randomBytes(3).toString('hex');
+  const ns = `bepxe-${tag}`;
+  const net = `10.${randomInt(100, 250)}.${randomInt(1, 250)}`;
+  const address = `${net}.1`;
+  const marker = `BE-PXE-OK-${randomBytes(4).toString('hex')}`;
+  const mac = `52:54:00:${randomBytes(3).toString('hex').match(/../g)!.join(':')}`;
+  let dir = '';
+  let server: PxeProcess | undefined;
+  let qemu: ResultPromise | undefined;
+  let qemuAlive = false;
+
+  beforeAll(async () => {
+    for (const f of [PXELINUX, LDLINUX, ROM]) if (!existsSync(f)) throw new Error(`${f} missing: run scripts/install-deps`);
+    dir = await mkdtemp(join(tmpdir(), 'be-pxe-e2e-'));
+    const root = join(dir, 'tftp');
+    await mkdir(join(root, 'pxelinux.cfg'), { recursive: true });
+    await copyFile(PXELINUX, join(root, 'pxelinux.0'));
+    await copyFile(LDLINUX, join(root, 'ldlinux.c32'));
+    await copyFile(findKernel(), join(root, 'vmlinuz'));
+    await writeFile(join(root, 'initrd.gz'), busyboxInitramfs(`echo ${marker} > /dev/ttyS0`));
+    await writeFile(join(root, 'pxelinux.cfg', 'default'), [
+      'SERIAL 0 115200',
+      'DEFAULT linux',
+      'PROMPT 0',
+      'TIMEOUT 0',
+      'LABEL linux',
+      '  KERNEL vmlinuz',
+      '  INITRD initrd.gz',
+      '  APPEND console=ttyS0 quiet panic=1 loglevel=3',
+      '',
+    ].join('\n'));
+    // the server drops to nobody: the tree must be readable by anyone
+    await chmod(dir, 0o755);
+    await execa('chmod', ['-R', 'a+rX', root]);
+
+    await ip(['netns', 'add', ns]);
+    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    await ip(['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
+    await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'br0']);
+    await ip(['-n', ns, 'link', 'set', 'br0', 'up']);
+    await ip(['-n', ns, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
+    await ip(['-n', ns, 'link', 'set', 'tap0', 'master', 'br0']);
+    await ip(['-n', ns, 'link', 'set', 'tap0', 'up']);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (qemu && qemuAlive) {
+      qemu.kill('SIGKILL');
+      await qemu.catch(() => {});
+    }
+    await server?.stop().catch(() => {});
+    await execa('ip', ['netns', 'del', ns], { reject: false });
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gets a lease, loads pxelinux.0, its config, a kernel and an initramfs, and runs it', async () => {
+    server = startBe(ns, [
+      'pxe', 'serve', '--address', address, '--range', `${net}.100-${net}.120`,
+      '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0', '--lease-file', join(dir, 'leases', 'leases'),
+    ]);
+    await server.waitFor(/^tftp serving /);
+    await server.waitFor(/^dhcp DHCP server .* listening/);
+
+    const log = join(dir, 'serial.log');
+    qemu = execa('ip', [
+      'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-smp', '1',
+      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device', `e1000,netdev=n0,mac=${mac},romfile=${ROM}`,
+      '-boot', 'n', '-display', 'none', '-monitor', 'none', '-serial', `file:${log}`, '-no-reboot',
+    ], { reject: false, stdin: 'ignore' });
+    qemuAlive = true;
+    void qemu.then(() => (qemuAlive = false));
+
+    const console = await waitForFile(log, marker, 240_000, () => qemuAlive);
+    expect(console).toContain(marker);
+
+    const lease = server.lines.find((l) => l.startsWith('dhcp DHCPACK') && l.includes(` to ${mac}`));
+    expect(lease, server.lines.join('\n')).toMatch(new RegExp(`^dhcp DHCPACK ${net.replace(/\./g, '\\.')}\\.(1[01]\\d|120) to ${mac}`));
+    for (const file of ['pxelinux.0', 'ldlinux.c32', 'pxelinux.cfg/default', 'vmlinuz', 'initrd.gz']) {
+      const done = server.lines.find((l) => l.startsWith('tftp ') && l.includes(`"${file}"`) && / ok\b/.test(l));
+      expect(done, `transfer of ${file}:\n${server.lines.join('\n')}`).toBeTruthy();
+    }
+    expect(await server.stop()).toBe(0);
+    expect(server.lines.at(-1)).toMatch(/^stopped; 1 lease kept in /);
+  }, 300_000);
+});
