@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { BeError } from '../sys/errors.js';
 import type { Runner } from '../sys/run.js';
@@ -121,38 +120,63 @@ export async function downloadResuming(url: string, part: string, runner: Runner
   let lastError = '';
   for (let attempt = 0; attempt < attempts; attempt++) {
     const have = await sizeOf(part);
-    const res = await httpRequest(url, have > 0 ? { range: `bytes=${have}-` } : {});
-    const status = res.statusCode ?? 0;
-    if (status === 416 && have > 0) {
-      // Nothing left to send: PART already holds the whole file.
-      res.resume();
-      return;
-    }
-    if (status === 404 || status === 410) {
-      res.resume();
-      throw new NotFound(url);
-    }
-    if (status !== 200 && status !== 206) {
-      res.resume();
-      throw new BeError(`cannot fetch ${url}: HTTP ${status}`);
-    }
-    const append = status === 206;
-    const start = append ? have : 0;
-    const length = Number(res.headers['content-length'] ?? NaN);
-    if (Number.isFinite(length)) task?.setTotal(start + length);
-    let done = start;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        done += chunk.length;
-        task?.update(done);
-        cb(null, chunk);
-      },
-    });
+    // The file is open before the request so that no event of the response can be missed.
+    const fh = await open(part, have > 0 ? 'r+' : 'w');
+    let start = 0;
+    let done = 0;
+    let length = NaN;
     try {
-      await pipeline(res, counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
+      const res = await httpRequest(url, have > 0 ? { range: `bytes=${have}-` } : {});
+      const status = res.statusCode ?? 0;
+      if (status === 416 && have > 0) {
+        // Nothing left to send: PART already holds the whole file.
+        res.resume();
+        return;
+      }
+      if (status === 404 || status === 410) {
+        res.resume();
+        throw new NotFound(url);
+      }
+      if (status !== 200 && status !== 206) {
+        res.resume();
+        throw new BeError(`cannot fetch ${url}: HTTP ${status}`);
+      }
+      start = status === 206 ? have : 0;
+      if (start === 0 && have > 0) await fh.truncate(0);
+      length = Number(res.headers['content-length'] ?? NaN);
+      if (Number.isFinite(length)) task?.setTotal(start + length);
+      done = start;
+      // Every chunk the parser hands over is written, also when the connection breaks right
+      // after it, so the next attempt asks only for the rest.
+      await new Promise<void>((resolve, reject) => {
+        let chain: Promise<unknown> = Promise.resolve();
+        let pending = 0;
+        let settled = false;
+        const settle = (error?: Error) => {
+          if (settled) return;
+          settled = true;
+          chain.then(() => (error ? reject(error) : resolve()), reject);
+        };
+        res.on('data', (chunk: Buffer) => {
+          pending++;
+          if (pending > 16) res.pause();
+          chain = chain.then(async () => {
+            await fh.write(chunk, 0, chunk.length, done);
+            done += chunk.length;
+            task?.update(done);
+            if (--pending <= 4) res.resume();
+          });
+        });
+        res.on('end', () => settle());
+        res.on('error', (error) => settle(error));
+        res.on('close', () => settle(res.complete ? undefined : new Error('connection closed early')));
+      });
     } catch (error) {
+      if (error instanceof BeError) throw error;
       lastError = (error as Error).message;
       continue;
+    } finally {
+      await fh.close();
     }
     if (Number.isFinite(length) && done - start < length) {
       lastError = `connection closed after ${done - start} of ${length} bytes`;

@@ -263,7 +263,7 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
       for (const p of planned) {
         const files = fetched.get(p.set)!;
         const target = p.target === '/' ? root : join(root, p.target);
-        const task = progress.task(`extract ${p.set}`, 0);
+        const task = progress.task(`extract ${p.set}`, runner.dryRun ? 0 : files.reduce((sum, f) => sum + (existsSync(f.path) ? statSync(f.path).size : 0), 0));
         if (p.target !== '/') await runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true, mode: 0o755 }));
         if (index.era === 'txz') {
           await extractArchive(runner, ctx.flavour, files[0].path, target);

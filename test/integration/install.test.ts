@@ -31,7 +31,14 @@ function mountsOf(prefix: string): string[] {
 
 /** Mount BE with `be mount`, run CHECK on its directory, unmount. */
 async function inBe<T>(dataset: string, check: (dir: string) => T | Promise<T>): Promise<T> {
-  const dir = (await beOk(['mount', dataset])).trim();
+  // zfs-fuse sometimes still calls a dataset busy just after it was unmounted; try again briefly.
+  let r = await be(['mount', dataset]);
+  for (let i = 0; i < 5 && r.exitCode !== 0 && /busy/.test(r.stderr); i++) {
+    await new Promise((done) => setTimeout(done, 300));
+    r = await be(['mount', dataset]);
+  }
+  if (r.exitCode !== 0) throw new Error(`be mount ${dataset}: ${r.stderr}`);
+  const dir = r.stdout.trim();
   try {
     return await check(dir);
   } finally {
