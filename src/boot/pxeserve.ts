@@ -10,6 +10,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { isIPv4 } from 'node:net';
 import type { Runner } from '../sys/run.js';
 import { BeError } from '../sys/errors.js';
+import { parse as parseYaml } from 'yaml';
 
 /** Keys of the config file: the long flag names. */
 export const PXE_KEYS = [
@@ -66,8 +67,7 @@ export async function readPxeConfig(file: string): Promise<PxeInput> {
   } catch (e) {
     throw new BeError(`--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const yaml = isYaml(file) ? await import('yaml') : undefined;
-  return parsePxeConfig(text, file, yaml ? (t) => yaml.parse(t) as unknown : undefined);
+  return parsePxeConfig(text, file, isYaml(file) ? (t) => parseYaml(t) as unknown : undefined);
 }
 
 function isYaml(file: string): boolean {
@@ -416,18 +416,6 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
     await tftp?.stop().catch(() => {});
     throw e;
   }
-  if (tftp) log(`tftp serving ${s.tftpRoot} on ${s.address}:${ports.tftp}`);
-
-  let dropped = false;
-  try {
-    dropped = await dropPrivileges(account, dhcp?.ownedPaths() ?? []);
-  } catch (e) {
-    await dhcp?.stop().catch(() => {});
-    await tftp?.stop().catch(() => {});
-    throw e instanceof BeError ? e : new BeError(`--user ${s.user}: ${(e as Error).message}`);
-  }
-  if (dropped) log(`running as ${account.name} (uid ${account.uid})`);
-
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));
   let stopping: Promise<void> | undefined;
@@ -449,9 +437,22 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
     })();
     return stopping;
   };
+  // from here on a signal stops cleanly (before anything is announced)
   if (o.handleSignals !== false) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
+
+  if (tftp) log(`tftp serving ${s.tftpRoot} on ${s.address}:${ports.tftp}`);
+
+  let dropped = false;
+  try {
+    dropped = await dropPrivileges(account, dhcp?.ownedPaths() ?? []);
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e instanceof BeError ? e : new BeError(`--user ${s.user}: ${(e as Error).message}`);
+  }
+  if (dropped) log(`running as ${account.name} (uid ${account.uid})`);
+
   return { done, stop, ports, account, dropped };
 }

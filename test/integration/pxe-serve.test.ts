@@ -1,0 +1,193 @@
+/**
+ * `be pxe serve` as a user runs it, inside a network namespace, against real clients: busybox
+ * udhcpc (as a PXE client) and tftp-hpa from another namespace on the same bridge.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeLan, type Lan } from '../helpers/netns.js';
+import { nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
+import { startBe, type PxeProcess } from '../helpers/pxe.js';
+import { BE_BIN } from '../helpers/cli.js';
+
+let lan: Lan;
+let dir: string;
+let root: string;
+let nobodyUid: number;
+const bootBytes = randomBytes(70_000);
+
+function ip(n: number): string {
+  return `${lan.prefix}.${n}`;
+}
+
+async function br0(args: string[]): Promise<void> {
+  await execa('ip', ['-n', lan.client, ...args]);
+}
+
+/** One DHCP exchange with busybox udhcpc posing as a PXE client (architecture ARCH); returns the bound event. */
+async function pxeClient(mac: string, arch = '0000'): Promise<Record<string, string>> {
+  await br0(['addr', 'flush', 'dev', 'br0']);
+  await br0(['link', 'set', 'br0', 'address', mac]);
+  const { script, log } = await udhcpcScript(dir);
+  await nsRun(lan.client, [
+    'busybox', 'udhcpc', '-q', '-n', '-f', '-i', 'br0', '-s', script, '-t', '5', '-T', '1',
+    '-V', `PXEClient:Arch:${arch.slice(-5).padStart(5, '0')}:UNDI:002001`, '-x', `0x5d:${arch}`,
+    '-O', 'rootpath', '-O', 'tftp', '-O', 'bootfile',
+  ]);
+  const bound = parseUdhcpcLog(await readFile(log, 'utf8')).find((e) => e.event === 'bound');
+  if (!bound) throw new Error(`udhcpc got no lease: ${await readFile(log, 'utf8')}`);
+  await br0(['addr', 'add', `${bound.env.ip}/24`, 'dev', 'br0']);
+  return bound.env;
+}
+
+async function tftpGet(remote: string): Promise<Buffer> {
+  const dest = join(dir, `got-${randomBytes(4).toString('hex')}`);
+  const r = await nsRun(lan.client, ['tftp', lan.serverIps[0], '-m', 'octet', '-c', 'get', remote, dest], { reject: false });
+  const data = await readFile(dest).catch(() => undefined);
+  await rm(dest, { force: true });
+  if (!data) throw new Error(`tftp get ${remote} failed: ${r.stdout} ${r.stderr}`);
+  return data;
+}
+
+function uidLine(status: string): string {
+  return status.split('\n').find((l) => l.startsWith('Uid:'))!.replace(/\s+/g, ' ').trim();
+}
+
+beforeAll(async () => {
+  lan = await makeLan(1);
+  dir = await mkdtemp(join(tmpdir(), 'be-pxe-serve-'));
+  await chmod(dir, 0o755);
+  root = join(dir, 'tftp');
+  await mkdir(join(root, 'efi'), { recursive: true });
+  await writeFile(join(root, 'pxeboot'), bootBytes);
+  await writeFile(join(root, 'efi', 'loader.efi'), 'efi loader\n');
+  await execa('chmod', ['-R', 'a+rX', root]);
+  nobodyUid = Number((await execa('id', ['-u', 'nobody'])).stdout.trim());
+}, 60_000);
+
+afterAll(async () => {
+  await lan?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('be pxe serve', () => {
+  it('leases with boot information, serves TFTP, logs each, runs as nobody, keeps leases over a restart', async () => {
+    const leaseFile = join(dir, 'db', 'leases');
+    const config = join(dir, 'pxe.json');
+    await writeFile(config, JSON.stringify({
+      address: lan.serverIps[0], subnet: lan.subnet, range: `${ip(100)}-${ip(110)}`, router: ip(1), dns: [ip(1)],
+      'tftp-root': root, 'boot-bios': 'from-config', 'boot-efi': 'efi/loader.efi', 'root-path': `${ip(1)}:/be/default`,
+      'lease-file': leaseFile,
+    }));
+    const mac = '02:be:9e:00:00:01';
+    const efiMac = '02:be:9e:00:00:02';
+    const args = ['pxe', 'serve', '--config', config, '--boot-bios', 'pxeboot'];
+    let server: PxeProcess = startBe(lan.servers[0], args);
+    let leased: string;
+    try {
+      await server.waitFor(/^running as nobody/);
+      const status = await readFile(`/proc/${await server.pid()}/status`, 'utf8');
+      expect(uidLine(status)).toBe(`Uid: ${nobodyUid} ${nobodyUid} ${nobodyUid} ${nobodyUid}`);
+      expect(status.split('\n').find((l) => l.startsWith('Groups:'))!.trim()).toBe('Groups:');
+
+      const bios = await pxeClient(mac);
+      leased = bios.ip;
+      expect(Number(leased.split('.')[3])).toBeGreaterThanOrEqual(100);
+      // the flag overrides the config file's boot-bios
+      expect(bios).toMatchObject({ siaddr: lan.serverIps[0], boot_file: 'pxeboot', tftp: lan.serverIps[0], rootpath: `${ip(1)}:/be/default`, router: ip(1), dns: ip(1) });
+      await server.waitFor(new RegExp(`^dhcp DHCPACK ${leased.replace(/\./g, '\\.')} to ${mac} for 3600s$`));
+      expect(Buffer.compare(await tftpGet('pxeboot'), bootBytes)).toBe(0);
+      await server.waitFor(new RegExp(`^tftp ${leased.replace(/\./g, '\\.')}:\\d+ "pxeboot" ${bootBytes.length}/${bootBytes.length} bytes .* ok`));
+
+      // an x64 UEFI client is given the EFI loader
+      const efi = await pxeClient(efiMac, '0007');
+      expect(efi.boot_file).toBe('efi/loader.efi');
+      expect((await tftpGet('efi/loader.efi')).toString()).toBe('efi loader\n');
+
+      expect(await server.stop()).toBe(0);
+      expect(server.lines.at(-1)).toBe(`stopped; 2 leases kept in ${leaseFile}`);
+      expect(server.lines.filter((l) => l.startsWith('dhcp DHCPACK'))).toHaveLength(2);
+      expect((await stat(leaseFile)).uid).toBe(nobodyUid);
+
+      // the journal outlives the process: each client gets its address back, whatever the order
+      server = startBe(lan.servers[0], args);
+      await server.waitFor(/^running as nobody/);
+      expect((await pxeClient(efiMac, '0007')).ip).toBe(efi.ip);
+      expect((await pxeClient(mac)).ip).toBe(leased);
+      expect(efi.ip).not.toBe(leased);
+      expect(await server.stop('SIGINT')).toBe(0);
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  }, 120_000);
+
+  it('YAML config, TFTP only', async () => {
+    const config = join(dir, 'pxe.yaml');
+    await writeFile(config, `address: ${lan.serverIps[0]}\ntftp-root: ${root}\nno-dhcp: true\nuser: nobody\n`);
+    const server = startBe(lan.servers[0], ['pxe', 'serve', '--config', config]);
+    try {
+      await server.waitFor(/^running as nobody/);
+      expect(server.lines.some((l) => l.startsWith('dhcp '))).toBe(false);
+      await br0(['addr', 'flush', 'dev', 'br0']);
+      await br0(['addr', 'add', `${ip(99)}/24`, 'dev', 'br0']);
+      expect(Buffer.compare(await tftpGet('/pxeboot'), bootBytes)).toBe(0);
+      expect(await server.stop()).toBe(0);
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  }, 60_000);
+
+  it('proxy mode listens on 67 and 4011 without a lease file', async () => {
+    const server = startBe(lan.servers[0], ['pxe', 'serve', '--proxy', '--address', lan.serverIps[0], '--tftp-root', root]);
+    try {
+      await server.waitFor(/^running as nobody/);
+      expect(server.lines).toContain(`dhcp proxyDHCP server ${lan.serverIps[0]} listening on 0.0.0.0:67 and 4011`);
+      expect(await server.stop()).toBe(0);
+      expect(server.lines.at(-1)).toBe('stopped');
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  }, 60_000);
+
+  it('refuses every bad value with one line naming it, and starts nothing', async () => {
+    const good = ['--address', lan.serverIps[0], '--subnet', lan.subnet, '--range', `${ip(100)}-${ip(110)}`, '--tftp-root', root, '--lease-file', join(dir, 'bad', 'leases')];
+    const set = (flag: string, value: string) => {
+      const a = [...good];
+      const i = a.indexOf(flag);
+      if (i >= 0) a[i + 1] = value;
+      else a.push(flag, value);
+      return a;
+    };
+    const unknownKey = join(dir, 'unknown.json');
+    await writeFile(unknownKey, JSON.stringify({ address: lan.serverIps[0], 'tftp-rot': root }));
+    const badYaml = join(dir, 'bad.yaml');
+    await writeFile(badYaml, 'address: [unclosed\n');
+    const cases: Array<[string[], string]> = [
+      [set('--address', '10.0.0.300'), 'be: --address 10.0.0.300: not an IPv4 address'],
+      [set('--subnet', '10.0.0.0/33'), 'be: --subnet 10.0.0.0/33: not a CIDR network (e.g. 192.168.2.0/24)'],
+      [set('--host', '52:54:00:zz:00:01=10.0.0.5'), 'be: --host 52:54:00:zz:00:01: not a MAC address (e.g. 52:54:00:12:34:56)'],
+      [set('--range', '10.250.0.1-10.250.0.9'), `be: --range 10.250.0.1-10.250.0.9 is outside subnet ${lan.subnet}`],
+      [set('--tftp-root', join(dir, 'missing')), `be: --tftp-root ${join(dir, 'missing')}: no such directory`],
+      [set('--router', 'gateway'), 'be: --router gateway: not an IPv4 address'],
+      [set('--user', 'no-such-user-here'), 'be: --user no-such-user-here: no such user'],
+      [['pxe', 'serve', '--config', unknownKey], `be: --config ${unknownKey}: unknown key 'tftp-rot'`],
+      [['pxe', 'serve', '--config', badYaml], `be: --config ${badYaml}: not valid YAML`],
+    ];
+    for (const [argv, message] of cases) {
+      const full = argv[0] === 'pxe' ? argv : ['pxe', 'serve', ...argv];
+      const r = await nsRun(lan.servers[0], [process.execPath, BE_BIN, ...full], { reject: false, timeout: 20_000 });
+      expect(r.exitCode, `${full.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = String(r.stderr).split('\n').filter(Boolean);
+      expect(lines, full.join(' ')).toHaveLength(1);
+      expect(lines[0].startsWith(message), `${lines[0]} should start with ${message}`).toBe(true);
+    }
+    // nothing was started, not even the lease directory
+    await expect(stat(join(dir, 'bad'))).rejects.toThrow();
+    const listening = await nsRun(lan.servers[0], ['ss', '-uln']);
+    expect(String(listening.stdout)).not.toMatch(/:(67|69)\s/);
+  }, 120_000);
+});
