@@ -333,6 +333,8 @@ export async function serveWorker(opts: WorkerOptions): Promise<void> {
       await conn.put(JSON.stringify(reply), { ttr: 60 });
       await conn.delete(job.id).catch(() => {});
       opts.log(`job ${job.id} ${msg.key}: done ${reply.verdict}${reply.reason ? ` (${reply.reason})` : ''} in ${formatDuration(reply.durationMs)}`);
+      // Clones a dead worker on this host left behind go now rather than at the next start.
+      if (opts.host.cleanup) for (const gone of await opts.host.cleanup().catch(() => [])) opts.log(`destroyed ${gone}, left by a worker that died`);
     }
     await close(conn);
   };

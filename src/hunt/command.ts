@@ -91,6 +91,29 @@ async function openStore(ctx: BeContext, spec: HuntSpec, opts: CommonOpts): Prom
   return HuntStore.open(dir, ctx.runner, spec, { command: ['be', ...opts.argv], beVersion: VERSION, fresh: opts.fresh });
 }
 
+/**
+ * Ctrl-C (or SIGTERM) stops a hunt cleanly: no new run starts, the running tests get the signal,
+ * their clones are destroyed and the state keeps every finished run. A second signal exits at once.
+ */
+async function interruptible<T>(store: HuntStore, body: (stopped: () => boolean) => Promise<T>): Promise<T> {
+  let signal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signal) process.exit(130);
+    signal = sig;
+    progress(`be: ${sig}: stopping after the runs in progress (again to quit at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const value = await body(() => signal !== undefined);
+    if (signal) throw new BeError(`interrupted; run the same command again to resume (state in ${store.dir})`, { exitCode: 130 });
+    return value;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 function progress(line: string): void {
   process.stderr.write(`${line}\n`);
 }
@@ -116,7 +139,8 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
     await runBrokered(store, { broker: parseBroker(opts.broker), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress });
   } else {
     const { runMatrix } = await import('./exec.js');
-    await runMatrix(store, await localHost(ctx), { jobs: opts.jobs, test, progress });
+    const host = await localHost(ctx);
+    await interruptible(store, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, stopped }));
   }
   const { tableReport } = await import('./report.js');
   return tableReport(store.state);
@@ -143,7 +167,8 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
   const { runBisect } = await import('./exec.js');
-  return runBisect(store, await localHost(ctx), { jobs: 1, test, progress });
+  const host = await localHost(ctx);
+  return interruptible(store, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
 }
 
 export async function huntReport(opts: { state?: string; format: string; out?: string }): Promise<string | undefined> {
@@ -190,6 +215,8 @@ export async function worker(ctx: BeContext, opts: { broker: string; tube: strin
   const broker = parseBroker(opts.broker);
   const tube = checkTube(opts.tube);
   const host = await localHost(ctx);
+  // A stopped worker goes at once: its test gets the signal too, and beanstalkd hands the job on.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
   await serveWorker({
     broker,
     tube,

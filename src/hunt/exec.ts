@@ -31,6 +31,8 @@ export interface ReleaseHost {
   prepare(release: string, install: InstallFlags, log: (text: string) => void): Promise<PreparedRecord>;
   /** One test run in a fresh clone of the release's @installed snapshot, destroyed afterwards. */
   runTest(req: RunRequest, prepared: PreparedRecord, onOutput: (text: string) => void): Promise<TestEnd>;
+  /** Destroy what runs of dead processes on this host left behind; returns what went. */
+  cleanup?(): Promise<string[]>;
 }
 
 /** Wall time during which at least one BE was being prepared (so parallel installs are not double counted). */
@@ -141,6 +143,8 @@ export interface HuntOptions {
   jobs: number;
   test: TestScript;
   progress: (line: string) => void;
+  /** True once the user asked to stop (Ctrl-C): no new runs start. */
+  stopped?: () => boolean;
 }
 
 /** The runs a hunt still owes (release order, then run number). */
@@ -180,7 +184,7 @@ export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntO
     const todo = pendingRuns(store);
     let next = 0;
     const worker = async () => {
-      while (next < todo.length) {
+      while (next < todo.length && !opts.stopped?.()) {
         const { release, run } = todo[next++];
         const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
         opts.progress(runLine(rec, store.state.spec.runs));
@@ -203,6 +207,7 @@ export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntO
   return session(store, preparer, async () => {
     const range = bisectRange(spec.releases, spec.good!, spec.bad!);
     for (;;) {
+      if (opts.stopped?.()) return '';
       const verdicts = new Map(store.state.runs.filter((r) => r.run === 1).map((r) => [r.release, r.verdict]));
       const step = bisectStep({ ordered: spec.releases, good: spec.good!, bad: spec.bad!, verdicts });
       if (step.done) {

@@ -135,6 +135,26 @@ describe('a run that outlives --timeout', () => {
 });
 
 describe('an interrupted hunt', () => {
+  it('stops on Ctrl-C after the runs in progress, keeps what finished and leaves no clone', async () => {
+    const state = join(fx.dir, 'sigint');
+    const args = [...common, 'hunt', 'run', '--releases', RELEASES.slice(0, 4).join(','), '--test', await fx.test(1, 'slow.sh'), '--state', state, ...installFlags()];
+    const p = execa(BE_BIN, args, { reject: false });
+    for (let i = 0; i < 600; i++) {
+      const s = existsSync(join(state, 'hunt.json')) ? await stateFile(state).catch(() => undefined) : undefined;
+      if (s && s.runs.length >= 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    p.kill('SIGINT');
+    const r = await p;
+    expect(r.exitCode).toBe(130);
+    expect(r.stderr).toContain(`be: interrupted; run the same command again to resume (state in ${state})`);
+    const s = await stateFile(state);
+    expect(s.runs.length).toBeGreaterThanOrEqual(1);
+    expect(s.runs.length).toBeLessThan(4);
+    const names = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool.root])).stdout.split('\n');
+    expect(names.filter((n) => n.includes('.run'))).toEqual([]);
+  }, 60_000);
+
   it('resumes without repeating the runs that finished', async () => {
     const state = join(fx.dir, 'killed');
     const args = [...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(1, 'slow.sh'), '--state', state, ...installFlags()];
