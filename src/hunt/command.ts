@@ -85,7 +85,6 @@ function timeoutMs(text: string): number {
 }
 
 async function openStore(ctx: BeContext, spec: HuntSpec, opts: CommonOpts): Promise<HuntStore> {
-  if (ctx.runner.dryRun) throw new UsageError('hunt cannot be a dry run: it needs the verdicts of real test runs');
   const dir = resolve(opts.state ?? join(DEFAULT_HUNTS_DIR, huntId(spec)));
   await mkdir(dir, { recursive: true });
   return HuntStore.open(dir, ctx.runner, spec, { command: ['be', ...opts.argv], beVersion: VERSION, fresh: opts.fresh });
@@ -132,6 +131,7 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   const releases = await resolveReleaseSpec(opts.releases, table, fileIo);
   const test = await loadTest(opts.test);
   const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
+  if (ctx.runner.dryRun) return dryRun(ctx, spec, opts.test);
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
   if (opts.broker) {
@@ -144,6 +144,15 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   }
   const { tableReport } = await import('./report.js');
   return tableReport(store.state);
+}
+
+/** `be -n hunt run`: the hunt as a script, nothing changed. */
+async function dryRun(ctx: BeContext, spec: HuntSpec, test: string): Promise<string> {
+  const { resolveBeRoot } = await import('../be/context.js');
+  const { huntPlanScript } = await import('./plan.js');
+  const root = await resolveBeRoot(ctx);
+  const installed = (await ctx.zfs.exists(root)) ? new Set(await ctx.zfs.list(root, 'snapshot', 2)) : new Set<string>();
+  return (await huntPlanScript(spec, root, resolve(test), installed)).trimEnd();
 }
 
 export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string }): Promise<string> {
@@ -164,6 +173,7 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     good: opts.good,
     bad: opts.bad,
   };
+  if (ctx.runner.dryRun) throw new UsageError('hunt bisect cannot be a dry run: each step depends on the verdict before it (try be -n hunt run)');
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
   const { runBisect } = await import('./exec.js');

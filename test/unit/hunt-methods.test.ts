@@ -68,3 +68,18 @@ describe('beanstalkd jobs', () => {
     expect(replyTube('h', '14.0', 2)).toBe('be-hunt-reply.h.14.0.2');
   });
 });
+
+describe('be -n hunt run', () => {
+  it('prints the hunt as a script: install once, then clone, copy, run by the method, destroy', async () => {
+    const { huntPlanScript } = await import('../../src/hunt/plan.js');
+    const spec = { kind: 'run' as const, releases: ['13.2', '14.0'], test: { path: '/t/x.sh', name: 'x.sh', sha256: 'ab' }, method: 'chroot' as const, runs: 1, timeoutMs: 90_000, install: { source: '/pub', sets: ['base'] } };
+    const text = await huntPlanScript(spec, 'lab/ROOT', '/t/x.sh', new Set(['lab/ROOT/hunt-14.0@installed']));
+    expect(text).toContain('be install -r 13.2 -p /pub --sets base lab/ROOT/hunt-13.2\nzfs snapshot -r lab/ROOT/hunt-13.2@installed\n');
+    expect(text).toContain('# lab/ROOT/hunt-14.0@installed is ready\nbe create -e lab/ROOT/hunt-14.0@installed lab/ROOT/hunt-14.0.run1\n');
+    expect(text).not.toContain('be install -r 14.0');
+    expect(text).toContain('env -i PATH=/sbin:/bin:/usr/sbin:/usr/bin BE_RELEASE=14.0 BE_RUN=1 timeout 90 chroot /tmp/be-hunt.14.0.1 /var/tmp/be-hunt/x.sh; echo "14.0 run 1: exit $?"');
+    const jail = await huntPlanScript({ ...spec, method: 'jail' }, 'lab/ROOT', '/t/x.sh', new Set());
+    expect(jail).toMatch(/timeout 90 jail -c name=lab_ROOT_hunt-13_2_run1 path=\/tmp\/be-hunt\.13\.2\.1 .* command=\/var\/tmp\/be-hunt\/x\.sh;/);
+    expect(jail).toContain('jail -r lab_ROOT_hunt-13_2_run1 || true');
+  });
+});
