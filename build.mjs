@@ -1,8 +1,10 @@
 // Bundles the CLI into dist/ so `be` starts with one small file and loads the rest on demand.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+
+rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
 
 await build({
   entryPoints: ['src/cli/main.ts'],
