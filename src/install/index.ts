@@ -230,30 +230,38 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
     const index = await locateRelease(ctx, query, sets, cache, offline, progress);
     const planned = planSets(index, sets, arch);
 
-    // Fetch and verify every piece of every set before extracting a byte.
+    // Fetch and verify every piece of every set before extracting a byte (two at a time).
     const fetched = new Map<string, Fetched[]>();
     let downloaded = 0;
-    for (const p of planned) {
-      const got: Fetched[] = [];
-      for (const f of p.files) {
+    const jobs = planned.flatMap((p) => p.files.map((f, i) => ({ set: p.set, i, f })));
+    const results: Fetched[] = new Array(jobs.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const k = next++;
+        const { f } = jobs[k];
         if (runner.dryRun && isRemote(f.location) && !cache.has(f.location, f.expected)) {
           const path = cache.pathFor(f.location, f.expected);
           runner.note(`fetch ${f.location} -> ${path} (${f.expected.algo} ${f.expected.digest})`);
-          got.push({ ...f, path, downloaded: 0 });
+          results[k] = { ...f, path, downloaded: 0 };
           continue;
         }
-        const r = await obtain(f, {
+        results[k] = await obtain(f, {
           cache,
           runner,
           offline,
           fetchTask: (label, size) => progress.task(label, size),
           verifyTask: (label, size) => progress.task(label, size),
         });
-        downloaded += r.downloaded;
-        got.push(r);
       }
-      fetched.set(p.set, got);
-    }
+    };
+    const settled = await Promise.allSettled([worker(), worker()].map((w) => w.catch((error) => ((next = jobs.length), Promise.reject(error)))));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    jobs.forEach((j, k) => {
+      downloaded += results[k].downloaded;
+      fetched.set(j.set, [...(fetched.get(j.set) ?? []), results[k]]);
+    });
 
     const { mountedDatasets, mountBe, umountBe } = await import('../be/access.js');
     const already = (await mountedDatasets(ctx, be)).get(be);

@@ -166,7 +166,7 @@ describe('be install', () => {
     const cut = server.requests.length;
     await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'kernel', '--cache', partial, target]);
     expect(server.requests.length).toBeGreaterThan(cut);
-    const r2 = await be(['install', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,kernel', '--cache', partial, target]);
+    const r2 = await be(['install', '-q', '--offline', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--sets', 'base,kernel', '--cache', partial, target]);
     expect(r2.exitCode).toBe(1);
     expect(r2.stderr).toBe(`be: --offline: set 'base' (base.txz) is not in the cache ${partial}\n`);
   });
