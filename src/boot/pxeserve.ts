@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { isIPv4 } from 'node:net';
 import type { Runner } from '../sys/run.js';
+import type { TftpFileProvider } from '../net/tftp/index.js';
 import { BeError } from '../sys/errors.js';
 import { parse as parseYaml } from 'yaml';
 
@@ -356,7 +357,7 @@ export interface StartOptions {
   runner: Runner;
   log?: (line: string) => void;
   /** Memory files for the TFTP server (e.g. a generated pxelinux.cfg/default). */
-  files?: Map<string, Buffer | string> | ((path: string) => Buffer | string | undefined);
+  files?: TftpFileProvider;
   /** Port overrides for tests; defaults 67, 4011, 69. */
   ports?: { dhcp?: number; proxy?: number; tftp?: number; client?: number };
   /** Stop on SIGINT/SIGTERM (default true). */

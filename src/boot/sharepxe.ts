@@ -5,11 +5,15 @@
  * pxeboot and loader.efi read everything else (loader.conf, the kernel, modules) over NFS from
  * that root path, then the kernel mounts it as /.
  *
+ * A loader built for TFTP instead (LOADER_TFTP_SUPPORT) asks for `<root path>/boot/...` (libsa
+ * prefixes every name with the root path): `bootFilesByRootPath` serves those names from the same
+ * /boot, so both kinds of loader boot the BE.
+ *
  * The BE is mounted where `be sharenfs` would share it from (unless it is mounted already) and
  * left mounted when the server stops, since its NFS export serves the booted machines.
  */
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import type { BeContext } from '../be/context.js';
 import { requireBe } from '../be/context.js';
 import { mountBe, mountedDatasets } from '../be/access.js';
@@ -43,4 +47,24 @@ export async function prepareSharePxe(ctx: BeContext, name: string, input: PxeIn
   out['tftp-root'] ??= boot;
   if (out['root-path'] === undefined && typeof input.address === 'string') out['root-path'] = `${input.address}:${dir}`;
   return { be, dir, mounted, input: out };
+}
+
+/** Largest file served under the root-path prefix (read whole into memory per request). */
+export const MAX_PREFIXED_FILE = 256 * 1024 * 1024;
+
+/**
+ * TFTP names `<dir without leading slash>/boot/<file>` → the file under DIR/boot, confined to it
+ * after resolving symlinks; anything else falls through to the TFTP root.
+ */
+export function bootFilesByRootPath(dir: string): (rel: string) => Promise<Buffer | undefined> {
+  const prefix = `${dir.replace(/^\/+/, '').replace(/\/+$/, '')}/boot/`;
+  return async (rel) => {
+    if (!rel.startsWith(prefix) || rel.length === prefix.length) return undefined;
+    const bootReal = await realpath(join(dir, 'boot')).catch(() => undefined);
+    const real = await realpath(join(dir, 'boot', rel.slice(prefix.length))).catch(() => undefined);
+    if (!bootReal || !real || !real.startsWith(`${bootReal}/`)) return undefined;
+    const st = await stat(real).catch(() => undefined);
+    if (!st?.isFile() || st.size > MAX_PREFIXED_FILE) return undefined;
+    return readFile(real);
+  };
 }

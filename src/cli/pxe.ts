@@ -72,7 +72,7 @@ export function registerPxeCommands(program: Command): void {
     .argument('<be>')
     .action(async (name: string, opts, cmd: Command) => {
       const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
-      const { prepareSharePxe } = await import('../boot/sharepxe.js');
+      const { prepareSharePxe, bootFilesByRootPath } = await import('../boot/sharepxe.js');
       const input = await gatherInput(opts, cmd);
       // check the flags before touching the BE
       await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] });
@@ -80,7 +80,7 @@ export function registerPxeCommands(program: Command): void {
       const plan = await prepareSharePxe(ctx, name, input);
       const settings = await checkPxeSettings(plan.input);
       print(`sharing ${plan.be} from ${plan.dir}${plan.mounted ? ' (mounted now; left mounted)' : ''}: TFTP ${settings.tftpRoot ?? '-'}, root-path ${settings.rootPath ?? '-'}`);
-      const running = await startPxe(settings, { runner: ctx.runner });
+      const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) });
       await running.done;
     });
 

@@ -9,8 +9,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeLan, type Lan } from '../helpers/netns.js';
-import { nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
-import { startBe, type PxeProcess } from '../helpers/pxe.js';
+import { nsRun } from '../helpers/dhcp.js';
+import { pxeClient as pxeClientIn, startBe, tftpGet as tftpGetIn, type PxeProcess } from '../helpers/pxe.js';
 import { BE_BIN } from '../helpers/cli.js';
 
 let lan: Lan;
@@ -27,29 +27,12 @@ async function br0(args: string[]): Promise<void> {
   await execa('ip', ['-n', lan.client, ...args]);
 }
 
-/** One DHCP exchange with busybox udhcpc posing as a PXE client (architecture ARCH); returns the bound event. */
-async function pxeClient(mac: string, arch = '0000'): Promise<Record<string, string>> {
-  await br0(['addr', 'flush', 'dev', 'br0']);
-  await br0(['link', 'set', 'br0', 'address', mac]);
-  const { script, log } = await udhcpcScript(dir);
-  await nsRun(lan.client, [
-    'busybox', 'udhcpc', '-q', '-n', '-f', '-i', 'br0', '-s', script, '-t', '5', '-T', '1',
-    '-V', `PXEClient:Arch:${arch.slice(-5).padStart(5, '0')}:UNDI:002001`, '-x', `0x5d:${arch}`,
-    '-O', 'rootpath', '-O', 'tftp', '-O', 'bootfile',
-  ]);
-  const bound = parseUdhcpcLog(await readFile(log, 'utf8')).find((e) => e.event === 'bound');
-  if (!bound) throw new Error(`udhcpc got no lease: ${await readFile(log, 'utf8')}`);
-  await br0(['addr', 'add', `${bound.env.ip}/24`, 'dev', 'br0']);
-  return bound.env;
+function pxeClient(mac: string, arch = '0000'): Promise<Record<string, string>> {
+  return pxeClientIn(lan, dir, mac, arch);
 }
 
-async function tftpGet(remote: string): Promise<Buffer> {
-  const dest = join(dir, `got-${randomBytes(4).toString('hex')}`);
-  const r = await nsRun(lan.client, ['tftp', lan.serverIps[0], '-m', 'octet', '-c', 'get', remote, dest], { reject: false });
-  const data = await readFile(dest).catch(() => undefined);
-  await rm(dest, { force: true });
-  if (!data) throw new Error(`tftp get ${remote} failed: ${r.stdout} ${r.stderr}`);
-  return data;
+function tftpGet(remote: string): Promise<Buffer> {
+  return tftpGetIn(lan, dir, remote);
 }
 
 function uidLine(status: string): string {
@@ -182,7 +165,7 @@ describe('be pxe serve', () => {
       expect(r.exitCode, `${full.join(' ')}: ${r.stderr}`).toBe(1);
       expect(r.stdout).toBe('');
       const lines = String(r.stderr).split('\n').filter(Boolean);
-      expect(lines, full.join(' ')).toHaveLength(1);
+      expect(lines, `${full.join(' ')}\n${r.stderr}`).toHaveLength(1);
       expect(lines[0].startsWith(message), `${lines[0]} should start with ${message}`).toBe(true);
     }
     // nothing was started, not even the lease directory
