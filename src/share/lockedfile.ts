@@ -9,6 +9,7 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Runner } from '../sys/run.js';
 import { BeError } from '../sys/errors.js';
+import { writeFileAtomic } from '../sys/files.js';
 import { unifiedDiff } from './diff.js';
 
 export interface UpdateOptions {
@@ -104,30 +105,17 @@ export async function withFileLock<T>(path: string, body: () => Promise<T>, time
 }
 
 async function writeDurably(path: string, content: string, mode: number, hook?: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
+  const pause =
+    hook === 'pause-before-rename'
+      ? async (tmp: string) => {
+          process.stderr.write(`be: test hook: ${tmp} written, pausing before rename\n`);
+          await new Promise(() => {}); // until killed
+        }
+      : undefined;
   try {
-    await fh.writeFile(content);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    if (hook === 'pause-before-rename') {
-      process.stderr.write(`be: test hook: ${tmp} written, pausing before rename\n`);
-      await new Promise(() => {}); // until killed
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, content, mode, pause);
   } catch (error) {
-    await unlink(tmp).catch(() => {});
     throw new BeError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
   }
 }
 

@@ -3,7 +3,13 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /** Write via a temp file in the same directory, fsync, rename, fsync the directory: never a torn file. */
-export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  content: string | Buffer,
+  mode = 0o644,
+  /** Called with the temp file written and synced, just before the rename (tests use it to crash there). */
+  beforeRename?: (tmp: string) => Promise<void>,
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
@@ -17,6 +23,7 @@ export async function writeFileAtomic(path: string, content: string | Buffer, mo
   }
   await fh.close();
   try {
+    if (beforeRename) await beforeRename(tmp);
     await rename(tmp, path);
   } catch (error) {
     await unlink(tmp).catch(() => {});

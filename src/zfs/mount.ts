@@ -53,12 +53,13 @@ class FuseMount implements MountBackend {
   async mount(dataset: string, dir: string): Promise<void> {
     const rel = this.relative(dir);
     const props = (await this.zfs.get([dataset], ['mountpoint', SAVED_MOUNTPOINT])).get(dataset)!;
+    const mp = props.mountpoint;
+    const own = { value: withoutAltroot(mp.value, this.altroot), inherit: mp.source !== 'local' };
     if (!props[SAVED_MOUNTPOINT] || props[SAVED_MOUNTPOINT].source !== 'local') {
-      const mp = props.mountpoint;
-      const saved = mp.source === 'local' ? withoutAltroot(mp.value, this.altroot) : '-';
-      await this.zfs.set(dataset, SAVED_MOUNTPOINT, saved, { value: '', inherit: true });
+      await this.zfs.set(dataset, SAVED_MOUNTPOINT, own.inherit ? '-' : own.value, { value: '', inherit: true });
     }
-    await this.zfs.set(dataset, 'mountpoint', rel);
+    // A failed mount puts the mountpoint back as it was (undo runs in reverse order).
+    await this.zfs.set(dataset, 'mountpoint', rel, own);
     await this.zfs.mount(dataset);
   }
 
