@@ -219,7 +219,8 @@ function cidrOf(cidr: string): Cidr {
  * Check every value; the first bad one is reported as one line naming it. File-system checks
  * (tftp root exists) are done here too, so a bad config starts nothing.
  */
-export async function checkPxeSettings(input: PxeInput, platform: NodeJS.Platform = process.platform): Promise<PxeSettings> {
+export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJS.Platform; checkFiles?: boolean } = {}): Promise<PxeSettings> {
+  const platform = opts.platform ?? process.platform;
   const address = str(input, 'address');
   if (!address) throw new BeError('--address: needed (the server address clients talk to)');
   checkIp('address', address);
@@ -275,7 +276,7 @@ export async function checkPxeSettings(input: PxeInput, platform: NodeJS.Platfor
   if (tftp) {
     if (!tftpRoot) throw new BeError('--tftp-root: needed (the directory served over TFTP), or --no-tftp');
     tftpRoot = resolve(tftpRoot);
-    const st = await stat(tftpRoot).catch(() => undefined);
+    const st = opts.checkFiles === false ? { isDirectory: () => true } : await stat(tftpRoot).catch(() => undefined);
     if (!st) throw new BeError(`--tftp-root ${tftpRoot}: no such directory`);
     if (!st.isDirectory()) throw new BeError(`--tftp-root ${tftpRoot}: not a directory`);
   }
@@ -298,6 +299,30 @@ export async function checkPxeSettings(input: PxeInput, platform: NodeJS.Platfor
     ...(rootPath !== undefined ? { rootPath } : {}),
     hosts, proxy, ...(dhcp && leaseFile && !proxy ? { leaseFile } : {}), user, dhcp, tftp,
   };
+}
+
+/** Flags that reproduce SETTINGS (defaults written out): what `be -n pxe serve` prints. */
+export function pxeServeArgv(s: PxeSettings): string[] {
+  const out = ['--address', s.address];
+  const opt = (flag: string, v: string | undefined) => {
+    if (v !== undefined) out.push(flag, v);
+  };
+  opt('--interface', s.interface);
+  if (s.dhcp) {
+    opt('--subnet', s.subnet);
+    opt('--range', s.range);
+    opt('--router', s.router);
+    for (const d of s.dns) out.push('--dns', d);
+    out.push('--boot-bios', s.bootBios, '--boot-efi', s.bootEfi);
+    opt('--root-path', s.rootPath);
+    for (const h of s.hosts) out.push('--host', `${h.mac}=${h.ip}${h.hostname ? `,${h.hostname}` : ''}`);
+    if (s.proxy) out.push('--proxy');
+    opt('--lease-file', s.leaseFile);
+  } else out.push('--no-dhcp');
+  if (s.tftp) opt('--tftp-root', s.tftpRoot);
+  else out.push('--no-tftp');
+  out.push('--user', s.user);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ export async function prepareSharePxe(ctx: BeContext, name: string, input: PxeIn
   }
   const boot = join(dir, 'boot');
   const st = await stat(boot).catch(() => undefined);
-  if (!st?.isDirectory()) throw new BeError(`boot environment '${name}' has no /boot directory (looked in ${boot})`);
+  // under --dry-run a BE that is not mounted cannot be looked into
+  if (!st?.isDirectory() && !(ctx.runner.dryRun && mounted)) throw new BeError(`boot environment '${name}' has no /boot directory (looked in ${boot})`);
   const out: PxeInput = { ...input };
   out['tftp-root'] ??= boot;
   if (out['root-path'] === undefined && typeof input.address === 'string') out['root-path'] = `${input.address}:${dir}`;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { collect, context, print } from './common.js';
-import type { PxeInput } from '../boot/pxeserve.js';
+import { changing, collect, context, print } from './common.js';
+import type { PxeInput, PxeSettings } from '../boot/pxeserve.js';
+import type { BeContext } from '../be/context.js';
 
 /** The `be pxe serve` / `be sharepxe` flags (the config file takes the same names as keys). */
 function serveFlags(cmd: Command): Command {
@@ -53,21 +54,30 @@ async function gatherInput(opts: Record<string, unknown>, cmd: Command): Promise
   return mergePxeInput(file, flagInput(opts, cmd));
 }
 
+/** -n: the servers are not started; the script shows the serve step with every setting spelled out. */
+async function dryRun(ctx: BeContext, settings: PxeSettings): Promise<void> {
+  const { lookupUser, pxeServeArgv } = await import('../boot/pxeserve.js');
+  await lookupUser(ctx.runner, settings.user);
+  await ctx.runner.change(['be', 'pxe', 'serve', ...pxeServeArgv(settings)]);
+  ctx.runner.flushScript();
+}
+
 /** Network boot: pxe serve (DHCP + TFTP), sharepxe (a BE over PXE and NFS), wol. */
 export function registerPxeCommands(program: Command): void {
   const pxe = program.command('pxe').description('network boot services: DHCP (with PXE and proxyDHCP) and TFTP');
 
-  serveFlags(pxe.command('serve'))
+  serveFlags(changing(pxe.command('serve')))
     .description('run the DHCP and TFTP servers in the foreground until SIGINT or SIGTERM')
     .action(async (opts, cmd: Command) => {
       const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
       const settings = await checkPxeSettings(await gatherInput(opts, cmd));
       const ctx = await context(cmd);
+      if (ctx.runner.dryRun) return dryRun(ctx, settings);
       const running = await startPxe(settings, { runner: ctx.runner });
       await running.done;
     });
 
-  serveFlags(program.command('sharepxe'))
+  serveFlags(changing(program.command('sharepxe')))
     .description("serve a BE over PXE: TFTP from its /boot, DHCP root-path to its NFS export (see sharenfs)")
     .argument('<be>')
     .action(async (name: string, opts, cmd: Command) => {
@@ -78,7 +88,11 @@ export function registerPxeCommands(program: Command): void {
       await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] });
       const ctx = await context(cmd);
       const plan = await prepareSharePxe(ctx, name, input);
-      const settings = await checkPxeSettings(plan.input);
+      const settings = await checkPxeSettings(plan.input, { checkFiles: !(ctx.runner.dryRun && plan.mounted) });
+      if (ctx.runner.dryRun) {
+        ctx.runner.note(`TFTP also serves ${plan.dir}/boot/* under those names (for TFTP-built loaders)`);
+        return dryRun(ctx, settings);
+      }
       print(`sharing ${plan.be} from ${plan.dir}${plan.mounted ? ' (mounted now; left mounted)' : ''}: TFTP ${settings.tftpRoot ?? '-'}, root-path ${settings.rootPath ?? '-'}`);
       const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) });
       await running.done;

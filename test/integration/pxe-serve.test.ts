@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { makeLan, type Lan } from '../helpers/netns.js';
 import { nsRun } from '../helpers/dhcp.js';
 import { pxeClient as pxeClientIn, startBe, tftpGet as tftpGetIn, type PxeProcess } from '../helpers/pxe.js';
-import { BE_BIN } from '../helpers/cli.js';
+import { BE_BIN, beOk } from '../helpers/cli.js';
 
 let lan: Lan;
 let dir: string;
@@ -134,6 +134,16 @@ describe('be pxe serve', () => {
       await server.stop().catch(() => {});
     }
   }, 60_000);
+
+  it('-n prints the serve step with every setting spelled out; running that line prints it again', async () => {
+    const config = join(dir, 'dry.yaml');
+    await writeFile(config, `address: 192.168.2.1\nsubnet: 192.168.2.0/24\nrange: 192.168.2.100-192.168.2.199\ndns: 192.168.2.1,192.168.2.2\nhost: ["52-54-00-AB-CD-EF=192.168.2.7,pc7"]\ntftp-root: ${root}\n`);
+    const first = await beOk(['-n', 'pxe', 'serve', '--config', config, '--boot-efi', 'efi/loader.efi']);
+    const line = first.trim().split('\n').at(-1)!;
+    expect(line).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --dns 192.168.2.1 --dns 192.168.2.2 --boot-bios pxeboot --boot-efi efi/loader.efi --host 52:54:00:ab:cd:ef=192.168.2.7,pc7 --lease-file /var/lib/be/pxe/leases --tftp-root ${root} --user nobody`);
+    const again = await beOk(['-n', ...line.split(' ').slice(1)]);
+    expect(again).toBe(first);
+  });
 
   it('refuses every bad value with one line naming it, and starts nothing', async () => {
     const good = ['--address', lan.serverIps[0], '--subnet', lan.subnet, '--range', `${ip(100)}-${ip(110)}`, '--tftp-root', root, '--lease-file', join(dir, 'bad', 'leases')];

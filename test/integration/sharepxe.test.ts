@@ -79,6 +79,18 @@ describe('be sharepxe', () => {
     }
   }, 120_000);
 
+  it('-n prints the mount and the serve step with every setting, and changes nothing', async () => {
+    const be = `${pool.pool}/be/dry`;
+    await beOk(['create', '-l', 'flat', be]);
+    const shared = join(pool.altroot, 'be', 'dry');
+    const out = await beOk(['-n', 'sharepxe', be, '--address', '192.168.2.1', '--subnet', '192.168.2.0/24', '--range', '192.168.2.100-192.168.2.199', '--user', 'nobody']);
+    const lines = out.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual(['#!/bin/sh', 'set -e']);
+    expect(lines.some((l) => /^zfs mount /.test(l))).toBe(true);
+    expect(lines.at(-1)).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --boot-bios pxeboot --boot-efi loader.efi --root-path 192.168.2.1:${shared} --lease-file /var/lib/be/pxe/leases --tftp-root ${shared}/boot --user nobody`);
+    expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(`${be} `);
+  }, 60_000);
+
   it('refuses a BE without /boot, and a missing BE, with one line', async () => {
     const be = `${pool.pool}/be/noboot`;
     await beOk(['create', '-l', 'flat', be]);

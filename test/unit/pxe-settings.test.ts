@@ -20,7 +20,7 @@ describe('pxe settings', () => {
   });
 
   it('defaults: pxeboot / loader.efi, nobody, a lease file of its own', async () => {
-    const s = await checkPxeSettings(base, 'freebsd');
+    const s = await checkPxeSettings(base, { platform: 'freebsd' });
     expect(s).toMatchObject({ bootBios: 'pxeboot', bootEfi: 'loader.efi', user: 'nobody', dhcp: true, tftp: false, leaseFile: '/var/db/be/pxe/leases' });
     expect(defaultLeaseFile('linux')).toBe('/var/lib/be/pxe/leases');
     expect(bootFileTable(s)).toEqual({ 0: 'pxeboot', 6: 'loader.efi', 7: 'loader.efi', 9: 'loader.efi', default: 'pxeboot' });
