@@ -18,6 +18,7 @@ import {
   TftpDecodeError,
   toNetascii,
   transferMode,
+  writeDataHeader,
   type RequestPacket,
   type TftpOption,
 } from './packet.js';
@@ -150,6 +151,8 @@ class Transfer {
   /** Highest block sent so far (absolute). */
   sentEnd = 0;
   private oackPacket?: Buffer;
+  /** Reusable DATA packet (header + one block). */
+  private packet?: Buffer;
   private timer?: NodeJS.Timeout;
   private timerAt = 0;
   private deadline = 0;
@@ -198,7 +201,7 @@ class Transfer {
     }
   }
 
-  private send(buf: Buffer | Buffer[]): void {
+  private send(buf: Buffer): void {
     this.socket!.send(buf, this.client.port, this.client.address);
   }
 
@@ -232,13 +235,20 @@ class Transfer {
 
   private transmit(first: number, last: number): void {
     const source = this.source!;
+    const socket = this.socket!;
     for (let n = first; n <= last; n++) {
-      const header = Buffer.allocUnsafe(4);
-      header[0] = 0;
-      header[1] = Opcode.DATA;
-      header[2] = (n >>> 8) & 0xff;
-      header[3] = n & 0xff;
-      this.send([header, source.block(n)]);
+      const payload = source.block(n);
+      // One packet buffer is reused while the kernel takes every send at once (the usual case);
+      // while a send is still queued it owns that buffer, so this packet gets a fresh one.
+      let packet = this.packet;
+      if (!packet || socket.getSendQueueCount() !== 0) {
+        packet = Buffer.allocUnsafe(4 + this.blksize);
+        this.packet ??= packet;
+      }
+      writeDataHeader(packet, n);
+      payload.copy(packet, 4);
+      const length = 4 + payload.length;
+      this.send(length === packet.length ? packet : packet.subarray(0, length));
     }
     if (last > this.sentEnd) this.sentEnd = last;
   }

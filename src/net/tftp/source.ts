@@ -7,8 +7,9 @@
  * buffers per transfer: the chunk holding the oldest unacknowledged block, the next one, and one
  * read ahead. A 64 MiB file therefore costs a transfer ~200 KiB, never the whole file.
  */
-import { read } from 'node:fs';
+import { read, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 
 export interface BlockSource {
   readonly size: number;
@@ -83,6 +84,20 @@ interface Chunk {
 
 /** Target bytes per file read. */
 const CHUNK_BYTES = 64 * 1024;
+/**
+ * A thread-pool read that completes within this many ms counts as cached: the file's next chunks
+ * are read synchronously. A synchronous read that takes longer sends the file back to the pool.
+ */
+const QUICK_READ_MS = 2;
+
+function readFullySync(fd: number, buf: Buffer, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) throw new Error('file shrank during transfer');
+    done += n;
+  }
+}
 
 function readFully(fd: number, buf: Buffer, length: number, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -100,13 +115,21 @@ function readFully(fd: number, buf: Buffer, length: number, position: number): P
   });
 }
 
-/** An open regular file read ahead in chunks. */
+/**
+ * An open regular file read ahead in chunks. The first chunk is read on the thread pool; while
+ * reads come back quickly (the page cache), later chunks are read synchronously, which spares a
+ * hand-off to a pool thread and back per chunk (on a small machine that wake-up, often on the
+ * other CPU, costs more than the copy). A slow synchronous read sends the file back to the pool.
+ */
 export class FileSource implements BlockSource {
   readonly size: number;
   private readonly chunkBlocks: number;
   private readonly chunks = new Map<number, Chunk>();
   private readonly spare: Buffer[] = [];
   private closed = false;
+  private syncReads = false;
+  /** Chunks below this index were released already. */
+  private kept = 0;
 
   constructor(
     private readonly handle: FileHandle,
@@ -131,11 +154,22 @@ export class FileSource implements BlockSource {
     const length = Math.max(0, Math.min(bytes, this.size - start));
     chunk = { buf: length === 0 ? EMPTY : (this.spare.pop() ?? this.pool.take(bytes)), length, ready: length === 0 };
     this.chunks.set(index, chunk);
-    if (!chunk.ready) {
+    if (!chunk.ready && this.syncReads) {
+      const t0 = performance.now();
+      try {
+        readFullySync(this.handle.fd, chunk.buf, length, start);
+        chunk.ready = true;
+      } catch (e) {
+        chunk.error = e as Error;
+      }
+      if (performance.now() - t0 > QUICK_READ_MS) this.syncReads = false;
+    } else if (!chunk.ready) {
       const c = chunk;
+      const t0 = performance.now();
       c.loading = readFully(this.handle.fd, c.buf, length, start).then(
         () => {
           c.ready = true;
+          this.syncReads = performance.now() - t0 <= QUICK_READ_MS;
         },
         (err: Error) => {
           c.error = err;
@@ -175,6 +209,8 @@ export class FileSource implements BlockSource {
 
   release(below: number): void {
     const keep = this.chunkOf(below);
+    if (keep <= this.kept) return;
+    this.kept = keep;
     for (const [index, chunk] of this.chunks) {
       if (index < keep && chunk.ready) {
         this.chunks.delete(index);
