@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
 import { makeLan, type Lan } from '../helpers/netns.js';
-import { beOk } from '../helpers/cli.js';
+import { BE_BIN, beOk } from '../helpers/cli.js';
 import { pxeClient, startBe, tftpGet } from '../helpers/pxe.js';
 
 describe('be sharepxe', () => {
@@ -95,10 +95,10 @@ describe('be sharepxe', () => {
     const be = `${pool.pool}/be/noboot`;
     await beOk(['create', '-l', 'flat', be]);
     const args = ['--address', lan.serverIps[0], '--range', `${lan.prefix}.100-${lan.prefix}.120`, '--lease-file', join(dir, 'db2', 'leases')];
-    const r = await execa('nsenter', [`--net=/run/netns/${lan.servers[0]}`, process.execPath, join(process.cwd(), 'bin', 'be'), 'sharepxe', be, ...args], { reject: false });
+    const r = await execa('nsenter', [`--net=/run/netns/${lan.servers[0]}`, process.execPath, BE_BIN, 'sharepxe', be, ...args], { reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(`be: boot environment '${be}' has no /boot directory (looked in ${join(pool.altroot, 'be', 'noboot', 'boot')})`);
-    const missing = await execa('nsenter', [`--net=/run/netns/${lan.servers[0]}`, process.execPath, join(process.cwd(), 'bin', 'be'), 'sharepxe', `${pool.pool}/be/nope`, ...args], { reject: false });
+    const missing = await execa('nsenter', [`--net=/run/netns/${lan.servers[0]}`, process.execPath, BE_BIN, 'sharepxe', `${pool.pool}/be/nope`, ...args], { reject: false });
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toBe(`be: boot environment '${pool.pool}/be/nope' does not exist`);
   }, 60_000);
