@@ -46,7 +46,7 @@ describe('be hunt run --method chroot on zfs-fuse BEs', () => {
     state = join(fx.dir, 'run');
     const r = await be([...common, 'hunt', 'run', '--releases', `${RELEASES[0]}..${RELEASES[RELEASES.length - 1]}`, '--test', await fx.test(), '--method', 'chroot', '--jobs', '2', '--state', state, ...installFlags()]);
     expect(r.stderr).not.toMatch(/aborted|could not/);
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     for (const rel of RELEASES) expect(r.stdout).toMatch(new RegExp(`^${rel.replace('.', '\\.')}\\s+${expectedVerdict(rel)}\\s+1\\s+\\S+\\s+${manpages(rel)}$`, 'm'));
     expect(r.stdout).toContain('7 releases: 4 good, 2 bad, 1 skip');
     const report = await jsonReport(state);
@@ -105,7 +105,7 @@ describe('be hunt bisect', () => {
     const good = RELEASES[0];
     const bad = RELEASES[RELEASES.length - 1];
     const r = await be([...common, 'hunt', 'bisect', '--good', good, '--bad', bad, '--test', await fx.test(), '--method', 'chroot', '--state', state, ...installFlags()]);
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain(`be hunt bisect: ${FIRST_BAD} is the first bad release`);
     expect(r.stdout).toMatch(new RegExp(`range searched: +${good} \\(good\\) \\.\\. ${bad} \\(bad\\), ${RELEASES.length} releases`));
     expect(r.stdout).toMatch(new RegExp(`last good: +${RELEASES[RELEASES.indexOf(FIRST_BAD) - 1].replace('.', '\\.')}`));
@@ -126,7 +126,7 @@ describe('a run that outlives --timeout', () => {
     const state = join(fx.dir, 'timeout');
     const args = [...common, 'hunt', 'run', '--releases', RELEASES[0], '--test', await fx.test(3, 'sleepy.sh'), '--timeout', '1s', '--state', state, ...installFlags()];
     const r = await be(args);
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^${RELEASES[0].replace('.', '\\.')}\\s+aborted \\(timed out after 1s\\)`, 'm'));
     expect(r.stdout).toContain('1 releases: 1 aborted');
     const again = await be(args);
@@ -172,7 +172,7 @@ describe('an interrupted hunt', () => {
     expect(done.length).toBeGreaterThanOrEqual(3);
     expect(done.length).toBeLessThan(RELEASES.length);
     const second = await be(args);
-    expect(second.exitCode).toBe(0);
+    expect(second.exitCode, second.stderr).toBe(0);
     const ran = second.stderr.split('\n').filter((l) => /^\d+\.\d+: /.test(l)).map((l) => l.split(':')[0]);
     expect(ran.sort()).toEqual(RELEASES.filter((rel) => !done.some(([d]: string[]) => d === rel)).sort());
     const after = await stateFile(state);
@@ -238,7 +238,7 @@ describe('many hosts through beanstalkd', () => {
     const b = startWorker(tube);
     const state = join(fx.dir, 'brokered');
     const r = await be([...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--releases', RELEASES.join(','), '--test', await fx.test(), '--state', state, ...installFlags()]);
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     const local = await jsonReport(join(fx.dir, 'run'));
     const remote = await jsonReport(state);
     expect(remote.releases.map((x) => [x.release, x.verdict, x.metrics])).toEqual(local.releases.map((x) => [x.release, x.verdict, x.metrics]));
@@ -263,9 +263,9 @@ describe('many hosts through beanstalkd', () => {
     await new Promise((r) => setTimeout(r, 500));
     a.kill('SIGKILL');
     const r = await hunt;
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, r.stderr).toBe(0);
     const report = await jsonReport(state);
-    expect(report.releases.map((x) => [x.release, x.verdict, x.runs.length])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), 1]));
+    expect(report.releases.map((x) => [x.release, x.verdict, x.runs.length]), JSON.stringify([report.releases.map((x) => x.runs), a.lines, b.lines])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), 1]));
     const doneA = a.lines.filter((l) => /: done /.test(l)).map(keyOf);
     const doneB = b.lines.filter((l) => /: done /.test(l)).map(keyOf);
     // Nothing ran twice to completion, nothing was lost, and the killed job was finished by B.
