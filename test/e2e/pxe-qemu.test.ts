@@ -1,8 +1,11 @@
 /**
- * End to end: a QEMU PC (TCG, e1000 with iPXE's PXE ROM, `-boot n`) on a tap bridged inside a
- * network namespace to where `be pxe serve` runs. The firmware gets a lease, fetches Debian's
- * pxelinux.0, pxelinux fetches its config, a Linux kernel and a busybox initramfs over TFTP,
- * and the initramfs prints a marker on the serial console.
+ * End to end: QEMU PCs (TCG, e1000 with iPXE's ROM, `-boot n`) on a tap bridged inside a
+ * network namespace to where `be pxe serve` runs.
+ * - BIOS: the firmware gets a lease, fetches Debian's pxelinux.0 (the BIOS boot file), pxelinux
+ *   fetches its config, a Linux kernel and a busybox initramfs over TFTP, and the initramfs
+ *   prints a marker on the serial console.
+ * - UEFI (OVMF): the firmware asks as an x64 UEFI client (option 93 = 7), is given the EFI boot
+ *   file, an iPXE script, which loads the same kernel and initramfs over TFTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
@@ -17,6 +20,8 @@ import { startBe, type PxeProcess } from '../helpers/pxe.js';
 const PXELINUX = '/usr/lib/PXELINUX/pxelinux.0';
 const LDLINUX = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
 const ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
+const EFI_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
+const OVMF = '/usr/share/ovmf/OVMF.fd';
 /** scripts/install-deps unpacks a Debian kernel here when /boot has none. */
 const UNPACKED_KERNEL = '/usr/local/lib/be-test/vmlinuz';
 
@@ -60,22 +65,45 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
   const ns = `bepxe-${tag}`;
   const net = `10.${randomInt(100, 250)}.${randomInt(1, 250)}`;
   const address = `${net}.1`;
-  const marker = `BE-PXE-OK-${randomBytes(4).toString('hex')}`;
-  const mac = `52:54:00:${randomBytes(3).toString('hex').match(/../g)!.join(':')}`;
+  const nonce = randomBytes(4).toString('hex');
+  const marker = `BE-PXE-OK-${nonce}`;
+  const randomMac = () => `52:54:00:${randomBytes(3).toString('hex').match(/../g)!.join(':')}`;
   let dir = '';
   let server: PxeProcess | undefined;
   let qemu: ResultPromise | undefined;
   let qemuAlive = false;
 
+  /** Boot a QEMU PC from the network; resolves with its serial console once MARK shows up. */
+  async function bootGuest(name: string, mac: string, firmware: string[], rom: string, mark: string): Promise<string> {
+    const log = join(dir, `${name}.serial.log`);
+    qemu = execa('ip', [
+      'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-smp', '1', ...firmware,
+      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device', `e1000,netdev=n0,mac=${mac},romfile=${rom},bootindex=1`,
+      '-boot', 'n', '-display', 'none', '-monitor', 'none', '-serial', `file:${log}`, '-no-reboot',
+    ], { reject: false, stdin: 'ignore' });
+    qemuAlive = true;
+    const running = qemu;
+    void running.then(() => (qemuAlive = false));
+    try {
+      return await waitForFile(log, mark, 240_000, () => qemuAlive);
+    } finally {
+      if (qemuAlive) running.kill('SIGKILL');
+      await running.catch(() => {});
+    }
+  }
+
   beforeAll(async () => {
-    for (const f of [PXELINUX, LDLINUX, ROM]) if (!existsSync(f)) throw new Error(`${f} missing: run scripts/install-deps`);
+    for (const f of [PXELINUX, LDLINUX, ROM, EFI_ROM, OVMF]) if (!existsSync(f)) throw new Error(`${f} missing: run scripts/install-deps`);
     dir = await mkdtemp(join(tmpdir(), 'be-pxe-e2e-'));
     const root = join(dir, 'tftp');
     await mkdir(join(root, 'pxelinux.cfg'), { recursive: true });
     await copyFile(PXELINUX, join(root, 'pxelinux.0'));
     await copyFile(LDLINUX, join(root, 'ldlinux.c32'));
     await copyFile(findKernel(), join(root, 'vmlinuz'));
-    await writeFile(join(root, 'initrd.gz'), busyboxInitramfs(`echo ${marker} > /dev/ttyS0`));
+    // the marker is put together at run time: it appears in no file the guest is sent
+    await writeFile(join(root, 'initrd.gz'), busyboxInitramfs(`n=${nonce}; echo BE-PXE-OK-$n > /dev/ttyS0`));
+    await writeFile(join(root, 'boot-efi.ipxe'), '#!ipxe\nkernel vmlinuz initrd=initrd.gz console=ttyS0 quiet panic=1 loglevel=3\ninitrd initrd.gz\nboot\n');
     await writeFile(join(root, 'pxelinux.cfg', 'default'), [
       'SERIAL 0 115200',
       'DEFAULT linux',
@@ -102,34 +130,22 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (qemu && qemuAlive) {
-      qemu.kill('SIGKILL');
-      await qemu.catch(() => {});
-    }
+    if (qemu && qemuAlive) qemu.kill('SIGKILL');
+    await qemu?.catch(() => {});
     await server?.stop().catch(() => {});
     await execa('ip', ['netns', 'del', ns], { reject: false });
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('gets a lease, loads pxelinux.0, its config, a kernel and an initramfs, and runs it', async () => {
+  it('a BIOS PC gets a lease, loads pxelinux.0, its config, a kernel and an initramfs, and runs it', async () => {
     server = startBe(ns, [
       'pxe', 'serve', '--address', address, '--range', `${net}.100-${net}.120`,
-      '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0', '--lease-file', join(dir, 'leases', 'leases'),
+      '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0', '--boot-efi', 'boot-efi.ipxe',
+      '--lease-file', join(dir, 'leases', 'leases'),
     ]);
-    await server.waitFor(/^tftp serving /);
-    await server.waitFor(/^dhcp DHCP server .* listening/);
-
-    const log = join(dir, 'serial.log');
-    qemu = execa('ip', [
-      'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-smp', '1',
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-      '-device', `e1000,netdev=n0,mac=${mac},romfile=${ROM}`,
-      '-boot', 'n', '-display', 'none', '-monitor', 'none', '-serial', `file:${log}`, '-no-reboot',
-    ], { reject: false, stdin: 'ignore' });
-    qemuAlive = true;
-    void qemu.then(() => (qemuAlive = false));
-
-    const console = await waitForFile(log, marker, 240_000, () => qemuAlive);
+    await server.waitFor(/^running as nobody/);
+    const mac = randomMac();
+    const console = await bootGuest('bios', mac, [], ROM, marker);
     expect(console).toContain(marker);
 
     const lease = server.lines.find((l) => l.startsWith('dhcp DHCPACK') && l.includes(` to ${mac}`));
@@ -138,7 +154,23 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
       const done = server.lines.find((l) => l.startsWith('tftp ') && l.includes(`"${file}"`) && / ok\b/.test(l));
       expect(done, `transfer of ${file}:\n${server.lines.join('\n')}`).toBeTruthy();
     }
+    expect(server.lines.some((l) => l.includes('"boot-efi.ipxe"'))).toBe(false);
+  }, 300_000);
+
+  it('a UEFI PC is given the EFI boot file, which loads the kernel and initramfs', async () => {
+    if (!server) throw new Error('the server did not start');
+    const before = server.lines.length;
+    const mac = randomMac();
+    const console = await bootGuest('uefi', mac, ['-bios', OVMF], EFI_ROM, marker);
+    expect(console).toContain(marker);
+    const lines = server.lines.slice(before);
+    expect(lines.some((l) => l.startsWith('dhcp DHCPACK') && l.includes(` to ${mac}`)), lines.join('\n')).toBe(true);
+    for (const file of ['boot-efi.ipxe', 'vmlinuz', 'initrd.gz']) {
+      expect(lines.some((l) => l.startsWith('tftp ') && l.includes(`"${file}"`) && / ok\b/.test(l)), `transfer of ${file}:\n${lines.join('\n')}`).toBe(true);
+    }
+    expect(lines.some((l) => l.includes('"pxelinux.0"'))).toBe(false);
+
     expect(await server.stop()).toBe(0);
-    expect(server.lines.at(-1)).toMatch(/^stopped; 1 lease kept in /);
+    expect(server.lines.at(-1)).toMatch(/^stopped; 2 leases kept in /);
   }, 300_000);
 });
