@@ -113,6 +113,14 @@ export function parseJob(payload: Buffer | string): JobMessage {
     isStrings(j.test.argv) && j.test.argv.length > 0 && typeof j.test.data === 'string' && j.limits && Number.isFinite(j.limits.timeoutMs) && j.limits.timeoutMs > 0 &&
     typeof j.reply === 'string' && TUBE.test(j.reply) && Number.isFinite(j.ttr) && j.ttr > 0 && j.install && typeof j.install === 'object';
   if (!ok) throw new BeError('job does not have the shape of a be hunt job');
+  const i = j.install as Record<string, unknown>;
+  const known = new Set(['source', 'arch', 'sets', 'cache', 'offline']);
+  const installOk =
+    Object.keys(i).every((k) => known.has(k)) &&
+    ['source', 'arch', 'cache'].every((k) => i[k] === undefined || typeof i[k] === 'string') &&
+    (i.sets === undefined || isStrings(i.sets)) &&
+    (i.offline === undefined || typeof i.offline === 'boolean');
+  if (!installOk) throw new BeError(`job ${j.key}: install flags are not source, arch, sets, cache, offline`);
   const data = Buffer.from(j.test.data, 'base64');
   if (createHash('sha256').update(data).digest('hex') !== j.test.sha256) throw new BeError(`job ${j.key}: test does not match its sha256`);
   return j;

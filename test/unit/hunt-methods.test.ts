@@ -56,6 +56,8 @@ describe('beanstalkd jobs', () => {
     expect(() => parseJob('nope')).toThrow('job is not JSON');
     expect(() => parseJob(JSON.stringify({ ...job, test: { ...job.test, argv: 'rm -rf /' } }))).toThrow('does not have the shape');
     expect(() => parseJob(JSON.stringify({ ...job, release: '../x' }))).toThrow('does not have the shape');
+    expect(() => parseJob(JSON.stringify({ ...job, install: { templates: '/etc' } }))).toThrow('install flags are not source, arch, sets, cache, offline');
+    expect(() => parseJob(JSON.stringify({ ...job, install: { sets: 'base; rm -rf /' } }))).toThrow('install flags');
     expect(() => parseJob(JSON.stringify({ ...job, test: { ...job.test, data: Buffer.from('exit 1').toString('base64') } }))).toThrow('does not match its sha256');
   });
 
