@@ -6,7 +6,7 @@ import type { JackdClient } from 'jackd';
 import { BeError } from '../sys/errors.js';
 import { parseMetrics, classify, formatDuration, type Verdict } from './verdict.js';
 import type { InstallFlags, Method, PreparedRecord, RunRecord } from './state.js';
-import { HuntStore, runLogName, isFinished } from './state.js';
+import { HuntStore, runLogName } from './state.js';
 import { pendingRuns, runLine, Preparer, type ReleaseHost, type TestScript, type RunRequest, type TestEnd } from './exec.js';
 
 /**
@@ -232,9 +232,6 @@ export async function runBrokered(store: HuntStore, opts: CollectOptions): Promi
         pending.delete(msg.key);
         entry.runsDone++;
         opts.progress(`${runLine(rec, spec.runs)} (${msg.worker})`);
-        if (rec.verdict === 'error' && !isFinished(rec)) {
-          /* recorded; a later resume retries it */
-        }
       }
       // Duplicates and strays are dropped; the answered job is gone once its worker deletes it,
       // and if that worker died in between, its job is deleted here so it never runs again.
