@@ -15,7 +15,7 @@ function positiveInt(name: string) {
 
 /** Flags shared by `hunt run` and `hunt bisect`, including the install flags passed on to `be install`. */
 function huntFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .requiredOption('--test <script>', 'test to run in each release (exit 0 good, 125 skip, 1-127 bad)')
     .option('--method <method>', 'chroot, jail or bhyve (default: jail on FreeBSD, chroot elsewhere)')
     .option('--timeout <duration>', 'limit per test run (e.g. 90s, 10m, 1h)', '10m')
@@ -25,7 +25,21 @@ function huntFlags(cmd: Command): Command {
     .option('-a, --arch <arch>', 'architecture of the releases (passed to be install -a)')
     .option('--sets <list>', 'dist sets to install (passed to be install --sets)', splitList)
     .option('--cache <dir>', 'download cache (passed to be install --cache)')
-    .option('--offline', 'install from the cache only (passed to be install --offline)');
+    .option('--offline', 'install from the cache only (passed to be install --offline)')
+    .option('--broker <host:port>', 'fan the runs out to `be worker`s through beanstalkd')
+    .option('--tube <name>', 'beanstalkd tube for the jobs', 'be-hunt')
+    .option('--ttr <seconds>', 'beanstalkd time-to-run of a job (workers touch it while running)', positiveInt('--ttr'), 120)
+    .option('--wait <duration>', 'with --broker: give up after this long without progress (default: wait for workers)');
+  return vmFlags(cmd);
+}
+
+/** The bhyve guest's network (--method bhyve): host-specific, so also on `be worker`. */
+function vmFlags(cmd: Command): Command {
+  return cmd
+    .option('--vm-address <ip/mask>', 'bhyve: the guest address', '10.254.0.2/24')
+    .option('--vm-server <ip>', "bhyve: this host's NFS address on the tap's network (default: .1 of the guest's network)")
+    .option('--vm-tap <tapN>', 'bhyve: tap interface for the guest', 'tap0')
+    .option('--vm-memory <size>', 'bhyve: guest memory', '512M');
 }
 
 /** be hunt run|bisect|report, be worker. */
@@ -37,9 +51,6 @@ export function registerHuntCommands(program: Command): void {
     .requiredOption('--releases <list|file>', "releases: 13.2,14.0, a range 9.0..14.1, a file (one a line, # comments) or '-' for stdin")
     .option('-j, --jobs <n>', 'runs at a time', positiveInt('--jobs'), 1)
     .option('--runs <n>', 'runs per release', positiveInt('--runs'), 1)
-    .option('--broker <host:port>', 'fan the runs out to `be worker`s through beanstalkd')
-    .option('--tube <name>', 'beanstalkd tube for the jobs', 'be-hunt')
-    .option('--ttr <seconds>', 'beanstalkd time-to-run of a job (workers touch it while running)', positiveInt('--ttr'), 120)
     .action(async (opts, cmd: Command) => {
       const { huntRun } = await import('../hunt/command.js');
       const out = await huntRun(await context(cmd), { ...opts, argv: process.argv.slice(2) });
@@ -69,8 +80,7 @@ export function registerHuntCommands(program: Command): void {
       if (text !== undefined) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     });
 
-  program
-    .command('worker')
+  vmFlags(program.command('worker'))
     .description('serve hunt runs from a beanstalkd tube (see be hunt run --broker)')
     .requiredOption('--broker <host:port>', 'beanstalkd address')
     .option('--tube <name>', 'tube to take jobs from', 'be-hunt')

@@ -182,24 +182,68 @@ export interface CollectOptions {
   ttr: number;
   test: TestScript;
   progress: (line: string) => void;
+  /** Give up after this long without progress (no reply, no job reserved by a worker); default: wait. */
+  waitMs?: number;
+  /** How often to say that nothing came back (default 30 s, sooner with a short waitMs). */
+  noticeMs?: number;
 }
 
 /** Put every run the hunt still owes on the tube, then record replies as they come. */
 export async function runBrokered(store: HuntStore, opts: CollectOptions): Promise<void> {
-  const producer = await connect(opts.broker);
-  const consumer = await connect(opts.broker);
+  const collector = await Collector.open(store, opts);
   const t0 = performance.now();
   const entry = { started: new Date().toISOString(), wallMs: 0, prepareMs: 0, runsDone: 0 };
   await store.update((s) => s.sessions.push(entry));
   try {
+    entry.runsDone = (await collector.collect(pendingRuns(store))).length;
+  } finally {
+    entry.wallMs = Math.round(performance.now() - t0);
+    await store.save().catch(() => {});
+    await collector.close();
+  }
+}
+
+/**
+ * The hunt's side of the broker: queues runs as jobs (once: a job an earlier collector queued and
+ * that is still there is not queued again) and records their replies into the state.
+ */
+export class Collector {
+  private constructor(
+    private readonly store: HuntStore,
+    private readonly opts: CollectOptions,
+    private readonly producer: JackdClient,
+    private readonly consumer: JackdClient,
+  ) {}
+
+  static async open(store: HuntStore, opts: CollectOptions): Promise<Collector> {
+    const producer = await connect(opts.broker);
+    const consumer = await connect(opts.broker).catch(async (error) => {
+      await close(producer);
+      throw error;
+    });
+    await producer.use(checkTube(opts.tube));
+    return new Collector(store, opts, producer, consumer);
+  }
+
+  async close(): Promise<void> {
+    await close(this.producer);
+    await close(this.consumer);
+  }
+
+  /** Queue RUNS and wait for a reply to each; returns their records in the order they came. */
+  async collect(runs: Array<{ release: string; run: number }>): Promise<RunRecord[]> {
+    const { store, opts, producer, consumer } = this;
     const spec = store.state.spec;
     const pending = new Map<string, { release: string; run: number }>();
-    for (const p of pendingRuns(store)) pending.set(jobKey(store.state.id, p.release, p.run), p);
-    if (pending.size === 0) return;
+    for (const p of runs) pending.set(jobKey(store.state.id, p.release, p.run), p);
+    const records: RunRecord[] = [];
+    if (pending.size === 0) return records;
+    const watched: string[] = [];
+    for (const { release, run } of pending.values()) {
+      watched.push(replyTube(store.state.id, release, run));
+      await consumer.watch(watched[watched.length - 1]);
+    }
     await consumer.ignore('default').catch(() => {});
-    for (const { release, run } of pending.values()) await consumer.watch(replyTube(store.state.id, release, run));
-    await consumer.ignore('default').catch(() => {});
-    await producer.use(checkTube(opts.tube));
     const jobs = (store.state.broker ??= { jobs: {} }).jobs;
     let queued = 0;
     for (const [key, { release, run }] of pending) {
@@ -212,14 +256,31 @@ export async function runBrokered(store: HuntStore, opts: CollectOptions): Promi
       queued++;
     }
     await store.save();
-    opts.progress(`queued ${queued} run${queued === 1 ? '' : 's'} on tube ${opts.tube} at ${opts.broker.host}:${opts.broker.port}; waiting for ${pending.size} repl${pending.size === 1 ? 'y' : 'ies'}`);
+    const where = `tube ${opts.tube} at ${opts.broker.host}:${opts.broker.port}`;
+    opts.progress(`queued ${queued} run${queued === 1 ? '' : 's'} on ${where}; waiting for ${pending.size} repl${pending.size === 1 ? 'y' : 'ies'}`);
+    const noticeMs = opts.noticeMs ?? Math.min(30_000, opts.waitMs ? Math.max(1000, opts.waitMs / 2) : 30_000);
+    let lastProgress = Date.now();
+    let lastNotice = Date.now();
     while (pending.size > 0) {
-      let reply: { id: string; payload: Buffer | string };
+      let reply: { id: string; payload: Buffer | string } | undefined;
       try {
-        reply = await consumer.reserveWithTimeout(2);
+        reply = await consumer.reserveWithTimeout(1);
       } catch (error) {
-        if (/TIMED_OUT|DEADLINE_SOON/.test((error as Error).message)) continue;
-        throw new BeError(`beanstalkd: ${(error as Error).message.trim()}`);
+        if (!/TIMED_OUT|DEADLINE_SOON/.test((error as Error).message)) throw new BeError(`beanstalkd: ${(error as Error).message.trim()}`);
+      }
+      if (!reply) {
+        const now = Date.now();
+        const t = await tubeCounts(producer, opts.tube);
+        // A job a worker holds is progress too: long tests send no reply for a while.
+        if (t.reserved > 0) lastProgress = now;
+        if (opts.waitMs !== undefined && now - lastProgress >= opts.waitMs) {
+          throw new BeError(`no worker answered on ${where} for ${formatDuration(opts.waitMs)} (${t.ready} jobs queued, ${t.reserved} reserved); start a be worker and run the same command again to resume (state in ${store.dir})`);
+        }
+        if (now - lastNotice >= noticeMs && now - lastProgress >= noticeMs) {
+          lastNotice = now;
+          opts.progress(`waiting for workers on tube ${opts.tube}: ${t.ready} job${t.ready === 1 ? '' : 's'} queued, ${t.reserved} reserved`);
+        }
+        continue;
       }
       let msg: ReplyMessage | undefined;
       try {
@@ -230,7 +291,8 @@ export async function runBrokered(store: HuntStore, opts: CollectOptions): Promi
       if (msg && msg.v === 1 && pending.has(msg.key)) {
         const rec = await recordReply(store, msg);
         pending.delete(msg.key);
-        entry.runsDone++;
+        records.push(rec);
+        lastProgress = Date.now();
         opts.progress(`${runLine(rec, spec.runs)} (${msg.worker})`);
       }
       // Duplicates and strays are dropped; the answered job is gone once its worker deletes it,
@@ -238,11 +300,18 @@ export async function runBrokered(store: HuntStore, opts: CollectOptions): Promi
       await consumer.delete(reply.id).catch(() => {});
       if (msg?.job) await producer.delete(msg.job).catch(() => {});
     }
-  } finally {
-    entry.wallMs = Math.round(performance.now() - t0);
-    await store.save().catch(() => {});
-    await close(producer);
-    await close(consumer);
+    for (const t of watched) await consumer.ignore(t).catch(() => {});
+    return records;
+  }
+}
+
+/** Jobs waiting on the tube and jobs workers hold (stats-tube). */
+async function tubeCounts(client: JackdClient, tube: string): Promise<{ ready: number; reserved: number }> {
+  try {
+    const s = yamlMap(await client.statsTube(tube));
+    return { ready: Number(s['current-jobs-ready'] ?? 0), reserved: Number(s['current-jobs-reserved'] ?? 0) };
+  } catch {
+    return { ready: 0, reserved: 0 };
   }
 }
 

@@ -9,6 +9,8 @@ import { resolveReleaseSpec, naturalCompare, type ReleaseTable } from './release
 import { parseDuration } from './verdict.js';
 import { HuntStore, DEFAULT_HUNTS_DIR, huntId, latestHunt, type HuntSpec, type InstallFlags, type Method } from './state.js';
 import type { TestScript } from './exec.js';
+import { DEFAULT_VM, type VmSettings } from './methods.js';
+import { requireFreeBSD } from '../boot/method.js';
 
 interface CommonOpts {
   test: string;
@@ -21,6 +23,14 @@ interface CommonOpts {
   sets?: string[];
   cache?: string;
   offline?: boolean;
+  broker?: string;
+  tube: string;
+  ttr: number;
+  wait?: string;
+  vmAddress?: string;
+  vmServer?: string;
+  vmTap?: string;
+  vmMemory?: string;
   argv: string[];
 }
 
@@ -78,6 +88,30 @@ function installFlags(opts: CommonOpts): InstallFlags {
   return flags;
 }
 
+/** The bhyve guest's network and memory (host-specific: not part of the hunt's identity). */
+function vmSettings(opts: Pick<CommonOpts, 'vmAddress' | 'vmServer' | 'vmTap' | 'vmMemory'>): VmSettings {
+  return { address: opts.vmAddress ?? DEFAULT_VM.address, server: opts.vmServer, tap: opts.vmTap ?? DEFAULT_VM.tap, memory: opts.vmMemory ?? DEFAULT_VM.memory };
+}
+
+/** bhyve runs need FreeBSD (refused here before anything is changed; -n still plans them); one VM at a time. */
+function checkMethod(ctx: BeContext, m: Method, jobs: number): void {
+  if (m !== 'bhyve') return;
+  requireFreeBSD(ctx, 'hunt --method bhyve (bhyve(8))');
+  if (jobs > 1) throw new UsageError('--method bhyve runs one VM at a time: drop --jobs (or use more workers)');
+}
+
+function waitMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (!Number.isFinite(ms)) throw new UsageError(`invalid --wait '${text}': expected e.g. 90s, 10m, 1h`);
+  return ms;
+}
+
+async function brokerOptions(opts: CommonOpts, test: TestScript) {
+  const { parseBroker, checkTube } = await import('./broker.js');
+  return { broker: parseBroker(opts.broker!), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress, waitMs: waitMs(opts.wait) };
+}
+
 function timeoutMs(text: string): number {
   const ms = parseDuration(text);
   if (!Number.isFinite(ms)) throw new UsageError(`invalid --timeout '${text}': expected e.g. 90s, 10m, 1h`);
@@ -117,29 +151,32 @@ function progress(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-async function localHost(ctx: BeContext) {
+async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM) {
   const { BeHost } = await import('./be-host.js');
   const { methodRunners } = await import('./methods.js');
-  const host = new BeHost(() => makeContext({ verbose: ctx.runner.verbose, beRoot: ctx.beRoot }), methodRunners());
+  const host = new BeHost(() => makeContext({ verbose: ctx.runner.verbose, beRoot: ctx.beRoot }), methodRunners(vm));
   const gone = await host.cleanup();
   for (const g of gone) progress(`destroyed ${g}, left by a run that did not finish`);
   return host;
 }
 
-export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: string; jobs: number; runs: number; broker?: string; tube: string; ttr: number }): Promise<string> {
+export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: string; jobs: number; runs: number }): Promise<string> {
   const table = await releaseTable(opts.arch);
   const releases = await resolveReleaseSpec(opts.releases, table, fileIo);
   const test = await loadTest(opts.test);
   const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
-  if (ctx.runner.dryRun) return dryRun(ctx, spec, opts.test);
+  const vm = vmSettings(opts);
+  if (ctx.runner.dryRun) return dryRun(ctx, spec, opts.test, vm);
+  if (!opts.broker) checkMethod(ctx, spec.method, opts.jobs);
+  const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
-  if (opts.broker) {
-    const { runBrokered, parseBroker, checkTube } = await import('./broker.js');
-    await runBrokered(store, { broker: parseBroker(opts.broker), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress });
+  if (bopts) {
+    const { runBrokered } = await import('./broker.js');
+    await runBrokered(store, bopts);
   } else {
     const { runMatrix } = await import('./exec.js');
-    const host = await localHost(ctx);
+    const host = await localHost(ctx, vm);
     await interruptible(store, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, stopped }));
   }
   const { tableReport } = await import('./report.js');
@@ -147,12 +184,12 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
 }
 
 /** `be -n hunt run`: the hunt as a script, nothing changed. */
-async function dryRun(ctx: BeContext, spec: HuntSpec, test: string): Promise<string> {
+async function dryRun(ctx: BeContext, spec: HuntSpec, test: string, vm: VmSettings): Promise<string> {
   const { resolveBeRoot } = await import('../be/context.js');
   const { huntPlanScript } = await import('./plan.js');
   const root = await resolveBeRoot(ctx);
   const installed = (await ctx.zfs.exists(root)) ? new Set(await ctx.zfs.list(root, 'snapshot', 2)) : new Set<string>();
-  return (await huntPlanScript(spec, root, resolve(test), installed)).trimEnd();
+  return (await huntPlanScript(spec, root, resolve(test), installed, vm)).trimEnd();
 }
 
 export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string }): Promise<string> {
@@ -174,10 +211,28 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     bad: opts.bad,
   };
   if (ctx.runner.dryRun) throw new UsageError('hunt bisect cannot be a dry run: each step depends on the verdict before it (try be -n hunt run)');
+  if (!opts.broker) checkMethod(ctx, spec.method, 1);
+  const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
+  if (bopts) {
+    // Each step is one job on the tube: bisect is sequential, whichever worker takes it.
+    const { Collector } = await import('./broker.js');
+    const { bisectWith } = await import('./exec.js');
+    const collector = await Collector.open(store, bopts);
+    try {
+      return await interruptible(store, (stopped) =>
+        bisectWith(store, undefined, async (release, run) => {
+          const [rec] = await collector.collect([{ release, run }]);
+          return rec;
+        }, { progress, stopped }),
+      );
+    } finally {
+      await collector.close();
+    }
+  }
   const { runBisect } = await import('./exec.js');
-  const host = await localHost(ctx);
+  const host = await localHost(ctx, vmSettings(opts));
   return interruptible(store, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
 }
 
@@ -220,11 +275,11 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
   return undefined;
 }
 
-export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string }): Promise<void> {
+export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string; vmAddress?: string; vmServer?: string; vmTap?: string; vmMemory?: string }): Promise<void> {
   const { serveWorker, parseBroker, checkTube } = await import('./broker.js');
   const broker = parseBroker(opts.broker);
   const tube = checkTube(opts.tube);
-  const host = await localHost(ctx);
+  const host = await localHost(ctx, vmSettings(opts));
   // A stopped worker goes at once: its test gets the signal too, and beanstalkd hands the job on.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
   await serveWorker({

@@ -200,10 +200,18 @@ async function prepareLog(store: HuntStore, release: string): Promise<(text: str
   return (t) => void stream.write(t);
 }
 
-/** Binary search between --good and --bad; verdicts already in the state are reused. */
+/** One test run of a release, recorded in the state: here (runAndRecord) or through the broker. */
+export type RunOne = (release: string, run: number) => Promise<RunRecord>;
+
+/** Binary search between --good and --bad on this host; verdicts already in the state are reused. */
 export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntOptions): Promise<string> {
+  const preparer = new Preparer(host, store.state.spec.install, (release) => prepareLog(store, release));
+  return bisectWith(store, preparer, (release, run) => runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run)), opts);
+}
+
+/** The bisect loop: one run at a time by RUNONE until the first bad release is known. */
+export async function bisectWith(store: HuntStore, preparer: { clock: BusyClock } | undefined, runOne: RunOne, opts: Pick<HuntOptions, 'progress' | 'stopped'>): Promise<string> {
   const spec = store.state.spec;
-  const preparer = new Preparer(host, spec.install, (release) => prepareLog(store, release));
   return session(store, preparer, async () => {
     const range = bisectRange(spec.releases, spec.good!, spec.bad!);
     for (;;) {
@@ -235,7 +243,7 @@ export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntO
         return text;
       }
       opts.progress(`bisect: ${step.remaining} release${step.remaining === 1 ? '' : 's'} left to test, trying ${step.next}`);
-      const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, step.next, 1));
+      const rec = await runOne(step.next, 1);
       // An aborted run is in the state now and stops the bisect at the next step, as `git bisect run` does.
       opts.progress(runLine(rec, 1));
     }

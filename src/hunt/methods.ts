@@ -1,9 +1,12 @@
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
-import { shQuote } from '../sys/shell.js';
 import type { TestEnd } from './exec.js';
 import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
+import { TEST_DIR } from './broker.js';
+import { render } from '../render/index.js';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * chroot(8) into the clone: mounted here so the test can be put in first, then run by the boot
@@ -84,37 +87,119 @@ const jailRunner: MethodRunner = async (ctx, be, argv, opts) => {
   }
 };
 
-/** What the guest runs at boot for a bhyve hunt run: the test, its status on the console, power off. */
-export function bhyveGuestRcLocal(argv: string[], env: Record<string, string>): string {
-  const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shQuote(v)}`);
-  return ['#!/bin/sh', '# written by be hunt: run the test once, report its status on the console, power off', ...exports, `${argv.map(shQuote).join(' ')} </dev/null >/dev/console 2>&1`, 'echo "BE-HUNT-EXIT=$?" >/dev/console', 'poweroff', ''].join('\n');
+/** Where a bhyve guest's test leaves its output and status, inside the clone (beside the test). */
+export const GUEST_OUTPUT = `${TEST_DIR}/output`;
+export const GUEST_STATUS = `${TEST_DIR}/status`;
+
+/**
+ * The guest's /etc/rc.local for a bhyve hunt run (templates/hunt-rc.local.hbs): run ARGV once with
+ * ENV, output to GUEST_OUTPUT, exit status to GUEST_STATUS (via a temporary name and mv), power off.
+ */
+export function guestRcLocal(argv: string[], env: Record<string, string>): string {
+  return render('hunt-rc.local', { dir: TEST_DIR, env, argv });
 }
 
-/** The exit status a bhyve guest printed, if it printed one. */
-export function parseGuestExit(console: string): number | undefined {
-  const m = /^BE-HUNT-EXIT=(\d+)\r?$/m.exec(console);
-  return m ? Number(m[1]) : undefined;
+/** Put the guest-side runner into the clone mounted at ROOT, with no status of an earlier boot left. */
+export async function installGuestRunner(root: string, argv: string[], env: Record<string, string>): Promise<void> {
+  const { mkdir, writeFile, chmod, rm } = await import('node:fs/promises');
+  await mkdir(join(root, 'etc'), { recursive: true });
+  await writeFile(join(root, 'etc', 'rc.local'), guestRcLocal(argv, env));
+  await chmod(join(root, 'etc', 'rc.local'), 0o755);
+  for (const f of [GUEST_STATUS, `${GUEST_STATUS}.tmp`, GUEST_OUTPUT]) await rm(join(root, f), { force: true });
 }
 
-/** The plan of a bhyve hunt run (guest console on stdio so the status can be read), from the boot layer's argv builders. */
+/** What the guest left in the clone mounted at ROOT, as a run's end (classified like a chroot run's). */
+export async function readGuestResult(root: string, timedOut = false): Promise<TestEnd> {
+  const { readFile } = await import('node:fs/promises');
+  const output = await readFile(join(root, GUEST_OUTPUT), 'utf8').catch(() => '');
+  if (timedOut) return { status: null, signal: null, timedOut: true, output };
+  const text = await readFile(join(root, GUEST_STATUS), 'utf8').catch(() => undefined);
+  const end = { status: null, signal: null, timedOut: false, output };
+  if (text === undefined) return { ...end, failure: `the guest wrote no ${GUEST_STATUS} (it did not boot, or the test did not end)` };
+  const t = text.trim();
+  if (!/^\d{1,3}$/.test(t) || Number(t) > 255) return { ...end, failure: `${GUEST_STATUS} holds '${t.slice(0, 20)}', not an exit status` };
+  return { ...end, status: Number(t) };
+}
+
+/** The guest's network for bhyve hunt runs: its address, the NFS server (default: .1 of its network), the tap, memory. */
+export interface VmSettings {
+  address: string;
+  server?: string;
+  tap: string;
+  memory: string;
+}
+
+export const DEFAULT_VM: VmSettings = { address: '10.254.0.2/24', tap: 'tap0', memory: '512M' };
+
+export async function vmNetwork(vm: VmSettings): Promise<{ ip: string; netmask: string; server: string; tap: string; memory: string }> {
+  const { parseAddress } = await import('../boot/bhyve.js');
+  const { checkTap, checkMemory } = await import('../boot/method.js');
+  const { parseIpv4, formatIpv4 } = await import('../share/spec.js');
+  const { ip, netmask } = parseAddress(vm.address);
+  const server = vm.server ? formatIpv4(parseIpv4(vm.server, 'server')) : formatIpv4((((parseIpv4(ip) & parseIpv4(netmask)) >>> 0) + 1) >>> 0);
+  return { ip, netmask, server, tap: checkTap(vm.tap), memory: checkMemory(vm.memory) };
+}
+
+/** A bhyve VM name for a run clone (at most 31 characters). */
+export function vmNameFor(clone: string): string {
+  return `hunt-${createHash('sha256').update(clone).digest('hex').slice(0, 12)}`;
+}
+
+/** The plan of a bhyve hunt run (guest console on stdio, into the run's log), from the boot layer's argv builders. */
 export async function bhyveRunPlan(o: { vm: string; hostPath: string; env: Array<[string, string]>; memory?: string; tap?: string; mac?: string }): Promise<string[][]> {
   const { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv } = await import('../boot/bhyve.js');
   const memory = o.memory ?? '512M';
   return [
-    bhyveloadArgv({ vm: o.vm, hostPath: o.hostPath, env: o.env, memory, console: 'stdio' }),
+    bhyveloadArgv({ vm: o.vm, hostPath: o.hostPath, env: [['autoboot_delay', '0'], ...o.env], memory, console: 'stdio' }),
     bhyveArgv({ vm: o.vm, memory, tap: o.tap ?? 'tap0', mac: o.mac, console: 'stdio' }),
     bhyvectlDestroyArgv(o.vm),
   ];
 }
 
-function freebsdOnly(method: Method): MethodRunner {
-  return async () => {
-    throw new BeError(`method '${method}' is not runnable by be hunt yet: the guest needs its root over NFS (see be bootnfs); use --method chroot or jail`);
+/**
+ * bhyve(8) on FreeBSD: the clone shared over NFS to the guest's address only (be sharenfs's
+ * exports block, mountd reloaded), the test and the guest-side runner put in, the clone's file
+ * handle asked from mountd, then the bootnfs plan: bhyveload with the NFS root variables, bhyve
+ * until the guest powers off (or --timeout: the VM is destroyed), bhyvectl --destroy. The status
+ * and output are then read from the still-mounted clone, and the share undone.
+ */
+export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
+  return async (ctx, be, argv, opts) => {
+    if (ctx.flavour !== 'freebsd') throw new BeError("method 'bhyve' needs FreeBSD's bhyve(8) (use -n to see the plan); use --method chroot here");
+    const net = await vmNetwork(vm);
+    const { shareNfs, unshareNfs } = await import('../share/share.js');
+    const { getFileHandle } = await import('../share/mountproto.js');
+    const { nfsRootEnv } = await import('../boot/bhyve.js');
+    const name = vmNameFor(be);
+    const mac = `02:${randomBytes(5).toString('hex').match(/../g)!.join(':')}`;
+    const { paths } = await shareNfs(ctx, be, { host: [net.ip], maproot: 'root' });
+    const dir = paths[0];
+    try {
+      await opts.place(dir);
+      await installGuestRunner(dir, argv, opts.env);
+      const fh = await getFileHandle(net.server, dir);
+      const env = nfsRootEnv({ mac, ip: net.ip, netmask: net.netmask, server: net.server, path: dir, handle: fh.handle });
+      const [load, run, destroy] = await bhyveRunPlan({ vm: name, hostPath: dir, env, memory: net.memory, tap: net.tap, mac });
+      const hostEnv = { PATH: process.env.PATH ?? '/sbin:/bin:/usr/sbin:/usr/bin' };
+      const t0 = Date.now();
+      let timedOut = false;
+      try {
+        const l = await spawnLimited(load, { env: hostEnv, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput });
+        if (l.timedOut) timedOut = true;
+        else if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status ?? l.signal}`, { command: load });
+        else timedOut = (await spawnLimited(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput })).timedOut ?? false;
+      } finally {
+        await ctx.runner.change(destroy, { allowFailure: true });
+      }
+      return await readGuestResult(dir, timedOut);
+    } finally {
+      await unshareNfs(ctx, be, {});
+    }
   };
 }
 
-export function methodRunners(): Record<Method, MethodRunner | undefined> {
-  return { chroot: chrootRunner, jail: jailRunner, bhyve: freebsdOnly('bhyve') };
+export function methodRunners(vm: VmSettings = DEFAULT_VM): Record<Method, MethodRunner | undefined> {
+  return { chroot: chrootRunner, jail: jailRunner, bhyve: bhyveRunner(vm) };
 }
 
 export type { BeContext };

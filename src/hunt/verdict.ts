@@ -9,6 +9,8 @@ export interface RunEnd {
   timedOut?: boolean;
   /** The limit that was hit, for the message. */
   timeoutMs?: number;
+  /** Why there is no status to classify (a bhyve guest that wrote none): the run is aborted with it. */
+  failure?: string;
 }
 
 export interface Classified {
@@ -23,6 +25,7 @@ export interface Classified {
  */
 export function classify(end: RunEnd): Classified {
   if (end.timedOut) return { verdict: 'error', reason: `timed out after ${formatDuration(end.timeoutMs ?? 0)}` };
+  if (end.failure) return { verdict: 'error', reason: end.failure };
   if (end.signal) return { verdict: 'error', reason: `killed by ${end.signal}` };
   const s = end.status;
   if (s === undefined || s === null || !Number.isInteger(s)) return { verdict: 'error', reason: 'no exit status' };

@@ -249,6 +249,45 @@ describe('many hosts through beanstalkd', () => {
     b.kill('SIGKILL');
   }, 120_000);
 
+  it('bisect --broker sends each step to a worker, one job at a time, and finds the same release', async () => {
+    const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
+    const w = startWorker(tube);
+    const state = join(fx.dir, 'bisect-brokered');
+    const r = await be([...common, 'hunt', 'bisect', '--broker', address, '--tube', tube, '--good', RELEASES[0], '--bad', RELEASES[RELEASES.length - 1], '--test', await fx.test(), '--state', state, ...installFlags()]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`be hunt bisect: ${FIRST_BAD} is the first bad release`);
+    const s = await stateFile(state);
+    const skips = s.runs.filter((x: { verdict: string }) => x.verdict === 'skip').length;
+    expect(s.runs.length).toBeLessThanOrEqual(Math.ceil(Math.log2(RELEASES.length)) + skips);
+    expect(new Set(s.runs.map((x: { worker?: string }) => x.worker)).size).toBe(1);
+    expect(s.runs[0].worker).toMatch(/:\d+$/);
+    // One job at a time: each run queued alone, and the worker ran exactly the runs in the state.
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('queued 1 run on tube')).length).toBe(s.runs.length);
+    const done = w.lines.filter((l) => /: done /.test(l));
+    expect(done.length).toBe(s.runs.length);
+    w.kill('SIGKILL');
+  }, 120_000);
+
+  it('with no worker, says what it waits for and gives up after --wait; the hunt resumes once a worker comes', async () => {
+    const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
+    const state = join(fx.dir, 'no-worker');
+    const args = [...common, 'hunt', 'run', '--broker', address, '--tube', tube, '--wait', '3s', '--releases', RELEASES.slice(0, 3).join(','), '--test', await fx.test(), '--state', state, ...installFlags()];
+    const r = await be(args);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`waiting for workers on tube ${tube}: 3 jobs queued, 0 reserved`);
+    const last = r.stderr.trimEnd().split('\n').pop();
+    expect(last).toBe(`be: no worker answered on tube ${tube} at ${address} for 3s (3 jobs queued, 0 reserved); start a be worker and run the same command again to resume (state in ${state})`);
+    expect((await stateFile(state)).runs).toEqual([]);
+    // The jobs stay queued: a worker and the same command finish the hunt without queueing them twice.
+    const w = startWorker(tube);
+    const again = await be(args);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`queued 0 runs on tube ${tube}`);
+    expect((await jsonReport(state)).releases.map((x) => x.verdict)).toEqual(RELEASES.slice(0, 3).map(expectedVerdict));
+    expect(w.lines.filter((l) => /: done /.test(l)).length).toBe(3);
+    w.kill('SIGKILL');
+  }, 120_000);
+
   it('a worker killed mid-run has its job run by the other, every release exactly once', async () => {
     const tube = `hunt-${Math.random().toString(36).slice(2, 8)}`;
     const a = startWorker(tube);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jailRunPlan, bhyveRunPlan, bhyveGuestRcLocal, parseGuestExit } from '../../src/hunt/methods.js';
+import { execa } from 'execa';
+import { jailRunPlan, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
 import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/broker.js';
 import { createHash } from 'node:crypto';
 
@@ -23,7 +24,8 @@ describe('jail(8) plan of a hunt run', () => {
 describe('bhyve(8) plan of a hunt run', () => {
   it('loads with bhyveload -c stdio -h PATH -e ... -m MEM VM, runs bhyve with com1 on stdio, then bhyvectl --destroy', async () => {
     const [load, run, destroy] = await bhyveRunPlan({ vm: 'hunt-13.2', hostPath: '/tmp/be_mount.2', env: [['vfs.root.mountfrom', 'nfs:10.0.0.1:/x']], memory: '512M', tap: 'tap3' });
-    expect(load).toEqual(['bhyveload', '-c', 'stdio', '-h', '/tmp/be_mount.2', '-e', 'vfs.root.mountfrom=nfs:10.0.0.1:/x', '-m', '512M', 'hunt-13.2']);
+    // bhyveload [-c cons-dev] [-e name=value] [-h host-path] [-m mem-size] vmname; the loader boots at once.
+    expect(load).toEqual(['bhyveload', '-c', 'stdio', '-h', '/tmp/be_mount.2', '-e', 'autoboot_delay=0', '-e', 'vfs.root.mountfrom=nfs:10.0.0.1:/x', '-m', '512M', 'hunt-13.2']);
     expect(run[0]).toBe('bhyve');
     expect(run[run.length - 1]).toBe('hunt-13.2');
     expect(run.join(' ')).toContain('-l com1,stdio');
@@ -31,13 +33,26 @@ describe('bhyve(8) plan of a hunt run', () => {
     expect(destroy).toEqual(['bhyvectl', '--destroy', '--vm=hunt-13.2']);
   });
 
-  it('the guest reports the test status on the console, read back as a number', () => {
-    const rc = bhyveGuestRcLocal(['/var/tmp/be-hunt/t.sh'], { BE_RELEASE: "13.2'x" });
-    expect(rc).toContain("export BE_RELEASE='13.2'\\''x'");
-    expect(rc).toContain('echo "BE-HUNT-EXIT=$?" >/dev/console');
-    expect(rc.trimEnd().endsWith('poweroff')).toBe(true);
-    expect(parseGuestExit('booting\r\nBE-HUNT-EXIT=125\r\nUptime: 3s\n')).toBe(125);
-    expect(parseGuestExit('panic\n')).toBeUndefined();
+  it('the guest network defaults its NFS server to .1 of the guest network; VM names fit bhyve', async () => {
+    expect(await vmNetwork({ address: '10.254.0.2/24', tap: 'tap0', memory: '512M' })).toEqual({ ip: '10.254.0.2', netmask: '255.255.255.0', server: '10.254.0.1', tap: 'tap0', memory: '512M' });
+    expect((await vmNetwork({ address: '192.168.7.20/255.255.255.0', server: '192.168.7.5', tap: 'tap2', memory: '1G' })).server).toBe('192.168.7.5');
+    await expect(vmNetwork({ address: '10.0.0.2', tap: 'tap0', memory: '512M' })).rejects.toThrow("invalid address '10.0.0.2'");
+    await expect(vmNetwork({ address: '10.0.0.2/24', tap: 'em0', memory: '512M' })).rejects.toThrow("invalid tap interface 'em0'");
+    const name = vmNameFor('zroot/ROOT/hunt-13.2.run1-4242-abcdef');
+    expect(name).toMatch(/^hunt-[0-9a-f]{12}$/);
+    expect(vmNameFor('zroot/ROOT/hunt-13.2.run1-4242-abcdef')).toBe(name);
+  });
+
+  it('the guest rc.local runs the test with the hunt env, writes status via a temporary name, then powers off', async () => {
+    const rc = guestRcLocal(['/var/tmp/be-hunt/t.sh'], { PATH: '/sbin:/bin', BE_RELEASE: "13.2'x$y", BE_RUN: '1', BE_HUNT: 'run-abc' });
+    expect(rc.startsWith('#!/bin/sh\n')).toBe(true);
+    expect(rc).toContain('export BE_RELEASE="13.2\'x\\$y"');
+    expect(rc).toContain('export BE_HUNT="run-abc"');
+    expect(rc).toContain('/var/tmp/be-hunt/t.sh </dev/null >"$dir/output" 2>&1');
+    expect(rc).toContain('echo "$status" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"');
+    expect(rc.trimEnd().endsWith('${BE_HUNT_POWEROFF:-poweroff}')).toBe(true);
+    await execa('sh', ['-n'], { input: rc });
+    expect(() => guestRcLocal(['/t'], { 'BAD NAME': 'x' })).toThrow("bad variable name 'BAD NAME'");
   });
 });
 
@@ -83,5 +98,37 @@ describe('be -n hunt run', () => {
     const jail = await huntPlanScript({ ...spec, method: 'jail' }, 'lab/ROOT', '/t/x.sh', new Set());
     expect(jail).toMatch(/timeout 90 jail -c name=lab_ROOT_hunt-13_2_run1 path=\/tmp\/be-hunt\.13\.2\.1 .* command=\/var\/tmp\/be-hunt\/x\.sh;/);
     expect(jail).toContain('jail -r lab_ROOT_hunt-13_2_run1 || true');
+  });
+
+  it('plans a bhyve run: share the clone, put test and rc.local in, bhyveload with the NFS root, bhyve under the limit, destroy, read the status', async () => {
+    const { huntPlanScript } = await import('../../src/hunt/plan.js');
+    const spec = { kind: 'run' as const, releases: ['13.2'], test: { path: '/t/x.sh', name: 'x.sh', sha256: 'ab' }, method: 'bhyve' as const, runs: 1, timeoutMs: 90_000, install: {} };
+    const text = await huntPlanScript(spec, 'lab/ROOT', '/t/x.sh', new Set(['lab/ROOT/hunt-13.2@installed']), { address: '10.9.0.7/24', tap: 'tap4', memory: '1G' });
+    await execa('sh', ['-n'], { input: text });
+    const dir = '/tmp/be-hunt.13.2.1';
+    const vm = vmNameFor('lab/ROOT/hunt-13.2.run1');
+    const order = [
+      'be create -e lab/ROOT/hunt-13.2@installed lab/ROOT/hunt-13.2.run1',
+      `be sharenfs --host 10.9.0.7 --maproot root --path ${dir} lab/ROOT/hunt-13.2.run1`,
+      `install -m 755 /t/x.sh ${dir}/var/tmp/be-hunt/x.sh`,
+      `cat > ${dir}/etc/rc.local <<'BE_EOF'`,
+      `chmod 755 ${dir}/etc/rc.local`,
+      `nfs=$(be nfshandle 10.9.0.1 ${dir})`,
+      `bhyveload -c stdio -h ${dir} -e autoboot_delay=0 -e boot.netif.name=vtnet0`,
+      `timeout 90 bhyve -c 1 -m 1G -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap4,mac=02:00:00:00:00:01 -l com1,stdio ${vm}; bhyvectl --destroy --vm=${vm} || true`,
+      `echo "13.2 run 1: exit $(cat ${dir}/var/tmp/be-hunt/status 2>/dev/null`,
+      'be unsharenfs lab/ROOT/hunt-13.2.run1',
+      'be destroy lab/ROOT/hunt-13.2.run1',
+    ];
+    let at = -1;
+    for (const line of order) {
+      const i = text.indexOf(line);
+      expect(i, line).toBeGreaterThan(at);
+      at = i;
+    }
+    expect(text).toContain('-e boot.netif.ip=10.9.0.7 -e boot.netif.netmask=255.255.255.0 -e boot.nfsroot.server=10.9.0.1 -e "boot.nfsroot.nfshandle=${nfs% *}" -e "boot.nfsroot.nfshandlelen=${nfs#* }"');
+    expect(text).toContain(`-e boot.nfsroot.path=${dir} -e vfs.root.mountfrom=nfs:10.9.0.1:${dir} -e vfs.root.mountfrom.options=rw -m 1G ${vm}`);
+    expect(text).toContain('export BE_RELEASE="13.2"');
+    expect(text).not.toContain('be mount');
   });
 });
