@@ -16,7 +16,9 @@ export async function ensureZfs(): Promise<void> {
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
     if (!pid || !existsSync(`/proc/${pid}`)) await rm(pidFile, { force: true });
   }
-  await execa('zfs-fuse', ['--pidfile', pidFile, '--no-kstat-mount'], { reject: false });
+  // Without the page cache the daemon's own sync(2) during an unmount cannot wait on dirty pages
+  // of its other mounts (a deadlock seen when one BE is unmounted while another is written).
+  await execa('zfs-fuse', ['--pidfile', pidFile, '--no-kstat-mount', '--disable-page-cache'], { reject: false });
   for (let i = 0; i < 50; i++) {
     const again = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
     if (again.exitCode === 0) return;
