@@ -37,15 +37,13 @@ export function registerBeCommands(program: Command): void {
     .option('-H', 'no header, tab-separated fields (for scripts)')
     .option('--json', 'JSON output')
     .action(async (opts, cmd: Command) => {
-      const ctx = await context(cmd);
-      const { listBes, humanSize, formatCreated } = await import('../be/info.js');
+      const [ctx, { listBes, humanSize, formatCreated }, { formatTable }] = await Promise.all([context(cmd), import('../be/info.js'), import('./table.js')]);
       const { rows } = await listBes(ctx, { all: opts.all, snapshots: opts.snapshots });
       if (opts.json) {
         print(JSON.stringify(rows.map((r) => ({ ...r, created: r.created.toISOString() })), null, 2));
         return;
       }
       const table = rows.map((r) => [r.name, r.active, r.mountpoint, humanSize(r.used), formatCreated(r.created)]);
-      const { formatTable } = await import('./table.js');
       print(formatTable(['BE', 'Active', 'Mountpoint', 'Space', 'Created'], table, !!opts.H));
     });
 
