@@ -10,23 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTftpServer, type TftpServer } from '../../src/net/tftp/index.js';
 import { RawPeer, rawRequest } from '../helpers/tftp.js';
+import { prng } from '../helpers/prng.js';
 
 const PACKETS = 100_000;
 const BURST = 100;
 const MAX_TRANSFERS = 64;
 const seed = Number(process.env.TFTP_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** mulberry32: small, fast, seedable. */
-function prng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let dir: string;
 let server: TftpServer;

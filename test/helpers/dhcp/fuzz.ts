@@ -5,20 +5,10 @@
  */
 import { encodePacket, MessageType, Opt, type DhcpPacket } from '../../../src/net/dhcp/index.js';
 import { RelayClient } from './relay-client.js';
+import { prng } from '../prng.js';
 
 const [relayIp, serverIp, countArg, seedArg, everyArg, reservedMac] = process.argv.slice(2);
 
-/** mulberry32: small, seedable, good enough for fuzzing. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = prng(Number(seedArg));
 const int = (n: number) => Math.floor(rnd() * n);
 const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
