@@ -3,7 +3,6 @@
  * platform needs (Linux: proc and devtmpfs; FreeBSD: devfs), run a command inside, and unmount
  * everything afterwards, also when the command fails or `be` is interrupted.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,44 +47,6 @@ export function chrootEnv(extra: Record<string, string> = {}): Record<string, st
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
-function spawnChroot(root: string, argv: string[], opts: ChrootOptions, onSignal: (forward: (sig: NodeJS.Signals) => void) => void): Promise<ChrootResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('chroot', [root, ...argv], {
-      env: chrootEnv(opts.env),
-      stdio: opts.inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
-      cwd: '/',
-    });
-    let output = '';
-    let timedOut = false;
-    const collect = (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      output += text;
-      opts.onOutput?.(text);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    onSignal((sig) => child.kill(sig));
-    let killer: NodeJS.Timeout | undefined;
-    const timer =
-      opts.timeoutMs !== undefined
-        ? setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGTERM');
-            killer = setTimeout(() => child.kill('SIGKILL'), 2000);
-          }, opts.timeoutMs)
-        : undefined;
-    child.on('error', (error) => {
-      if (timer) clearTimeout(timer);
-      reject(new BeError(`cannot run chroot: ${error.message}`));
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (killer) clearTimeout(killer);
-      const status = code ?? 128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 1);
-      resolve({ status, signal: signal ?? undefined, timedOut, output });
-    });
-  });
-}
 
 /**
  * Run ARGV inside the BE (a full dataset name). The BE is mounted for the run unless it is
@@ -123,9 +84,16 @@ export async function runInChroot(
       return { status: 0, timedOut: false, output: '' };
     }
     if (pending) return { status: 128 + (SIGNAL_NUMBERS[pending] ?? 1), signal: pending, timedOut: false, output: '' };
-    return await spawnChroot(root, argv, opts, (f) => {
-      forward = f;
+    const r = await ctx.runner.stream(['chroot', root, ...argv], {
+      env: chrootEnv(opts.env),
+      cwd: '/',
+      inherit: opts.inherit,
+      timeoutMs: opts.timeoutMs,
+      onOutput: opts.onOutput,
+      onStart: (signal) => (forward = signal),
     });
+    const status = r.status ?? 128 + (SIGNAL_NUMBERS[r.signal ?? ''] ?? 1);
+    return { status, signal: r.signal ?? undefined, timedOut: r.timedOut, output: r.output };
   } finally {
     forward = undefined;
     const errors: string[] = [];

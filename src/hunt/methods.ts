@@ -27,38 +27,6 @@ const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   }
 };
 
-/** Run argv with a limit; the test and everything it started are killed when the time is up. */
-export async function spawnLimited(argv: string[], opts: { env: Record<string, string>; timeoutMs: number; onOutput: (t: string) => void }): Promise<TestEnd> {
-  const { spawn } = await import('node:child_process');
-  return new Promise<TestEnd>((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    let timedOut = false;
-    const take = (b: Buffer) => {
-      const t = b.toString();
-      output += t;
-      opts.onOutput(t);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, opts.timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new BeError(`cannot run ${argv[0]}: ${error.message}`, { command: argv }));
-    });
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, timedOut, output });
-    });
-  });
-}
 
 /** The plan of one hunt run in a jail: `jail -c` on the mounted clone with the test as command, then `jail -r`. */
 export async function jailRunPlan(be: string, path: string, argv: string[]): Promise<{ create: string[]; remove: string[] }> {
@@ -79,7 +47,7 @@ const jailRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const plan = await jailRunPlan(be, dir, argv);
   try {
     await opts.place(dir);
-    const r = await spawnLimited(plan.create, opts);
+    const r = await ctx.runner.stream(plan.create, opts);
     return r;
   } finally {
     await ctx.runner.change(plan.remove, { allowFailure: true });
@@ -184,10 +152,10 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
       const t0 = Date.now();
       let timedOut = false;
       try {
-        const l = await spawnLimited(load, { env: hostEnv, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput });
+        const l = await ctx.runner.stream(load, { env: hostEnv, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput });
         if (l.timedOut) timedOut = true;
         else if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status ?? l.signal}`, { command: load });
-        else timedOut = (await spawnLimited(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput })).timedOut ?? false;
+        else timedOut = (await ctx.runner.stream(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput })).timedOut;
       } finally {
         await ctx.runner.change(destroy, { allowFailure: true });
       }

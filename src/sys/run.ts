@@ -28,6 +28,27 @@ export interface RunResult {
   status: number;
 }
 
+export interface StreamOptions {
+  /** The whole environment of the program (default: be's own). */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Attach to be's terminal (interactive); output is then not collected. */
+  inherit?: boolean;
+  /** SIGTERM to the program's process group when the time is up, SIGKILL 2 s later. */
+  timeoutMs?: number;
+  onOutput?: (text: string) => void;
+  /** Receives a function that signals the running program (to forward Ctrl-C and friends). */
+  onStart?: (signal: (sig: NodeJS.Signals) => void) => void;
+}
+
+export interface StreamResult {
+  /** Exit status, or null when a signal ended it. */
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  output: string;
+}
+
 type Undo = () => Promise<unknown>;
 
 /**
@@ -69,6 +90,68 @@ export class Runner {
     const result = await this.exec(argv, opts);
     if (opts.undo && result.status === 0) this.onUndo(opts.undo);
     return result;
+  }
+
+  /**
+   * Run a long program whose output is followed as it comes (a test, a chroot shell, a VM), with
+   * an optional time limit that ends its whole process group. Recorded, not run, in dry-run.
+   */
+  async stream(argv: string[], opts: StreamOptions = {}): Promise<StreamResult> {
+    if (this.dryRun) {
+      this.record(shJoin(argv));
+      return { status: 0, signal: null, timedOut: false, output: '' };
+    }
+    if (this.verbose) this.err(`+ ${shJoin(argv)}`);
+    this.spawns++;
+    const { spawn } = await import('node:child_process');
+    return new Promise((resolve, reject) => {
+      // Its own process group (except on the terminal, which it must be able to read).
+      const child = spawn(argv[0], argv.slice(1), {
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+        stdio: opts.inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+        detached: !opts.inherit,
+      });
+      const signal = (sig: NodeJS.Signals) => {
+        try {
+          if (opts.inherit) child.kill(sig);
+          else process.kill(-child.pid!, sig);
+        } catch {
+          child.kill(sig);
+        }
+      };
+      let output = '';
+      let timedOut = false;
+      const take = (chunk: Buffer) => {
+        const text = chunk.toString('utf8');
+        output += text;
+        opts.onOutput?.(text);
+      };
+      child.stdout?.on('data', take);
+      child.stderr?.on('data', take);
+      let killer: NodeJS.Timeout | undefined;
+      const timer =
+        opts.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              signal('SIGTERM');
+              killer = setTimeout(() => signal('SIGKILL'), 2000);
+            }, opts.timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        clearTimeout(killer);
+      };
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        done();
+        reject(new BeError(error.code === 'ENOENT' ? `${argv[0]}: command not found` : `cannot run ${argv[0]}: ${error.message}`, { command: argv }));
+      });
+      child.on('spawn', () => opts.onStart?.(signal));
+      child.on('close', (status, sig) => {
+        done();
+        resolve({ status: sig ? null : status, signal: sig, timedOut, output });
+      });
+    });
   }
 
   /** Write a file atomically (or print the here-document that would). */

@@ -41,7 +41,9 @@ export async function makeTestPool(size = '512M'): Promise<TestPool> {
   await ensureZfs();
   const id = randomBytes(3).toString('hex');
   const pool = `betest${id}`;
-  const file = join(tmpdir(), `${pool}.img`);
+  // The vdev lives in memory (tmpfs) where there is one: zfs-fuse calls sync(2) on every
+  // unmount, and with its pool files on a busy disk that sync can stall the whole daemon.
+  const file = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `${pool}.img`);
   const altroot = join(tmpdir(), `${pool}.alt`);
   await execa('truncate', ['-s', size, file]);
   await execa('zpool', ['create', '-m', 'none', '-R', altroot, pool, file]);
