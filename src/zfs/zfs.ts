@@ -144,8 +144,13 @@ export class Zfs {
     await this.change(['zfs', 'mount', name], ['zfs', 'umount', name]);
   }
 
+  /**
+   * Unmount. zfs-fuse turns -f into a lazy detach, after which its daemon spins in its unmount
+   * handler until the last open file goes away, stalling every other mount: there a busy file
+   * system is retried, never forced.
+   */
   async umount(name: string, force = false): Promise<void> {
-    await this.change(['zfs', 'umount', ...(force ? ['-f'] : []), name]);
+    await this.change(['zfs', 'umount', ...(force && !this.fuse ? ['-f'] : []), name]);
   }
 
   /** Pool properties through `zpool list -H -o`; undefined when the pool does not exist. */

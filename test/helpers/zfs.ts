@@ -55,7 +55,14 @@ export async function makeTestPool(size = '512M'): Promise<TestPool> {
     async destroy() {
       // Unmount deepest first so zfs-fuse lets the pool go, then destroy it and its file.
       const mounts = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool], { reject: false })).stdout.split('\n').filter(Boolean).reverse();
-      for (const ds of mounts) await execa('zfs', ['umount', '-f', ds], { reject: false });
+      // Never `zfs umount -f` on zfs-fuse: a lazy detach leaves its daemon spinning (see src/zfs).
+      for (const ds of mounts) {
+        for (let i = 0; i < 10; i++) {
+          const r = await execa('zfs', ['umount', ds], { reject: false });
+          if (r.exitCode === 0 || /not currently mounted/.test(r.stderr)) break;
+          await new Promise((res) => setTimeout(res, 200));
+        }
+      }
       await execa('zpool', ['destroy', '-f', pool], { reject: false });
       await rm(file, { force: true });
       await rm(altroot, { recursive: true, force: true }).catch(() => {});
