@@ -2,6 +2,10 @@ import type { Runner } from '../sys/run.js';
 import type { ZfsFlavour } from '../sys/platform.js';
 import { BeError } from '../sys/errors.js';
 import type { Zfs } from './zfs.js';
+import { withFileLock } from '../sys/lock.js';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Property that remembers a dataset's own mountpoint while zfs-fuse has it mounted elsewhere. */
 export const SAVED_MOUNTPOINT = 'be:mountpoint';
@@ -39,8 +43,18 @@ export function withoutAltroot(path: string, altroot: string): string {
   return path.startsWith(`${altroot}/`) ? path.slice(altroot.length) : path;
 }
 
+/**
+ * zfs-fuse hangs when two mounts or unmounts run at once (a new mount's FUSE session is never
+ * initialised), so they take turns across every `be` process on the host.
+ */
+const FUSE_MOUNT_LOCK = join(existsSync('/run') ? '/run' : tmpdir(), 'be-zfs-fuse-mount');
+
 class FuseMount implements MountBackend {
   constructor(private readonly runner: Runner, private readonly zfs: Zfs, private readonly altroot: string) {}
+
+  private serialized<T>(body: () => Promise<T>): Promise<T> {
+    return this.runner.dryRun ? body() : withFileLock(FUSE_MOUNT_LOCK, body, 300_000);
+  }
 
   private relative(dir: string): string {
     const rel = withoutAltroot(dir, this.altroot);
@@ -50,7 +64,11 @@ class FuseMount implements MountBackend {
     return rel;
   }
 
-  async mount(dataset: string, dir: string): Promise<void> {
+  mount(dataset: string, dir: string): Promise<void> {
+    return this.serialized(() => this.mountNow(dataset, dir));
+  }
+
+  private async mountNow(dataset: string, dir: string): Promise<void> {
     const rel = this.relative(dir);
     const props = (await this.zfs.get([dataset], ['mountpoint', SAVED_MOUNTPOINT])).get(dataset)!;
     const mp = props.mountpoint;
@@ -63,9 +81,11 @@ class FuseMount implements MountBackend {
     await this.zfs.mount(dataset);
   }
 
-  async unmount(dataset: string, _dir: string, force: boolean): Promise<void> {
-    await this.zfs.umount(dataset, force);
-    await restoreMountpoint(this.zfs, dataset);
+  unmount(dataset: string, _dir: string, force: boolean): Promise<void> {
+    return this.serialized(async () => {
+      await this.zfs.umount(dataset, force);
+      await restoreMountpoint(this.zfs, dataset);
+    });
   }
 }
 
