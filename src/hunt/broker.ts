@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { JackdClient } from 'jackd';
 import { BeError } from '../sys/errors.js';
 import { parseMetrics, classify, formatDuration, type Verdict } from './verdict.js';
-import type { InstallFlags, Method, PreparedRecord, RunRecord } from './state.js';
+import type { InstallFlags, Method, PreparedRecord, RunOutcome, RunRecord } from './state.js';
 import { HuntStore, runLogName } from './state.js';
 import { pendingRuns, runLine, Preparer, type ReleaseHost, type TestScript, type RunRequest, type TestEnd } from './exec.js';
 
@@ -50,20 +50,11 @@ export interface JobMessage {
   ttr: number;
 }
 
-export interface ReplyMessage {
+export interface ReplyMessage extends RunOutcome {
   v: 1;
   key: string;
   job: string;
   worker: string;
-  release: string;
-  run: number;
-  verdict: Verdict;
-  status: number | null;
-  signal: string | null;
-  reason: string;
-  metrics: Record<string, number>;
-  startedAt: string;
-  durationMs: number;
   prepared?: PreparedRecord;
   log: { host: string; path: string };
   /** The end of the run's output (a job must stay under beanstalkd's 64 KiB). */

@@ -32,7 +32,8 @@ export interface HuntSpec {
   bad?: string;
 }
 
-export interface RunRecord {
+/** How one test run ended: what a local run records and what a worker replies alike. */
+export interface RunOutcome {
   release: string;
   run: number;
   verdict: Verdict;
@@ -42,6 +43,9 @@ export interface RunRecord {
   metrics: Record<string, number>;
   startedAt: string;
   durationMs: number;
+}
+
+export interface RunRecord extends RunOutcome {
   /** Log of this run, relative to the state directory. */
   log: string;
   /** Who ran it, for broker hunts (host:pid), and the log on that host. */
