@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JackdClient } from 'jackd';
 import { BeError } from '../sys/errors.js';
-import { parseMetrics, classify, formatDuration, type Verdict } from './verdict.js';
+import { parseMetrics, classify, formatDuration } from './verdict.js';
 import type { InstallFlags, Method, PreparedRecord, RunOutcome, RunRecord } from './state.js';
 import { HuntStore, runLogName } from './state.js';
 import { pendingRuns, runLine, Preparer, type ReleaseHost, type TestScript, type RunRequest, type TestEnd } from './exec.js';
