@@ -53,7 +53,9 @@ describe('README network boot', () => {
     expect(lines.map((l) => l.slice(0, 2).join(' '))).toEqual(['pool create', 'create -l', 'sharepxe pxelab/ROOT/head', 'pxe serve', 'wol 52:54:00:12:34:56']);
     pool = lines[0].at(-1)!;
     imageFile = lines[0][lines[0].indexOf('--file') + 1];
+    // A run killed half way leaves the README's pool or its file behind: start from nothing.
     await execa(BE_BIN, ['pool', 'destroy', pool], { reject: false });
+    await rm(imageFile, { force: true });
     await execa('ip', ['netns', 'add', ns]);
     await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     await execa('ip', ['-n', ns, 'link', 'add', 'lab0', 'type', 'veth', 'peer', 'name', 'lab1']);
