@@ -246,7 +246,8 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
 
   if (dhcp && !proxy) {
     subnet ??= localSubnet(address, ifname);
-    if (!subnet) throw new BeError(`--subnet: needed (no interface carries ${address})`);
+    // Node lists only interfaces that are up with a carrier (a bridge whose ports are down is not).
+    if (!subnet) throw new BeError(`--subnet: needed (no running interface carries ${address})`);
     if (range === undefined && hosts.length === 0) throw new BeError('--range: needed (or --host reservations, or --proxy)');
   }
   if (range !== undefined) {
