@@ -129,13 +129,16 @@ export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions):
   return runVm(ctx, vm, load, bhyveArgv({ vm, memory, cpus: opts.cpus, tap, mac, console }));
 }
 
+/** Stop a bhyve guest by destroying its VM (every bhyve boot method stops the same way). */
+export async function stopVm(ctx: BeContext, _be: string, opts?: { vm?: string }): Promise<void> {
+  requireFreeBSD(ctx, 'bhyvectl(8)');
+  if (!opts?.vm) throw new BeError('which VM? (--vm)');
+  await ctx.runner.change(bhyvectlDestroyArgv(checkVmName(opts.vm)));
+}
+
 export const bhyveNfsMethod: BootMethod<NfsBootOptions> = {
   name: 'bhyve-nfs',
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: bootNfs,
-  async stop(ctx, _be, opts) {
-    requireFreeBSD(ctx, 'bhyvectl(8)');
-    if (!opts?.vm) throw new BeError('which VM? (--vm)');
-    await ctx.runner.change(bhyvectlDestroyArgv(checkVmName(opts.vm)));
-  },
+  stop: stopVm,
 };

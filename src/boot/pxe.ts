@@ -4,7 +4,7 @@
  */
 import type { BeContext } from '../be/context.js';
 import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';
-import { bhyveArgv, bhyvectlDestroyArgv, runVm } from './bhyve.js';
+import { bhyveArgv, runVm, stopVm } from './bhyve.js';
 import { BeError } from '../sys/errors.js';
 
 export const UEFI_FIRMWARE = '/usr/local/share/uefi-firmware/BHYVE_UEFI.fd';
@@ -44,9 +44,5 @@ export const pxeMethod: BootMethod<PxeBootOptions> = {
   name: 'pxe',
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: bootPxe,
-  async stop(ctx, _be, opts) {
-    requireFreeBSD(ctx, 'bhyvectl(8)');
-    if (!opts?.vm) throw new BeError('which VM? (--vm)');
-    await ctx.runner.change(bhyvectlDestroyArgv(checkVmName(opts.vm)));
-  },
+  stop: stopVm,
 };
