@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DhcpServerOptions } from '../../src/net/dhcp/index.js';
+import { makeLan, type Lan } from './netns.js';
 
 const here = fileURLToPath(new URL('./dhcp/', import.meta.url));
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -142,4 +143,33 @@ export async function cleanupFile(path: string): Promise<void> {
 export async function exchange(h: Helpers, ns: string, a: { bind: string; bindPort: number; to: string; toPort: number; packet: Buffer; count?: number; waitMs?: number }) {
   const r = await nsRun(ns, [process.execPath, h.exchange, a.bind, String(a.bindPort), a.to, String(a.toPort), a.packet.toString('hex'), String(a.count ?? 1), String(a.waitMs ?? 5000)]);
   return String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { from: string; port: number; hex: string });
+}
+
+export interface RelayLab {
+  lan: Lan;
+  h: Helpers;
+  /** A scratch directory for lease files. */
+  dir: string;
+  destroy(): Promise<void>;
+}
+
+/**
+ * One server namespace on a bridge, plus `<prefix>.254` on the client side for a relay to send
+ * from, the built helper scripts and a scratch directory: what the storm and fuzz tests share.
+ */
+export async function relayLab(name: string): Promise<RelayLab> {
+  const dir = await mkdtemp(join(tmpdir(), `be-dhcp-${name}-`));
+  const h = await buildHelpers();
+  const lan = await makeLan(1);
+  await execa('ip', ['-n', lan.client, 'addr', 'add', `${lan.prefix}.254/24`, 'dev', 'br0']);
+  return {
+    lan,
+    h,
+    dir,
+    async destroy() {
+      await lan.destroy();
+      await h.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -4,29 +4,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeLan, type Lan } from '../helpers/netns.js';
-import { buildHelpers, exchange, startServer, type Helpers } from '../helpers/dhcp.js';
+import type { Lan } from '../helpers/netns.js';
+import { exchange, startServer, type Helpers, relayLab, type RelayLab } from '../helpers/dhcp.js';
 import { decodePacket, encodePacket, MessageType, Opt, readLeaseFile } from '../../src/net/dhcp/index.js';
 
+let lab: RelayLab;
 let lan: Lan;
 let h: Helpers;
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'be-dhcp-kill-'));
-  h = await buildHelpers();
-  lan = await makeLan(1);
-  await execa('ip', ['-n', lan.client, 'addr', 'add', `${lan.prefix}.254/24`, 'dev', 'br0']);
+  lab = await relayLab('kill');
+  ({ lan, h, dir } = lab);
 });
 
-afterAll(async () => {
-  await lan?.destroy();
-  await h?.cleanup();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => lab?.destroy());
 
 describe('DHCP lease durability', () => {
   it('keeps every ACKed lease after kill -9 mid-storm', async () => {

@@ -4,28 +4,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeLan, type Lan } from '../helpers/netns.js';
-import { buildHelpers, nsRun, parseUdhcpcLog, startServer, udhcpcScript, type Helpers } from '../helpers/dhcp.js';
+import type { Lan } from '../helpers/netns.js';
+import { nsRun, parseUdhcpcLog, startServer, udhcpcScript, type Helpers, relayLab, type RelayLab } from '../helpers/dhcp.js';
 
+let lab: RelayLab;
 let lan: Lan;
 let h: Helpers;
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'be-dhcp-fuzz-'));
-  h = await buildHelpers();
-  lan = await makeLan(1);
-  await execa('ip', ['-n', lan.client, 'addr', 'add', `${lan.prefix}.254/24`, 'dev', 'br0']);
+  lab = await relayLab('fuzz');
+  ({ lan, h, dir } = lab);
 });
 
-afterAll(async () => {
-  await lan?.destroy();
-  await h?.cleanup();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => lab?.destroy());
 
 describe('DHCP fuzzing', () => {
   it('survives 100,000 hostile packets and keeps serving a valid client', async () => {

@@ -3,7 +3,7 @@
  * replayed), and every `every` packets checks that a valid client, the reserved MAC, still gets
  * its lease. Prints one JSON summary line. argv: relayIp serverIp count seed every reservedMac
  */
-import { encodePacket, MessageType, Opt, type DhcpPacket } from '../../../src/net/dhcp/index.js';
+import { encodePacket, Opt, type DhcpPacket } from '../../../src/net/dhcp/index.js';
 import { RelayClient } from './relay-client.js';
 import { prng } from '../prng.js';
 
