@@ -126,9 +126,40 @@ export const chrootMethod: BootMethod<ChrootOptions & { argv?: string[] }> = {
   },
   async stop(ctx, be) {
     const root = (await mountedDatasets(ctx, be)).get(be);
-    if (root) {
-      for (const m of platformMounts(ctx.flavour, root).reverse()) await ctx.runner.change(['umount', m.target], { allowFailure: true });
-    }
+    if (root) await clearChroot(ctx, root);
     await umountBe(ctx, be);
   },
 };
+
+/**
+ * Clear what a killed `be` left in a chroot at DIR: its processes, then proc/dev, so the BE's
+ * datasets can be unmounted without forcing.
+ */
+export async function clearChroot(ctx: BeContext, dir: string): Promise<void> {
+  await killChrooted(dir);
+  for (const m of platformMounts(ctx.flavour, dir).reverse()) await ctx.runner.change(['umount', m.target], { allowFailure: true });
+}
+
+/**
+ * End the processes still running inside a chroot at DIR (left by a `be` that was killed):
+ * Linux shows each process's root in /proc/PID/root. Returns the pids signalled. FreeBSD runs
+ * such tests in jails, which `jail -r` ends, so this is a no-op there.
+ */
+async function killChrooted(dir: string): Promise<number[]> {
+  const { readdir, readlink } = await import('node:fs/promises');
+  if (process.platform !== 'linux') return [];
+  const killed: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const root = await readlink(`/proc/${entry}/root`).catch(() => '');
+    if (root !== dir && !root.startsWith(`${dir}/`)) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+      killed.push(Number(entry));
+    } catch {
+      // already gone
+    }
+  }
+  for (let i = 0; i < 50 && killed.some((pid) => existsSync(`/proc/${pid}`)); i++) await new Promise((r) => setTimeout(r, 40));
+  return killed;
+}

@@ -105,6 +105,8 @@ export class BeHost implements ReleaseHost {
         // A BE without @installed is what an interrupted install left: start it again.
         log(`${new Date().toISOString()} ${be}: no @${INSTALLED_SNAPSHOT}, left by an interrupted install; destroying it\n`);
         const { destroyBe } = await import('../be/be.js');
+    const { mountedDatasets } = await import('../be/access.js');
+    const { clearChroot } = await import('../boot/chroot.js');
         await destroyBe(ctx, be, { force: true });
       }
       log(`${new Date().toISOString()} ${be}: installing ${release}\n`);
@@ -127,6 +129,8 @@ export class BeHost implements ReleaseHost {
       } catch (error) {
         log(`be: ${(error as Error).message}\n`);
         const { destroyBe } = await import('../be/be.js');
+    const { mountedDatasets } = await import('../be/access.js');
+    const { clearChroot } = await import('../boot/chroot.js');
         await destroyBe(ctx, be, { force: true }).catch(() => {});
         throw error;
       }
@@ -174,10 +178,15 @@ export class BeHost implements ReleaseHost {
     const props = await ctx.zfs.get([root], [OWNER_PROP], { recursive: true, sources: ['local'] });
     const gone: string[] = [];
     const { destroyBe } = await import('../be/be.js');
+    const { mountedDatasets } = await import('../be/access.js');
+    const { clearChroot } = await import('../boot/chroot.js');
     for (const [name, p] of props) {
       const owner = p[OWNER_PROP]?.value ?? '';
       const [host, pid] = [owner.slice(0, owner.lastIndexOf(':')), Number(owner.slice(owner.lastIndexOf(':') + 1))];
       if (host !== hostname() || !pid || pidAlive(pid)) continue;
+      // The dead run's test may still be running in the clone (a chroot outlives a killed be).
+      const dir = (await mountedDatasets(ctx, name)).get(name);
+      if (dir) await clearChroot(ctx, dir);
       await destroyBe(ctx, name, { force: true }).catch(() => {});
       gone.push(name);
     }
