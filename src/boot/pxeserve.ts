@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 /** Keys of the config file: the long flag names. */
 export const PXE_KEYS = [
   'address', 'interface', 'range', 'subnet', 'router', 'dns', 'tftp-root', 'boot-bios', 'boot-efi',
-  'root-path', 'host', 'proxy', 'lease-file', 'user', 'no-dhcp', 'no-tftp',
+  'root-path', 'host', 'proxy', 'lease-file', 'user', 'no-dhcp', 'no-tftp', 'tftp-port-range',
 ] as const;
 export type PxeKey = (typeof PXE_KEYS)[number];
 /** Values as they come from flags or a config file, not yet checked. */
@@ -37,6 +37,8 @@ export interface PxeSettings {
   router?: string;
   dns: string[];
   tftpRoot?: string;
+  /** Transfer ports [low, high]; default: any free port. */
+  tftpPortRange?: [number, number];
   bootBios: string;
   bootEfi: string;
   rootPath?: string;
@@ -281,6 +283,15 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
     if (!st) throw new BeError(`--tftp-root ${tftpRoot}: no such directory`);
     if (!st.isDirectory()) throw new BeError(`--tftp-root ${tftpRoot}: not a directory`);
   }
+  const portRangeText = str(input, 'tftp-port-range');
+  let tftpPortRange: [number, number] | undefined;
+  if (portRangeText !== undefined) {
+    // Transfers open their ports after root is dropped: reserved ports (below 1024) cannot be used.
+    const m = /^\s*(\d{1,5})\s*:\s*(\d{1,5})\s*$/.exec(portRangeText);
+    const [low, high] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    if (!m || low < 1024 || high > 65535 || low > high) throw new BeError(`--tftp-port-range ${portRangeText}: expected LOW:HIGH within 1024-65535 (e.g. 49152:49407)`);
+    tftpPortRange = [low, high];
+  }
 
   let leaseFile = str(input, 'lease-file');
   if (leaseFile !== undefined) {
@@ -296,7 +307,7 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
     ...(subnet ? { subnet: cidrString(subnet) } : {}),
     ...(range !== undefined ? { range } : {}),
     ...(router !== undefined ? { router } : {}),
-    dns, ...(tftp ? { tftpRoot } : {}), bootBios, bootEfi,
+    dns, ...(tftp ? { tftpRoot } : {}), ...(tftp && tftpPortRange ? { tftpPortRange } : {}), bootBios, bootEfi,
     ...(rootPath !== undefined ? { rootPath } : {}),
     hosts, proxy, ...(dhcp && leaseFile && !proxy ? { leaseFile } : {}), user, dhcp, tftp,
   };
@@ -320,8 +331,10 @@ export function pxeServeArgv(s: PxeSettings): string[] {
     if (s.proxy) out.push('--proxy');
     opt('--lease-file', s.leaseFile);
   } else out.push('--no-dhcp');
-  if (s.tftp) opt('--tftp-root', s.tftpRoot);
-  else out.push('--no-tftp');
+  if (s.tftp) {
+    opt('--tftp-root', s.tftpRoot);
+    if (s.tftpPortRange) out.push('--tftp-port-range', s.tftpPortRange.join(':'));
+  } else out.push('--no-tftp');
   out.push('--user', s.user);
   return out;
 }
@@ -407,7 +420,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   const { createTftpServer } = await import('../net/tftp/index.js');
   const { DhcpServer } = await import('../net/dhcp/index.js');
   const tftp = s.tftp
-    ? createTftpServer({ root: s.tftpRoot, address: s.address, port: o.ports?.tftp ?? 69, files: o.files, log: (line) => log(line) })
+    ? createTftpServer({ root: s.tftpRoot, address: s.address, port: o.ports?.tftp ?? 69, portRange: s.tftpPortRange, files: o.files, log: (line) => log(line) })
     : undefined;
   const dhcp = s.dhcp
     ? new DhcpServer({

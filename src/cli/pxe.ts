@@ -13,6 +13,7 @@ function serveFlags(cmd: Command): Command {
     .option('--router <ip>', 'default gateway for clients (option 3)')
     .option('--dns <ip>', 'DNS server for clients (option 6; repeatable)', collect)
     .option('--tftp-root <dir>', 'directory served read-only over TFTP')
+    .option('--tftp-port-range <low:high>', 'UDP ports for TFTP transfers, for a firewall rule (default: any free port)')
     .option('--boot-bios <file>', 'boot file for BIOS PXE clients (default pxeboot)')
     .option('--boot-efi <file>', 'boot file for x64 UEFI clients (default loader.efi)')
     .option('--root-path <path>', 'option 17, e.g. 10.0.0.1:/be/default for an NFS root')
@@ -36,6 +37,7 @@ function flagInput(opts: Record<string, unknown>, cmd: Command): PxeInput {
     router: opts.router,
     dns: opts.dns,
     'tftp-root': opts.tftpRoot,
+    'tftp-port-range': opts.tftpPortRange,
     'boot-bios': opts.bootBios,
     'boot-efi': opts.bootEfi,
     'root-path': opts.rootPath,

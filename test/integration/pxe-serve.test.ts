@@ -137,10 +137,10 @@ describe('be pxe serve', () => {
 
   it('-n prints the serve step with every setting spelled out; running that line prints it again', async () => {
     const config = join(dir, 'dry.yaml');
-    await writeFile(config, `address: 192.168.2.1\nsubnet: 192.168.2.0/24\nrange: 192.168.2.100-192.168.2.199\ndns: 192.168.2.1,192.168.2.2\nhost: ["52-54-00-AB-CD-EF=192.168.2.7,pc7"]\ntftp-root: ${root}\n`);
+    await writeFile(config, `address: 192.168.2.1\nsubnet: 192.168.2.0/24\nrange: 192.168.2.100-192.168.2.199\ndns: 192.168.2.1,192.168.2.2\nhost: ["52-54-00-AB-CD-EF=192.168.2.7,pc7"]\ntftp-root: ${root}\ntftp-port-range: 49152:49407\n`);
     const first = await beOk(['-n', 'pxe', 'serve', '--config', config, '--boot-efi', 'efi/loader.efi']);
     const line = first.trim().split('\n').at(-1)!;
-    expect(line).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --dns 192.168.2.1 --dns 192.168.2.2 --boot-bios pxeboot --boot-efi efi/loader.efi --host 52:54:00:ab:cd:ef=192.168.2.7,pc7 --lease-file /var/lib/be/pxe/leases --tftp-root ${root} --user nobody`);
+    expect(line).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --dns 192.168.2.1 --dns 192.168.2.2 --boot-bios pxeboot --boot-efi efi/loader.efi --host 52:54:00:ab:cd:ef=192.168.2.7,pc7 --lease-file /var/lib/be/pxe/leases --tftp-root ${root} --tftp-port-range 49152:49407 --user nobody`);
     const again = await beOk(['-n', ...line.split(' ').slice(1)]);
     expect(again).toBe(first);
   });

@@ -16,6 +16,10 @@ const PACKETS = 100_000;
 const BURST = 100;
 const MAX_TRANSFERS = 64;
 const seed = Number(process.env.TFTP_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+// Transfer ports come from a range below the kernel's ephemeral ports, so the fuzzer, aiming at
+// ports it saw the server use, can never hit the real client's own (ephemeral) port.
+const PORT_LOW = 20000 + Math.floor(Math.random() * 5000);
+const PORT_RANGE: [number, number] = [PORT_LOW, PORT_LOW + 2 * MAX_TRANSFERS];
 
 
 let dir: string;
@@ -24,10 +28,12 @@ let port: number;
 const content = randomBytes(20_000);
 
 beforeAll(async () => {
+  const [ephemeralLow] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+  if (ephemeralLow <= PORT_RANGE[1]) throw new Error(`ephemeral ports start at ${ephemeralLow}, inside the test's transfer range ${PORT_RANGE.join(':')}`);
   dir = await mkdtemp(join(tmpdir(), 'betftp-fuzz-'));
   await writeFile(join(dir, 'a.bin'), content);
   await writeFile(join(dir, 'small'), 'x');
-  server = createTftpServer({ root: dir, address: '127.0.0.1', port: 0, timeoutMs: 100, maxTimeoutMs: 200, retries: 2, maxTimeoutSeconds: 1, maxTransfers: MAX_TRANSFERS });
+  server = createTftpServer({ root: dir, address: '127.0.0.1', port: 0, timeoutMs: 100, maxTimeoutMs: 200, retries: 2, maxTimeoutSeconds: 1, maxTransfers: MAX_TRANSFERS, portRange: PORT_RANGE });
   ({ port } = await server.start());
 });
 
@@ -102,9 +108,12 @@ describe('tftp fuzzing', () => {
     const next = makeFuzzer(rand);
     const peers = await Promise.all([1, 2, 3, 4].map(() => RawPeer.open()));
     const transferPorts: number[] = [];
+    let strays = 0;
     for (const p of peers) {
       p.socket.on('message', (msg, rinfo) => {
-        if (rinfo.port !== port && transferPorts.length < 256) transferPorts.push(rinfo.port);
+        const fromTransfer = rinfo.port >= PORT_RANGE[0] && rinfo.port <= PORT_RANGE[1];
+        if (fromTransfer && transferPorts.length < 256) transferPorts.push(rinfo.port);
+        if (!fromTransfer && rinfo.port !== port) strays++;
         // Sometimes play along so windows, OACKs and retransmissions are exercised too.
         if (msg.length >= 4 && msg[1] === 3 && rand() < 0.5) p.send(Buffer.from([0, 4, msg[2], msg[3]]), rinfo.port);
         if (msg.length >= 2 && msg[1] === 6 && rand() < 0.5) p.send(Buffer.from([0, 4, 0, 0]), rinfo.port);
@@ -152,6 +161,7 @@ describe('tftp fuzzing', () => {
     expect(requestPackets + transferPackets).toBeGreaterThanOrEqual(100_000);
     expect(failures, `seed ${seed}`).toEqual([]);
     expect(fetches).toBeGreaterThan(0);
+    expect(strays, 'packets from ports outside the transfer range').toBe(0);
     expect(maxActive).toBeLessThanOrEqual(MAX_TRANSFERS);
     // After the storm: abandoned transfers time out and the server still serves everyone.
     const after = await execa('tftp', ['127.0.0.1', String(port), '-m', 'binary', '-c', 'get', 'a.bin', out], { reject: false });

@@ -321,6 +321,41 @@ describe('tftp transfers', () => {
     }
   });
 
+  it('takes transfer ports from --tftp-port-range only, skipping one another program holds, and says so when all are taken', async () => {
+    // Three ports from the top of the unprivileged range, far from the kernel's ephemeral ports.
+    const low = 20000 + Math.floor(Math.random() * 5000);
+    const squatter = createSocket('udp4');
+    await new Promise<void>((r) => squatter.bind(low + 1, '127.0.0.1', () => r()));
+    const s = await startTftp({ portRange: [low, low + 2], timeoutMs: 3000 });
+    const peers = await Promise.all([1, 2, 3].map(() => RawPeer.open()));
+    try {
+      await writeFile(join(s.root, 'f'), data3000);
+      const tids: number[] = [];
+      for (const p of peers.slice(0, 2)) {
+        p.send(rawRequest(1, 'f'), s.port);
+        const d = await p.next();
+        expect(opcodeOf(d!.msg)).toBe(3);
+        tids.push(d!.rinfo.port);
+      }
+      expect([...tids].sort()).toEqual([low, low + 2]);
+      peers[2].send(rawRequest(1, 'f'), s.port);
+      const full = await peers[2].next();
+      expect(errorCodeOf(full!.msg)).toBe(0);
+      expect(full!.msg.toString('latin1')).toMatch(/no free port/);
+      // a finished transfer gives its port back
+      peers[0].send(Buffer.from([0, 5, 0, 0, 0]), tids[0]);
+      while (s.server.activeTransfers > 1) await new Promise((r) => setTimeout(r, 10));
+      peers[2].send(rawRequest(1, 'f'), s.port);
+      const again = await peers[2].next();
+      expect(opcodeOf(again!.msg)).toBe(3);
+      expect(again!.rinfo.port).toBe(tids[0]);
+    } finally {
+      for (const p of peers) p.close();
+      squatter.close();
+      await s.stop();
+    }
+  });
+
   it('stop() ends transfers and frees every port', async () => {
     const s = await startTftp({ timeoutMs: 5000 });
     await writeFile(join(s.root, 'f'), data3000);

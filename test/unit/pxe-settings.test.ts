@@ -47,6 +47,9 @@ describe('pxe settings', () => {
       [{ ...base, interface: 'nosuchif0' }, '--interface nosuchif0: no such interface'],
       [{ ...base, range: undefined }, '--range: needed (or --host reservations, or --proxy)'],
       [{ ...base, user: 'a b' }, '--user a b: not a user name'],
+      [{ ...base, 'tftp-port-range': '69:100' }, '--tftp-port-range 69:100: expected LOW:HIGH within 1024-65535'],
+      [{ ...base, 'tftp-port-range': '5000:4000' }, '--tftp-port-range 5000:4000: expected LOW:HIGH'],
+      [{ ...base, 'tftp-port-range': '5000-6000' }, '--tftp-port-range 5000-6000: expected LOW:HIGH'],
     ];
     for (const [input, message] of bad) {
       await expect(checkPxeSettings(input), message).rejects.toThrow(message);

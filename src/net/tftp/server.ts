@@ -76,6 +76,11 @@ export interface TftpServerOptions {
   /** UDP port for requests (default 69; 0 picks a free one). */
   port?: number;
   /**
+   * Ports for transfers, [low, high] inclusive (default: any free port the kernel picks), so a
+   * firewall can let TFTP through with one rule (tftpd-hpa's --port-range).
+   */
+  portRange?: [number, number];
+  /**
    * Largest blksize granted. Default: the MTU of the interface holding `address`, minus 32 bytes
    * of IPv4+UDP+TFTP headers (52 for IPv6); 1468 (Ethernet) when bound to the wildcard or the
    * MTU is unknown.
@@ -420,6 +425,9 @@ export class TftpServer {
   private socket?: Socket;
   private rootReal?: string;
   private stopping = false;
+  /** Next port to try in portRange; ports our own transfers hold are skipped. */
+  private nextPort = 0;
+  private readonly portsInUse = new Set<number>();
   /** Counters since start (read-only for callers). */
   readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0 };
 
@@ -447,6 +455,13 @@ export class TftpServer {
       retries: positive('retries', opts.retries, 5, 0),
       maxNetasciiBytes: positive('maxNetasciiBytes', opts.maxNetasciiBytes, 4 * 1024 * 1024, 0),
     };
+    if (opts.portRange) {
+      const [low, high] = opts.portRange;
+      if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+        throw new BeError(`tftp: port range must be LOW:HIGH within 1-65535: ${low}:${high}`);
+      }
+      this.nextPort = low + Math.floor(Math.random() * (high - low + 1));
+    }
   }
 
   /** The blksize cap in force. */
@@ -663,7 +678,29 @@ export class TftpServer {
     t.begin(socket, source, blksize, windowsize, oack, timeoutSeconds);
   }
 
-  private transferSocket(): Promise<Socket> {
+  /** A socket for one transfer: any free port, or the first free one of portRange. */
+  private async transferSocket(): Promise<Socket> {
+    const range = this.opts.portRange;
+    if (!range) return this.bindTransferSocket(0);
+    const [low, high] = range;
+    let lastError: Error = new Error(`every port of ${low}:${high} is in use`);
+    for (let tries = high - low + 1; tries > 0; tries--) {
+      const port = this.nextPort;
+      this.nextPort = port >= high ? low : port + 1;
+      if (this.portsInUse.has(port)) continue;
+      try {
+        const socket = await this.bindTransferSocket(port);
+        this.portsInUse.add(port);
+        socket.once('close', () => this.portsInUse.delete(port));
+        return socket;
+      } catch (e) {
+        lastError = e as Error; // taken by another program: try the next one
+      }
+    }
+    throw lastError;
+  }
+
+  private bindTransferSocket(port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const socket = createSocket({ type: this.socketType, lookup: literalLookup(this.socketType === 'udp6' ? 6 : 4) as never });
       const onError = (e: Error): void => {
@@ -675,7 +712,7 @@ export class TftpServer {
         reject(e);
       };
       socket.once('error', onError);
-      socket.bind({ address: this.bindAddress, port: 0, exclusive: true }, () => {
+      socket.bind({ address: this.bindAddress, port, exclusive: true }, () => {
         socket.off('error', onError);
         socket.on('error', () => undefined);
         resolve(socket);
