@@ -350,6 +350,16 @@ export async function serveWorker(opts: WorkerOptions): Promise<void> {
   const me = `${hostname()}:${process.pid}`;
   const preparers = new Map<string, Preparer>();
   let served = 0;
+  // bhyve runs share the host's one VM setup (tap, guest address): with --jobs > 1 they take turns,
+  // while chroot and jail runs go on beside them.
+  let vmTurn: Promise<unknown> = Promise.resolve();
+  let vmRuns = 0;
+  const oneVmAtATime: VmTurns = (key, run) => {
+    if (vmRuns++ > 0) opts.log(`job ${key}: waiting for the VM in use`);
+    const mine = vmTurn.then(run, run).finally(() => vmRuns--);
+    vmTurn = mine.catch(() => undefined);
+    return mine;
+  };
   const preparerFor = (install: InstallFlags) => {
     const k = JSON.stringify(install);
     let p = preparers.get(k);
@@ -393,7 +403,7 @@ export async function serveWorker(opts: WorkerOptions): Promise<void> {
         continue;
       }
       served++;
-      const reply = await serveJob(conn, job.id, msg, me, opts, preparerFor);
+      const reply = await serveJob(conn, job.id, msg, me, opts, preparerFor, oneVmAtATime);
       await conn.use(msg.reply);
       await conn.put(JSON.stringify(reply), { ttr: 60 });
       await conn.delete(job.id).catch(() => {});
@@ -406,7 +416,9 @@ export async function serveWorker(opts: WorkerOptions): Promise<void> {
   await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, (_, i) => slot(i + 1)));
 }
 
-async function serveJob(conn: JackdClient, id: string, msg: JobMessage, me: string, opts: WorkerOptions, preparerFor: (i: InstallFlags) => Preparer): Promise<ReplyMessage> {
+type VmTurns = <T>(key: string, run: () => Promise<T>) => Promise<T>;
+
+async function serveJob(conn: JackdClient, id: string, msg: JobMessage, me: string, opts: WorkerOptions, preparerFor: (i: InstallFlags) => Preparer, vmTurns: VmTurns): Promise<ReplyMessage> {
   opts.log(`job ${id} ${msg.key}: started`);
   // Keep the reservation alive: touch at a third of the TTR (same connection that reserved it).
   const every = Math.max(250, (msg.ttr * 1000) / 3);
@@ -426,9 +438,11 @@ async function serveJob(conn: JackdClient, id: string, msg: JobMessage, me: stri
     const data = Buffer.from(msg.test.data, 'base64');
     const test: TestScript = { name: msg.test.name, data, sha256: msg.test.sha256 };
     const req: RunRequest = { hunt: msg.hunt, release: msg.release, run: msg.run, method: msg.method, test, timeoutMs: msg.limits.timeoutMs, install };
-    end = await opts.host.runTest(req, prepared, (t) => {
-      output += t;
-    });
+    const run = () =>
+      opts.host.runTest(req, prepared!, (t) => {
+        output += t;
+      });
+    end = msg.method === 'bhyve' ? await vmTurns(msg.key, run) : await run();
   } catch (error) {
     failed = `could not run: ${(error as Error).message.split('\n')[0]}`;
     output += `\nbe: ${failed}\n`;
