@@ -10,7 +10,8 @@ import type { ProgressTask } from './progress.js';
 
 /**
  * Getting bytes from a mirror: local directories are read in place; http(s) with node's own
- * client (redirects, Range resume); ftp through curl(1), which resumes with `-C -`.
+ * client (redirects, Range resume); ftp through fetch(1) on FreeBSD (its base system has no
+ * curl) and curl(1) elsewhere, each resuming a partial file.
  */
 
 export type Algo = 'sha256' | 'md5';
@@ -29,6 +30,37 @@ export class NotFound extends BeError {
   constructor(readonly location: string) {
     super(`not found: ${location}`);
   }
+}
+
+/**
+ * The argv that fetches an ftp:// URL into OUT ('-' for standard output): fetch(1) on FreeBSD,
+ * whose base system has no curl, and curl(1) elsewhere. With RESUME, a partial OUT is continued
+ * (fetch -r, curl -C -) rather than fetched anew. fetch -r keeps the partial file when a transfer
+ * breaks off and stamps it with the remote file's time; a partial file whose time differs is
+ * fetched anew, which the digest check after it makes safe either way.
+ */
+export function ftpFetchArgv(url: string, out: string, opts: { resume?: boolean; platform?: NodeJS.Platform } = {}): string[] {
+  const toStdout = out === '-';
+  if ((opts.platform ?? process.platform) === 'freebsd') {
+    return ['fetch', '-q', ...(opts.resume && !toStdout ? ['-r'] : []), '-o', out, url];
+  }
+  return ['curl', '-fsS', ...(opts.resume && !toStdout ? ['-C', '-'] : []), ...(toStdout ? [] : ['-o', out]), '--', url];
+}
+
+/**
+ * Whether a failed ftp fetch means the file (or a directory on its way) is not there. curl:
+ * exit 78 (remote file not found) or 9 (CWD refused: the directory is missing), or a 550 reply;
+ * fetch(1) exits 1 with libfetch's "File unavailable (e.g., file not found, no access)".
+ */
+export function ftpMissing(program: string, status: number, stderr: string): boolean {
+  if (program === 'fetch') return status === 1 && /file unavailable|not found/i.test(stderr);
+  return status === 78 || status === 9 || /\b550\b/.test(stderr);
+}
+
+function ftpError(url: string, program: string, r: { status: number; stderr: string }): BeError {
+  if (ftpMissing(program, r.status, r.stderr)) return new NotFound(url);
+  const last = r.stderr.trim().split('\n').pop();
+  return new BeError(`cannot fetch ${url}: ${last || `${program} exited ${r.status}`}`);
 }
 
 const MAX_REDIRECTS = 5;
@@ -64,10 +96,10 @@ export async function readText(location: string, runner: Runner): Promise<string
     }
   }
   if (/^ftp:/i.test(location)) {
-    const r = await runner.query(['curl', '-fsS', '--', location], { allowFailure: true });
+    const argv = ftpFetchArgv(location, '-');
+    const r = await runner.query(argv, { allowFailure: true });
     if (r.status === 0) return r.stdout;
-    if (r.status === 78 || /550|not found|RETR/i.test(r.stderr)) throw new NotFound(location);
-    throw new BeError(`cannot fetch ${location}: ${r.stderr.trim().split('\n').pop() ?? `curl exited ${r.status}`}`);
+    throw ftpError(location, argv[0], r);
   }
   const res = await httpRequest(location);
   const status = res.statusCode ?? 0;
@@ -113,8 +145,9 @@ async function sizeOf(path: string): Promise<number> {
 export async function downloadResuming(url: string, part: string, runner: Runner, task?: ProgressTask, attempts = 4): Promise<void> {
   await mkdir(dirname(part), { recursive: true });
   if (/^ftp:/i.test(url)) {
-    const r = await runner.query(['curl', '-fsS', '-C', '-', '-o', part, '--', url], { allowFailure: true });
-    if (r.status !== 0) throw new BeError(`cannot fetch ${url}: ${r.stderr.trim().split('\n').pop() ?? `curl exited ${r.status}`}`);
+    const argv = ftpFetchArgv(url, part, { resume: true });
+    const r = await runner.query(argv, { allowFailure: true });
+    if (r.status !== 0) throw ftpError(url, argv[0], r);
     return;
   }
   let lastError = '';

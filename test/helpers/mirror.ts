@@ -11,13 +11,17 @@
  *
  * `serveDir(root)` serves a directory over HTTP on 127.0.0.1 with Range support, logs every
  * request, and can cut a response off after N bytes to simulate a broken download.
+ * `serveDirFtp(root)` serves it over anonymous read-only FTP (pyftpdlib, Debian's
+ * python3-pyftpdlib) on 127.0.0.1 and collects the server's log: each command a client sent
+ * and each file sent (RETR).
  */
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, lchown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile, rename } from 'node:fs/promises';
+import { chmod, chown, lchown, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile, rename } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, relative, sep } from 'node:path';
 
@@ -361,4 +365,123 @@ export async function serveDir(root: string, opts: ServeOptions = {}): Promise<M
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export interface FtpCommand {
+  /** USER, CWD, SIZE, REST, RETR … */
+  command: string;
+  arg: string;
+}
+
+export interface FtpRetr {
+  /** The file sent, below the served root, with a leading slash: /pub/FreeBSD/…/base.txz. */
+  path: string;
+  /** Bytes sent (what is left after a REST). */
+  bytes: number;
+  completed: boolean;
+}
+
+export interface FtpMirrorServer {
+  /** ftp://127.0.0.1:PORT (no trailing slash). */
+  url: string;
+  port: number;
+  /** What the server has logged so far (its standard error). */
+  log(): string;
+  /** Commands the clients sent, in order. */
+  commands(): FtpCommand[];
+  /** Files sent, in order. */
+  retrs(): FtpRetr[];
+  /** Wait until every session opened so far was closed and its transfers logged. */
+  idle(): Promise<void>;
+  /** Stop the server (SIGTERM, then SIGKILL) and wait for it to exit. */
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** Debian's python3, which python3-pyftpdlib installs into (a python3 earlier in PATH may lack it). */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/**
+ * Serve ROOT over anonymous read-only FTP on 127.0.0.1 at a free port, with pyftpdlib run in the
+ * foreground by this process. Its debug log (stderr) is kept: every command and every RETR.
+ */
+export async function serveDirFtp(root: string): Promise<FtpMirrorServer> {
+  const real = await realpath(root);
+  let lastError = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const child = spawn(PYTHON, ['-m', 'pyftpdlib', '-D', '-i', '127.0.0.1', '-p', String(port), '-d', real], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let text = '';
+    let exited = false;
+    const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+    // Should the test process end without close(), the server goes with it.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    child.once('error', (error) => {
+      text += `\n${error.message}\n`;
+    });
+    const started = await new Promise<boolean>((resolve) => {
+      const deadline = Date.now() + 10_000;
+      const poll = () => {
+        if (/>>> starting FTP server on/.test(text)) return resolve(true);
+        if (exited || Date.now() > deadline) return resolve(false);
+        setTimeout(poll, 20);
+      };
+      poll();
+    });
+    const close = async () => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 2000);
+        await exit;
+        clearTimeout(killer);
+      }
+      process.removeListener('exit', reap);
+    };
+    if (!started) {
+      await close();
+      lastError = text.trim().split('\n').slice(-3).join(' | ') || `${PYTHON} -m pyftpdlib did not start`;
+      if (/address already in use/i.test(text)) continue;
+      throw new Error(`pyftpdlib: ${lastError}`);
+    }
+    const lines = () => text.split('\n');
+    const count = (re: RegExp) => lines().filter((l) => re.test(l)).length;
+    return {
+      url: `ftp://127.0.0.1:${port}`,
+      port,
+      log: () => text,
+      commands: () =>
+        lines().flatMap((l) => {
+          const m = /\] <- (\S+)(?: (.*))?$/.exec(l);
+          return m ? [{ command: m[1].toUpperCase(), arg: m[2] ?? '' }] : [];
+        }),
+      retrs: () =>
+        lines().flatMap((l) => {
+          const m = /\] RETR (.*) completed=(\d) bytes=(\d+) seconds=/.exec(l);
+          if (!m) return [];
+          const path = m[1].startsWith(real) ? m[1].slice(real.length) || '/' : m[1];
+          return [{ path, bytes: Number(m[3]), completed: m[2] === '1' }];
+        }),
+      async idle() {
+        const deadline = Date.now() + 10_000;
+        while (count(/FTP session opened/) > count(/FTP session closed/) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      },
+      close,
+    };
+  }
+  throw new Error(`pyftpdlib: no free port after 5 tries (${lastError})`);
 }

@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { be, beOk } from '../helpers/cli.js';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
-import { buildMirror, busyboxUserland, serveDir, type BuiltRelease, type MirrorServer, type SetSpec } from '../helpers/mirror.js';
+import { buildMirror, busyboxUserland, serveDir, serveDirFtp, type BuiltRelease, type FtpMirrorServer, type MirrorServer, type SetSpec } from '../helpers/mirror.js';
 
 let tp: TestPool;
 let work: string;
 let pub: string;
 let server: MirrorServer;
+let ftp: FtpMirrorServer | undefined;
 let built: BuiltRelease[];
 let n = 0;
 
@@ -78,10 +79,13 @@ beforeAll(async () => {
   bytes[bytes.length >> 1] ^= 0xff;
   await writeFile(bad, bytes);
   server = await serveDir(pub);
+  // The same tree over FTP, below /pub as on a real mirror.
+  ftp = await serveDirFtp(work);
   await beOk(['create', '-l', 'flat', `${tp.pool}/be`]);
 });
 
 afterAll(async () => {
+  await ftp?.close();
   await server?.close();
   await tp?.destroy();
   if (work) await rm(work, { recursive: true, force: true });
@@ -153,6 +157,64 @@ describe('be install', () => {
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toMatch(/^be: set 'games' is not in release 14\.1-RELEASE \(amd64\)/m);
     expect(server.requests.length).toBe(again);
+  });
+
+  it('fetches over FTP once, installs again from the cache with no RETR, resumes a cut .part, names a missing release', async () => {
+    const srv = ftp!;
+    const source = `${srv.url}/pub`;
+    const rel = '/pub/FreeBSD/releases/amd64/amd64/14.1-RELEASE';
+    const cache = join(work, 'cache-ftp');
+    const t1 = await freshBe();
+    let mark = srv.retrs().length;
+    await beOk(['install', '-p', source, '-a', 'amd64', '-r', '14.1', '--cache', cache, t1]);
+    await srv.idle();
+    const sizeOf = (f: string) => statSync(join(built[0].dir, f)).size;
+    expect(srv.retrs().slice(mark)).toEqual([
+      { path: `${rel}/MANIFEST`, bytes: sizeOf('MANIFEST'), completed: true },
+      { path: `${rel}/base.txz`, bytes: sizeOf('base.txz'), completed: true },
+      { path: `${rel}/kernel.txz`, bytes: sizeOf('kernel.txz'), completed: true },
+    ]);
+    await inBe(t1, (dir) => {
+      expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('14.1\n');
+      expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 14.1\n');
+      expect(statSync(join(dir, 'sbin/ping')).mode & 0o7777).toBe(0o4555);
+      expect(existsSync(join(dir, 'usr/lib32'))).toBe(false); // lib32 was not asked for
+    });
+
+    // Again into another BE: everything comes from the cache, not one file from the server.
+    const t2 = await freshBe();
+    mark = srv.retrs().length;
+    await beOk(['install', '-p', source, '-a', 'amd64', '-r', '14.1', '--cache', cache, t2]);
+    await srv.idle();
+    expect(srv.retrs().slice(mark)).toEqual([]);
+    await inBe(t2, (dir) => expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 14.1\n'));
+
+    // A download cut half way: the cached base.txz put back as the first half of its .part.
+    const cut = join(work, 'cache-ftp-cut');
+    await execa('cp', ['-a', cache, cut]);
+    const cached = (await execa('find', [cut, '-name', 'base.txz.sha256-*'])).stdout.trim().split('\n');
+    expect(cached).toHaveLength(1);
+    const size = sizeOf('base.txz');
+    const half = Math.floor(size / 2);
+    await writeFile(`${cached[0]}.part`, readFileSync(cached[0]).subarray(0, half));
+    await rm(cached[0]);
+    const t3 = await freshBe();
+    mark = srv.retrs().length;
+    const cmdMark = srv.commands().length;
+    await beOk(['install', '-p', source, '-a', 'amd64', '-r', '14.1', '--cache', cut, t3]);
+    await srv.idle();
+    expect(srv.commands().slice(cmdMark).filter((c) => c.command === 'REST')).toEqual([{ command: 'REST', arg: String(half) }]);
+    expect(srv.retrs().slice(mark)).toEqual([{ path: `${rel}/base.txz`, bytes: size - half, completed: true }]);
+    expect(readFileSync(cached[0]).equals(readFileSync(join(built[0].dir, 'base.txz')))).toBe(true);
+    expect(existsSync(`${cached[0]}.part`)).toBe(false);
+    await inBe(t3, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('14.1\n'));
+
+    // A release the mirror does not have: one line naming it and where it was looked for.
+    const r = await be(['install', '-p', source, '-a', 'amd64', '-r', '12.0', '--cache', cache, t3]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(
+      `be: release 12.0-RELEASE (amd64) not found; looked in ${source}/FreeBSD/releases/amd64/amd64/12.0-RELEASE, ${source}/FreeBSD/releases/amd64/12.0-RELEASE, ${source}/FreeBSD-Archive/old-releases/amd64/12.0-RELEASE\n`,
+    );
   });
 
   it('--offline without a cache fails naming the release or the set, and changes nothing', async () => {
