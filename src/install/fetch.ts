@@ -146,7 +146,12 @@ export async function downloadResuming(url: string, part: string, runner: Runner
   await mkdir(dirname(part), { recursive: true });
   if (/^ftp:/i.test(url)) {
     const argv = ftpFetchArgv(url, part, { resume: true });
-    const r = await runner.query(argv, { allowFailure: true });
+    let r = await runner.query(argv, { allowFailure: true });
+    if (r.status === 36 && argv[0] === 'curl') {
+      // curl cannot resume: the partial file is longer than the file now on the mirror. Start over.
+      await unlink(part).catch(() => {});
+      r = await runner.query(argv, { allowFailure: true });
+    }
     if (r.status !== 0) throw ftpError(url, argv[0], r);
     return;
   }

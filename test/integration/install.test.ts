@@ -209,6 +209,15 @@ describe('be install', () => {
     expect(existsSync(`${cached[0]}.part`)).toBe(false);
     await inBe(t3, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('14.1\n'));
 
+    // A .part longer than the file on the mirror (the mirror changed): fetched anew, not refused.
+    const long = join(work, 'cache-ftp-long');
+    await execa('cp', ['-a', cache, long]);
+    const [longSet] = (await execa('find', [long, '-name', 'base.txz.sha256-*'])).stdout.trim().split('\n');
+    await writeFile(`${longSet}.part`, Buffer.alloc(size + 100, 7));
+    await rm(longSet);
+    await beOk(['install', '-p', source, '-a', 'amd64', '-r', '14.1', '--cache', long, await freshBe()]);
+    expect(readFileSync(longSet).equals(readFileSync(join(built[0].dir, 'base.txz')))).toBe(true);
+
     // A release the mirror does not have: one line naming it and where it was looked for.
     const r = await be(['install', '-p', source, '-a', 'amd64', '-r', '12.0', '--cache', cache, t3]);
     expect(r.exitCode).toBe(1);
