@@ -5,10 +5,10 @@
  * `be sharepxe` (sharepxe.ts) fills in the TFTP root and root-path for a BE.
  */
 import { readFile, stat, mkdir, readdir, chown } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { isIPv4 } from 'node:net';
 import type { Runner } from '../sys/run.js';
+import { allInterfaces, runningInterfaces, type InterfaceTable } from '../sys/ifaddrs.js';
 import type { TftpFileProvider } from '../net/tftp/index.js';
 import { BeError } from '../sys/errors.js';
 import { parse as parseYaml } from 'yaml';
@@ -197,14 +197,13 @@ export function parseHost(v: string): PxeHost {
 }
 
 /** The subnet of the interface carrying ADDRESS; with IFNAME, of that interface (preferring the one holding ADDRESS). */
-export function localSubnet(address: string, ifname?: string): Cidr | undefined {
+export function localSubnet(address: string, ifname: string | undefined, table: InterfaceTable): Cidr | undefined {
   const candidates: Cidr[] = [];
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+  for (const [name, cidrs] of table) {
     if (ifname && name !== ifname) continue;
-    for (const a of addrs ?? []) {
-      if (a.family !== 'IPv4' || !a.cidr) continue;
-      if (a.address === address) return cidrOf(a.cidr);
-      if (ifname && inCidr(cidrOf(a.cidr), address)) candidates.push(cidrOf(a.cidr));
+    for (const cidr of cidrs) {
+      if (cidr.split('/')[0] === address) return cidrOf(cidr);
+      if (ifname && inCidr(cidrOf(cidr), address)) candidates.push(cidrOf(cidr));
     }
   }
   return candidates[0];
@@ -221,8 +220,17 @@ function cidrOf(cidr: string): Cidr {
  * Check every value; the first bad one is reported as one line naming it. File-system checks
  * (tftp root exists) are done here too, so a bad config starts nothing.
  */
-export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJS.Platform; checkFiles?: boolean } = {}): Promise<PxeSettings> {
+export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJS.Platform; checkFiles?: boolean; runner?: Runner } = {}): Promise<PxeSettings> {
   const platform = opts.platform ?? process.platform;
+  // Running interfaces first; interfaces that are down or without carrier (a server started at boot
+  // before its link, a bridge whose ports are not up yet) only when those do not answer.
+  let interfaces = runningInterfaces();
+  let everyInterface = false;
+  const widen = async (): Promise<void> => {
+    if (everyInterface || !opts.runner) return;
+    everyInterface = true;
+    interfaces = await allInterfaces(opts.runner, platform).catch(() => interfaces);
+  };
   const address = str(input, 'address');
   if (!address) throw new BeError('--address: needed (the server address clients talk to)');
   checkIp('address', address);
@@ -234,7 +242,8 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
   const ifname = str(input, 'interface');
   if (ifname !== undefined) {
     if (!IFNAME.test(ifname)) throw new BeError(`--interface ${ifname}: not an interface name`);
-    if (!networkInterfaces()[ifname]) throw new BeError(`--interface ${ifname}: no such interface`);
+    if (!interfaces.has(ifname)) await widen();
+    if (!interfaces.has(ifname)) throw new BeError(`--interface ${ifname}: no such interface`);
   }
   const subnetText = str(input, 'subnet');
   let subnet = subnetText !== undefined ? parseCidrFlag('subnet', subnetText) : undefined;
@@ -247,9 +256,9 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
   const range = str(input, 'range');
 
   if (dhcp && !proxy) {
-    subnet ??= localSubnet(address, ifname);
-    // Node lists only interfaces that are up with a carrier (a bridge whose ports are down is not).
-    if (!subnet) throw new BeError(`--subnet: needed (no running interface carries ${address})`);
+    if (!subnet && !localSubnet(address, ifname, interfaces)) await widen();
+    subnet ??= localSubnet(address, ifname, interfaces);
+    if (!subnet) throw new BeError(`--subnet: needed (no interface carries ${address})`);
     if (range === undefined && hosts.length === 0) throw new BeError('--range: needed (or --host reservations, or --proxy)');
   }
   if (range !== undefined) {
@@ -425,7 +434,9 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   const dhcp = s.dhcp
     ? new DhcpServer({
       serverIp: s.address,
-      interface: s.interface,
+      // The interface was checked above, also when it has no carrier yet (the DHCP library looks only
+      // at running ones): it is passed on only when the subnet still has to be derived from it.
+      interface: s.subnet ? undefined : s.interface,
       subnet: s.subnet,
       range: s.range,
       router: s.router,

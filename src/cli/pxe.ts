@@ -72,8 +72,8 @@ export function registerPxeCommands(program: Command): void {
     .description('run the DHCP and TFTP servers in the foreground until SIGINT or SIGTERM')
     .action(async (opts, cmd: Command) => {
       const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
-      const settings = await checkPxeSettings(await gatherInput(opts, cmd));
       const ctx = await context(cmd);
+      const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner });
       if (ctx.runner.dryRun) return dryRun(ctx, settings);
       const running = await startPxe(settings, { runner: ctx.runner });
       await running.done;
@@ -86,11 +86,11 @@ export function registerPxeCommands(program: Command): void {
       const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
       const { prepareSharePxe, bootFilesByRootPath } = await import('../boot/sharepxe.js');
       const input = await gatherInput(opts, cmd);
-      // check the flags before touching the BE
-      await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] });
       const ctx = await context(cmd);
+      // check the flags before touching the BE
+      await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] }, { runner: ctx.runner });
       const plan = await prepareSharePxe(ctx, name, input);
-      const settings = await checkPxeSettings(plan.input, { checkFiles: !(ctx.runner.dryRun && plan.mounted) });
+      const settings = await checkPxeSettings(plan.input, { checkFiles: !(ctx.runner.dryRun && plan.mounted), runner: ctx.runner });
       if (ctx.runner.dryRun) {
         ctx.runner.note(`TFTP also serves ${plan.dir}/boot/* under those names (for TFTP-built loaders)`);
         return dryRun(ctx, settings);

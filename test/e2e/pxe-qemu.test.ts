@@ -139,8 +139,8 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
 
   it('a BIOS PC gets a lease, loads pxelinux.0, its config, a kernel and an initramfs, and runs it', async () => {
     server = startBe(ns, [
-      // br0 has no carrier until QEMU opens the tap, so the subnet is given rather than looked up
-      'pxe', 'serve', '--address', address, '--subnet', `${net}.0/24`, '--range', `${net}.100-${net}.120`,
+      // br0 has no carrier until QEMU opens the tap: the server finds its subnet all the same
+      'pxe', 'serve', '--address', address, '--interface', 'br0', '--range', `${net}.100-${net}.120`,
       '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0', '--boot-efi', 'boot-efi.ipxe',
       '--lease-file', join(dir, 'leases', 'leases'),
     ]);

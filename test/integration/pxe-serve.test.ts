@@ -145,6 +145,42 @@ describe('be pxe serve', () => {
     expect(again).toBe(first);
   });
 
+  it('finds the subnet of an interface with no carrier yet (a bridge whose ports are down), and serves once it has one', async () => {
+    const ns = `bepxenc${process.pid}`;
+    const net = '10.77.9';
+    const inNs = (args: string[]) => execa('ip', ['-n', ns, ...args]);
+    await execa('ip', ['netns', 'add', ns]);
+    try {
+      await inNs(['link', 'set', 'lo', 'up']);
+      await inNs(['link', 'add', 'br9', 'type', 'bridge']);
+      await inNs(['addr', 'add', `${net}.1/24`, 'dev', 'br9']);
+      await inNs(['link', 'set', 'br9', 'up']);
+      // a port whose other end is down: the bridge has no carrier
+      await inNs(['link', 'add', 'vh9', 'type', 'veth', 'peer', 'name', 'vc9']);
+      await inNs(['link', 'set', 'vh9', 'master', 'br9']);
+      await inNs(['link', 'set', 'vh9', 'up']);
+      expect((await inNs(['link', 'show', 'br9'])).stdout).toContain('NO-CARRIER');
+      const dry = await nsRun(ns, [BE_BIN, '-n', 'pxe', 'serve', '--interface', 'br9', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp', '--lease-file', join(dir, 'nc', 'leases')]);
+      expect(dry.stdout.trim().split('\n').at(-1)).toBe(
+        `be pxe serve --address ${net}.1 --interface br9 --subnet ${net}.0/24 --range ${net}.100-${net}.110 --boot-bios pxeboot --boot-efi loader.efi --lease-file ${join(dir, 'nc', 'leases')} --no-tftp --user nobody`,
+      );
+      const missing = await nsRun(ns, [BE_BIN, '-n', 'pxe', 'serve', '--interface', 'br8', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp'], { reject: false });
+      expect(missing.stderr).toBe('be: --interface br8: no such interface');
+      // started while the bridge has no carrier; a client plugged in afterwards gets a lease
+      const server = startBe(ns, ['pxe', 'serve', '--interface', 'br9', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp', '--lease-file', join(dir, 'nc', 'leases')]);
+      try {
+        await server.waitFor(/^running as nobody/);
+        await inNs(['link', 'set', 'vc9', 'up']);
+        const lease = await nsRun(ns, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], { reject: false });
+        expect(`${lease.stdout}${lease.stderr}`).toMatch(new RegExp(`lease of ${net.replace(/\./g, '\\.')}\\.1(0\\d|10) obtained`));
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    } finally {
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+    }
+  }, 60_000);
+
   it('refuses every bad value with one line naming it, and starts nothing', async () => {
     const good = ['--address', lan.serverIps[0], '--subnet', lan.subnet, '--range', `${ip(100)}-${ip(110)}`, '--tftp-root', root, '--lease-file', join(dir, 'bad', 'leases')];
     const set = (flag: string, value: string) => {
