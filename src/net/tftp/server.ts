@@ -106,9 +106,9 @@ export interface TftpServerOptions {
   maxNetasciiBytes?: number;
   /**
    * After sending, keep polling for the client's reply this long (µs) before sleeping, like
-   * Linux's net.core.busy_read (default 50, at most 1000; 0 turns it off). Lock-step (windowsize 1) transfers
-   * run about 2.5 times faster with it on a two-CPU machine; the cost is at most this much CPU
-   * time per packet sent when clients answer slower.
+   * Linux's net.core.busy_read (default 50, at most 1000; 0 turns it off). Lock-step (windowsize
+   * 1) transfers run about three times faster with it on a two-CPU machine; the cost is at most
+   * this much CPU time per packet sent when clients answer slower.
    */
   busyPollMicros?: number;
   /** Called once per transfer or refused request. */
