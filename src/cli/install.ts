@@ -51,8 +51,7 @@ export function registerInstallCommands(program: Command): void {
       if (!ctx.runner.dryRun && !opts.quiet) print(`${be}: installed ${summary.name} (${summary.sets.join(', ')}) from ${summary.from}`);
     });
 
-  program
-    .command('installerconfig')
+  changing(program.command('installerconfig'))
     .description('render a bsdinstall(8) script (installerconfig) from a config file and flags')
     .option('-c, --config <file>', 'JSON or YAML config')
     .option('-o, --output <file>', 'write here instead of stdout')
@@ -68,13 +67,15 @@ export function registerInstallCommands(program: Command): void {
     .option('--hostname <name>', 'hostname of the installed system')
     .option('--rc <key=value>', 'rc.conf entry (repeatable)', collect, [])
     .option('--package <name>', 'package to install (repeatable)', collect, [])
-    .action(async (opts) => {
+    .action(async (opts, cmd: Command) => {
       const ic = await import('../install/installerconfig.js');
       const config = await ic.loadInstallerConfig(opts.config, ic.flagsToConfig(opts));
       const text = ic.renderInstallerConfig(config);
       if (opts.output) {
-        const { writeFileAtomic } = await import('../sys/files.js');
-        await writeFileAtomic(opts.output, text, 0o644);
+        // -n: the write is printed as a step of the script (the text in a here-document)
+        const ctx = await context(cmd);
+        await ctx.runner.writeFile(opts.output, text, { mode: 0o644 });
+        ctx.runner.flushScript();
       } else process.stdout.write(text);
     });
 

@@ -128,3 +128,29 @@ describe('be installerconfig: bad values are one-line errors naming the value', 
     });
   }
 });
+
+describe('be installerconfig -o FILE', () => {
+  it('writes the file (mode 644), and with -n prints the write as a script instead', async () => {
+    const { mkdtemp, rm, stat } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { BE_BIN } = await import('../helpers/cli.js');
+    const dir = await mkdtemp(join(tmpdir(), 'be-ic-'));
+    try {
+      const out = join(dir, 'installerconfig');
+      const dry = await execa(BE_BIN, ['-n', 'installerconfig', '--disk', 'ada0', '-o', out]);
+      expect(existsSync(out)).toBe(false);
+      expect(dry.stdout).toMatch(new RegExp(`^#!/bin/sh\\nset -e\\ncat > ${out.replace(/[/.-]/g, '\\$&')} <<'BE_EOF'\\n# bsdinstall\\(8\\) script`));
+      await execa('sh', ['-n'], { input: dry.stdout });
+      // the printed script writes exactly what the real run writes
+      await execa('sh', [], { input: dry.stdout });
+      const fromScript = readFileSync(out, 'utf8');
+      await rm(out);
+      await execa(BE_BIN, ['installerconfig', '--disk', 'ada0', '-o', out]);
+      expect(readFileSync(out, 'utf8')).toBe(fromScript);
+      expect((await stat(out)).mode & 0o777).toBe(0o644);
+      expect(fromScript).toContain('export ZFSBOOT_DISKS=ada0\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
