@@ -145,7 +145,7 @@ describe('be pxe serve', () => {
     expect(again).toBe(first);
   });
 
-  it('finds the subnet of an interface with no carrier yet (a bridge whose ports are down), and serves once it has one', async () => {
+  it('finds the subnet of an interface with no carrier yet (a bridge whose ports are down), and serves once it has one, also when the default route is elsewhere', async () => {
     const ns = `bepxenc${process.pid}`;
     const net = '10.77.9';
     const inNs = (args: string[]) => execa('ip', ['-n', ns, ...args]);
@@ -171,6 +171,12 @@ describe('be pxe serve', () => {
       try {
         await server.waitFor(/^running as nobody/);
         await inNs(['link', 'set', 'vc9', 'up']);
+        // The host's default route leaves by another interface: replies must still go out on br9.
+        await inNs(['link', 'add', 'up9', 'type', 'veth', 'peer', 'name', 'up9b']);
+        await inNs(['addr', 'add', '192.0.2.1/24', 'dev', 'up9']);
+        await inNs(['link', 'set', 'up9b', 'up']);
+        await inNs(['link', 'set', 'up9', 'up']);
+        await inNs(['route', 'add', 'default', 'via', '192.0.2.254']);
         const lease = await nsRun(ns, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], { reject: false });
         expect(`${lease.stdout}${lease.stderr}`).toMatch(new RegExp(`lease of ${net.replace(/\./g, '\\.')}\\.1(0\\d|10) obtained`));
       } finally {

@@ -73,7 +73,13 @@ export interface DhcpServerOptions {
   clientPort?: number;
   proxyPort?: number;
   relayPort?: number;
-  /** Destination of broadcast replies (default 255.255.255.255; the subnet broadcast is used when that is unroutable). */
+  /**
+   * Destination of broadcast replies. Default: the subnet's broadcast address when the subnet is
+   * known, else 255.255.255.255. A socket bound to the wildcard address sends 255.255.255.255 out
+   * of the interface of the default route, which on a lab host is often not the lab's; the subnet
+   * broadcast is routed out of the interface holding the subnet, and still reaches every station
+   * (link-layer broadcast), address-less PXE and DHCP clients included.
+   */
   broadcastAddress?: string;
   /** Cap on outstanding offers (default: range size, at most 65536). */
   maxPendingOffers?: number;
@@ -191,7 +197,7 @@ export class DhcpServer {
     this.offerMs = (opts.offerTime ?? 60) * 1000;
     this.declineMs = (opts.declineTime ?? 600) * 1000;
     if (!(this.leaseMs > 0)) throw new BeError(`leaseTime: must be positive, not ${opts.leaseTime}`);
-    this.broadcastTo = opts.broadcastAddress ?? '255.255.255.255';
+    this.broadcastTo = opts.broadcastAddress ?? (this.net && this.net.prefix < 31 ? intToIp(broadcastOf(this.net)) : '255.255.255.255');
     needIp('broadcastAddress', this.broadcastTo);
     for (const k of ['router', 'dns'] as const) for (const ip of toList(opts[k])) needIp(k, ip);
     if (opts.nextServer) needIp('nextServer', opts.nextServer);
