@@ -17,6 +17,7 @@ import { parse as parseYaml } from 'yaml';
 export const PXE_KEYS = [
   'address', 'interface', 'range', 'subnet', 'router', 'dns', 'tftp-root', 'boot-bios', 'boot-efi',
   'root-path', 'host', 'proxy', 'lease-file', 'user', 'no-dhcp', 'no-tftp', 'tftp-port-range',
+  'domain', 'boot-ipxe',
 ] as const;
 export type PxeKey = (typeof PXE_KEYS)[number];
 /** Values as they come from flags or a config file, not yet checked. */
@@ -41,6 +42,10 @@ export interface PxeSettings {
   tftpPortRange?: [number, number];
   bootBios: string;
   bootEfi: string;
+  /** Boot file (or URL) for clients whose user class is iPXE: the second stage of a chain load. */
+  bootIpxe?: string;
+  /** Option 15. */
+  domain?: string;
   rootPath?: string;
   hosts: PxeHost[];
   proxy: boolean;
@@ -281,6 +286,10 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
   for (const [k, v] of [['boot-bios', bootBios], ['boot-efi', bootEfi]] as const) {
     if (!BOOT_FILE.test(v)) throw new BeError(`--${k} ${JSON.stringify(v)}: not a boot file name (printable, no spaces, under 128 bytes)`);
   }
+  const bootIpxe = str(input, 'boot-ipxe');
+  if (bootIpxe !== undefined && !BOOT_FILE.test(bootIpxe)) throw new BeError(`--boot-ipxe ${JSON.stringify(bootIpxe)}: not a boot file name or URL (printable, no spaces, under 128 bytes)`);
+  const domain = str(input, 'domain');
+  if (domain !== undefined && !HOSTNAME.test(domain)) throw new BeError(`--domain ${domain}: not a domain name`);
   const rootPath = str(input, 'root-path');
   if (rootPath !== undefined && !/^[\x21-\x7e]{1,255}$/.test(rootPath)) throw new BeError(`--root-path ${JSON.stringify(rootPath)}: not a root path (e.g. 10.0.0.1:/be/default)`);
 
@@ -317,6 +326,7 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
     ...(range !== undefined ? { range } : {}),
     ...(router !== undefined ? { router } : {}),
     dns, ...(tftp ? { tftpRoot } : {}), ...(tftp && tftpPortRange ? { tftpPortRange } : {}), bootBios, bootEfi,
+    ...(bootIpxe !== undefined ? { bootIpxe } : {}), ...(domain !== undefined ? { domain } : {}),
     ...(rootPath !== undefined ? { rootPath } : {}),
     hosts, proxy, ...(dhcp && leaseFile && !proxy ? { leaseFile } : {}), user, dhcp, tftp,
   };
@@ -334,7 +344,9 @@ export function pxeServeArgv(s: PxeSettings): string[] {
     opt('--range', s.range);
     opt('--router', s.router);
     for (const d of s.dns) out.push('--dns', d);
+    opt('--domain', s.domain);
     out.push('--boot-bios', s.bootBios, '--boot-efi', s.bootEfi);
+    opt('--boot-ipxe', s.bootIpxe);
     opt('--root-path', s.rootPath);
     for (const h of s.hosts) out.push('--host', `${h.mac}=${h.ip}${h.hostname ? `,${h.hostname}` : ''}`);
     if (s.proxy) out.push('--proxy');
@@ -441,8 +453,10 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
       range: s.range,
       router: s.router,
       dns: s.dns.length ? s.dns : undefined,
+      domain: s.domain,
       reservations: s.hosts.map((h) => ({ mac: h.mac, ip: h.ip, hostname: h.hostname })),
       bootFiles: bootFileTable(s),
+      ...(s.bootIpxe !== undefined ? { userClassBootFiles: { iPXE: s.bootIpxe } } : {}),
       rootPath: s.rootPath,
       nextServer: s.address,
       proxy: s.proxy,

@@ -16,6 +16,8 @@ function serveFlags(cmd: Command): Command {
     .option('--tftp-port-range <low:high>', 'UDP ports for TFTP transfers, for a firewall rule (default: any free port)')
     .option('--boot-bios <file>', 'boot file for BIOS PXE clients (default pxeboot)')
     .option('--boot-efi <file>', 'boot file for x64 UEFI clients (default loader.efi)')
+    .option('--boot-ipxe <file|url>', 'boot file or URL for clients whose user class is iPXE (chain loading)')
+    .option('--domain <name>', 'domain name for clients (option 15)')
     .option('--root-path <path>', 'option 17, e.g. 10.0.0.1:/be/default for an NFS root')
     .option('--host <mac=ip[,name]>', 'reserve an address (and host name) for a MAC (repeatable)', collect)
     .option('--proxy', 'proxyDHCP: only boot information, beside the network\'s own DHCP server (ports 67 and 4011)')
@@ -40,6 +42,8 @@ function flagInput(opts: Record<string, unknown>, cmd: Command): PxeInput {
     'tftp-port-range': opts.tftpPortRange,
     'boot-bios': opts.bootBios,
     'boot-efi': opts.bootEfi,
+    'boot-ipxe': opts.bootIpxe,
+    domain: opts.domain,
     'root-path': opts.rootPath,
     host: opts.host,
     proxy: opts.proxy,

@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeLan, type Lan } from '../helpers/netns.js';
-import { nsRun } from '../helpers/dhcp.js';
+import { nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
 import { pxeClient as pxeClientIn, startBe, tftpGet as tftpGetIn, type PxeProcess } from '../helpers/pxe.js';
 import { BE_BIN, beOk } from '../helpers/cli.js';
 
@@ -137,10 +137,10 @@ describe('be pxe serve', () => {
 
   it('-n prints the serve step with every setting spelled out; running that line prints it again', async () => {
     const config = join(dir, 'dry.yaml');
-    await writeFile(config, `address: 192.168.2.1\nsubnet: 192.168.2.0/24\nrange: 192.168.2.100-192.168.2.199\ndns: 192.168.2.1,192.168.2.2\nhost: ["52-54-00-AB-CD-EF=192.168.2.7,pc7"]\ntftp-root: ${root}\ntftp-port-range: 49152:49407\n`);
+    await writeFile(config, `address: 192.168.2.1\nsubnet: 192.168.2.0/24\nrange: 192.168.2.100-192.168.2.199\ndns: 192.168.2.1,192.168.2.2\nhost: ["52-54-00-AB-CD-EF=192.168.2.7,pc7"]\ntftp-root: ${root}\ntftp-port-range: 49152:49407\ndomain: lab.example\nboot-ipxe: http://192.168.2.1/boot.ipxe\n`);
     const first = await beOk(['-n', 'pxe', 'serve', '--config', config, '--boot-efi', 'efi/loader.efi']);
     const line = first.trim().split('\n').at(-1)!;
-    expect(line).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --dns 192.168.2.1 --dns 192.168.2.2 --boot-bios pxeboot --boot-efi efi/loader.efi --host 52:54:00:ab:cd:ef=192.168.2.7,pc7 --lease-file /var/lib/be/pxe/leases --tftp-root ${root} --tftp-port-range 49152:49407 --user nobody`);
+    expect(line).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --dns 192.168.2.1 --dns 192.168.2.2 --domain lab.example --boot-bios pxeboot --boot-efi efi/loader.efi --boot-ipxe http://192.168.2.1/boot.ipxe --host 52:54:00:ab:cd:ef=192.168.2.7,pc7 --lease-file /var/lib/be/pxe/leases --tftp-root ${root} --tftp-port-range 49152:49407 --user nobody`);
     const again = await beOk(['-n', ...line.split(' ').slice(1)]);
     expect(again).toBe(first);
   });
@@ -167,7 +167,10 @@ describe('be pxe serve', () => {
       const missing = await nsRun(ns, [BE_BIN, '-n', 'pxe', 'serve', '--interface', 'br8', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp'], { reject: false });
       expect(missing.stderr).toBe('be: --interface br8: no such interface');
       // started while the bridge has no carrier; a client plugged in afterwards gets a lease
-      const server = startBe(ns, ['pxe', 'serve', '--interface', 'br9', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp', '--lease-file', join(dir, 'nc', 'leases')]);
+      const server = startBe(ns, [
+        'pxe', 'serve', '--interface', 'br9', '--address', `${net}.1`, '--range', `${net}.100-${net}.110`, '--no-tftp', '--lease-file', join(dir, 'nc', 'leases'),
+        '--domain', 'lab.example', '--boot-ipxe', `http://${net}.1/boot.ipxe`,
+      ]);
       try {
         await server.waitFor(/^running as nobody/);
         await inNs(['link', 'set', 'vc9', 'up']);
@@ -177,8 +180,12 @@ describe('be pxe serve', () => {
         await inNs(['link', 'set', 'up9b', 'up']);
         await inNs(['link', 'set', 'up9', 'up']);
         await inNs(['route', 'add', 'default', 'via', '192.0.2.254']);
-        const lease = await nsRun(ns, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], { reject: false });
-        expect(`${lease.stdout}${lease.stderr}`).toMatch(new RegExp(`lease of ${net.replace(/\./g, '\\.')}\\.1(0\\d|10) obtained`));
+        // an iPXE client (user class "iPXE", option 77) is handed the second-stage script, with option 15
+        const { script, log } = await udhcpcScript(dir);
+        await nsRun(ns, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script, '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x4d:69505845', '-O', 'bootfile']);
+        const bound = parseUdhcpcLog(await readFile(log, 'utf8')).find((e) => e.event === 'bound');
+        expect(bound?.env).toMatchObject({ domain: 'lab.example', boot_file: `http://${net}.1/boot.ipxe` });
+        expect(bound?.env.ip).toMatch(new RegExp(`^${net.replace(/\./g, '\\.')}\\.1(0\\d|10)$`));
       } finally {
         expect(await server.stop()).toBe(0);
       }

@@ -47,6 +47,8 @@ describe('pxe settings', () => {
       [{ ...base, interface: 'nosuchif0' }, '--interface nosuchif0: no such interface'],
       [{ ...base, range: undefined }, '--range: needed (or --host reservations, or --proxy)'],
       [{ ...base, user: 'a b' }, '--user a b: not a user name'],
+      [{ ...base, domain: 'lab_example' }, '--domain lab_example: not a domain name'],
+      [{ ...base, 'boot-ipxe': 'two words' }, '--boot-ipxe "two words": not a boot file name or URL'],
       [{ ...base, 'tftp-port-range': '69:100' }, '--tftp-port-range 69:100: expected LOW:HIGH within 1024-65535'],
       [{ ...base, 'tftp-port-range': '5000:4000' }, '--tftp-port-range 5000:4000: expected LOW:HIGH'],
       [{ ...base, 'tftp-port-range': '5000-6000' }, '--tftp-port-range 5000-6000: expected LOW:HIGH'],
