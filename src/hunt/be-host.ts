@@ -145,7 +145,10 @@ export class BeHost implements ReleaseHost {
     const ctx = this.newContext();
     const { cloneBe, destroyBe } = await import('../be/be.js');
     const clone = `${prepared.be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const t0 = performance.now();
     await cloneBe(ctx, clone, `${prepared.be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
+    let cloneMs = performance.now() - t0;
+    let end: TestEnd | undefined;
     try {
       const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
       const place = async (dir: string) => {
@@ -154,10 +157,13 @@ export class BeHost implements ReleaseHost {
         await writeFile(join(target, req.test.name), req.test.data);
         await chmod(join(target, req.test.name), 0o755);
       };
-      return await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
+      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
     } finally {
+      const t1 = performance.now();
       await destroyBe(ctx, clone, { force: true }).catch((error) => onOutput(`\nbe: could not destroy ${clone}: ${(error as Error).message}\n`));
+      cloneMs += performance.now() - t1;
     }
+    return { ...end, cloneMs };
   }
 
   /** The BE root, made once (parallel installs would race to create it). */

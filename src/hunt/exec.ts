@@ -23,6 +23,8 @@ export interface RunRequest {
 
 export interface TestEnd extends RunEnd {
   output: string;
+  /** Time spent cloning the run's BE from @installed and destroying it afterwards. */
+  cloneMs?: number;
 }
 
 /** Where releases become BEs and tests run: boot environments on this host (be-host.ts). */
@@ -127,6 +129,7 @@ async function finish(store: HuntStore, req: RunRequest, startedAt: Date, ms: nu
     metrics: parseMetrics(end.output),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(ms),
+    ...(end.cloneMs !== undefined ? { cloneMs: Math.round(end.cloneMs) } : {}),
     log,
   };
   await store.recordRun(record);

@@ -43,6 +43,8 @@ export interface RunOutcome {
   metrics: Record<string, number>;
   startedAt: string;
   durationMs: number;
+  /** Of durationMs, the time spent cloning the run's BE and destroying it. */
+  cloneMs?: number;
 }
 
 export interface RunRecord extends RunOutcome {
