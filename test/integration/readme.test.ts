@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BE_BIN, beOk } from '../helpers/cli.js';
 import { ensureZfs } from '../helpers/zfs.js';
@@ -50,4 +52,26 @@ describe('README', () => {
     for (const needed of ['bin/be', 'dist/main.js', 'templates/layouts/freebsd.json', 'be.8', 'README.md']) expect(files).toContain(needed);
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
   });
+
+  it('the packed tarball installs with npm i -g and its be runs', async () => {
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const tmp = await mkdtemp(join(tmpdir(), 'be-pack-'));
+    try {
+      // dist/ is built by the test command; prepack would build it again
+      const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: repo });
+      const tarball = join(tmp, JSON.parse(packed.stdout)[0].filename);
+      const prefix = join(tmp, 'global');
+      await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: tmp });
+      const be = join(prefix, 'bin', 'be');
+      const version = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version;
+      expect((await execa(be, ['--version'], { cwd: tmp })).stdout).toBe(version);
+      expect((await execa(be, ['help', 'create'], { cwd: tmp })).stdout).toContain('Usage: be create');
+      // templates come from the installed package, not from this checkout
+      const ic = await execa(be, ['installerconfig', '--disk', 'ada0'], { cwd: tmp });
+      expect(ic.stdout).toContain('export ZFSBOOT_DISKS=ada0');
+      expect(readFileSync(join(prefix, 'lib', 'node_modules', 'be', 'be.8'), 'utf8')).toContain('.Dt BE 8');
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
