@@ -42,6 +42,17 @@ function vmFlags(cmd: Command): Command {
     .option('--vm-memory <size>', 'bhyve: guest memory', '512M');
 }
 
+/** With --broker, flags that belong to the hosts running the tests are each `be worker`'s, not the hunt's. */
+async function refuseWorkerFlags(opts: { broker?: string }, cmd: Command): Promise<void> {
+  if (!opts.broker) return;
+  for (const [key, flag] of [['jobs', '--jobs'], ['vmAddress', '--vm-address'], ['vmServer', '--vm-server'], ['vmTap', '--vm-tap'], ['vmMemory', '--vm-memory']]) {
+    if (cmd.getOptionValueSource(key) === 'cli') {
+      const { UsageError } = await import('../sys/errors.js');
+      throw new UsageError(`${flag}: not used with --broker (give it to each be worker)`);
+    }
+  }
+}
+
 /** be hunt run|bisect|report, be worker. */
 export function registerHuntCommands(program: Command): void {
   const hunt = program.command('hunt').description('hunt regressions across releases: a test run in a fresh clone of each release');
@@ -52,6 +63,7 @@ export function registerHuntCommands(program: Command): void {
     .option('-j, --jobs <n>', 'runs at a time', positiveInt('--jobs'), 1)
     .option('--runs <n>', 'runs per release', positiveInt('--runs'), 1)
     .action(async (opts, cmd: Command) => {
+      await refuseWorkerFlags(opts, cmd);
       const { huntRun } = await import('../hunt/command.js');
       const out = await huntRun(await context(cmd), { ...opts, argv: process.argv.slice(2) });
       print(out);
@@ -63,6 +75,7 @@ export function registerHuntCommands(program: Command): void {
     .requiredOption('--bad <release>', 'a later release where it fails')
     .option('--releases <list|file>', 'the ordered releases to search (default: the release table between good and bad)')
     .action(async (opts, cmd: Command) => {
+      await refuseWorkerFlags(opts, cmd);
       const { huntBisect } = await import('../hunt/command.js');
       const out = await huntBisect(await context(cmd), { ...opts, argv: process.argv.slice(2) });
       print(out.trimEnd());

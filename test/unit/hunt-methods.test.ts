@@ -84,6 +84,14 @@ describe('beanstalkd jobs', () => {
     expect(() => checkTube('-bad')).toThrow("invalid tube '-bad'");
     expect(replyTube('h', '14.0', 2)).toBe('be-hunt-reply.h.14.0.2');
   });
+
+  it("refuses the workers' own flags (--jobs, --vm-*) on a --broker hunt, with usage status 2", async () => {
+    const { BE_BIN } = await import('../helpers/cli.js');
+    const run = await execa(BE_BIN, ['hunt', 'run', '--broker', '127.0.0.1:1', '--jobs', '2', '--releases', '14.1', '--test', '/bin/true'], { reject: false });
+    expect([run.exitCode, run.stderr]).toEqual([2, 'be: --jobs: not used with --broker (give it to each be worker)']);
+    const bisect = await execa(BE_BIN, ['hunt', 'bisect', '--broker', '127.0.0.1:1', '--vm-tap', 'tap3', '--good', '13.0', '--bad', '14.0', '--test', '/bin/true'], { reject: false });
+    expect([bisect.exitCode, bisect.stderr]).toEqual([2, 'be: --vm-tap: not used with --broker (give it to each be worker)']);
+  });
 });
 
 describe('be -n hunt run', () => {
