@@ -81,6 +81,11 @@ describe('be create from a layout', () => {
     const usage = await be(['create']);
     expect(usage.exitCode).toBe(2);
     expect(usage.stderr).toBe("be: missing required argument 'be'\n");
+    // -v echoes each command before the one-line error; BE_DEBUG=1 adds the stack trace
+    const verbose = await be(['-v', 'create', 'nopool1234/ROOT/x']);
+    expect(verbose.stderr).toBe('+ zpool list -H -o name,bootfs,altroot,health nopool1234\nbe: pool \'nopool1234\' does not exist\n');
+    const debug = await be(['create', 'nopool1234/ROOT/x'], { env: { BE_DEBUG: '1' } });
+    expect(debug.stderr).toMatch(/^BeError: pool 'nopool1234' does not exist\n(\s+at .+\n)+be: pool 'nopool1234' does not exist\n$/);
   });
 
   it('undoes a create that fails half way: a child that zfs refuses for real', async () => {
