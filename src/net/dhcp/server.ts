@@ -3,9 +3,9 @@
  * proxyDHCP. See index.ts for the public contract.
  */
 import dgram from 'node:dgram';
-import { networkInterfaces } from 'node:os';
 import { dirname } from 'node:path';
 import { BeError } from '../../sys/errors.js';
+import { runningInterfaces } from '../../sys/ifaddrs.js';
 import {
   BOOTREPLY, BOOTREQUEST, DhcpPacket, FLAG_BROADCAST, MessageType, Opt,
   decodePacket, encodePacket, intToIp, ipToInt, isIp, macString, messageType, parseMac,
@@ -147,13 +147,10 @@ function broadcastOf(net: Network): number {
 
 /** The subnet of the local interface carrying `ip` (or named `ifname`), if any. */
 function localNetwork(ip: string | undefined, ifname: string | undefined): Network | undefined {
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+  for (const [name, cidrs] of runningInterfaces()) {
     if (ifname && name !== ifname) continue;
-    for (const a of addrs ?? []) {
-      if (a.family !== 'IPv4' || !a.cidr) continue;
-      if (ip && a.address !== ip) continue;
-      return parseCidr(a.cidr);
-    }
+    const cidr = cidrs.find((c) => !ip || c.split('/')[0] === ip);
+    if (cidr) return parseCidr(cidr);
   }
   return undefined;
 }
@@ -189,7 +186,7 @@ export class DhcpServer {
   constructor(private readonly opts: DhcpServerOptions) {
     this.serverIp = opts.serverIp;
     needIp('serverIp', opts.serverIp);
-    if (opts.interface && !networkInterfaces()[opts.interface]) throw new BeError(`interface: no such interface ${opts.interface}`);
+    if (opts.interface && !runningInterfaces().has(opts.interface)) throw new BeError(`interface: no such interface ${opts.interface}`);
     this.net = opts.subnet ? parseCidr(opts.subnet) : localNetwork(opts.serverIp, opts.interface);
     this.clock = opts.clock ?? Date.now;
     this.log = opts.logger ?? (() => {});
