@@ -3,48 +3,27 @@
 // machine, so the release host here is a stand-in that records when each run starts and ends;
 // the broker, the jobs and the worker's scheduling are the real ones.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Jackd, { type JackdClient } from 'jackd';
 import { makeJob, serveWorker } from '../../src/hunt/broker.js';
 import type { ReleaseHost, RunRequest } from '../../src/hunt/exec.js';
+import { startBeanstalkd, type Beanstalkd } from '../helpers/beanstalkd.js';
 
-let broker: ResultPromise | undefined;
+let broker: Beanstalkd;
 let port = 0;
 let dir = '';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'be-worker-'));
-  port = await freePort();
-  broker = execa('beanstalkd', ['-l', '127.0.0.1', '-p', String(port)], { reject: false });
-  for (let i = 0; i < 50; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  broker = await startBeanstalkd();
+  port = broker.port;
 });
 
 afterAll(async () => {
-  broker?.kill('SIGTERM');
-  await broker?.catch(() => {});
+  await broker?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 

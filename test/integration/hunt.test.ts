@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { startBeanstalkd, type Beanstalkd } from '../helpers/beanstalkd.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { be, beOk, BE_BIN } from '../helpers/cli.js';
@@ -184,44 +184,20 @@ describe('an interrupted hunt', () => {
   }, 180_000);
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 describe('many hosts through beanstalkd', () => {
-  let broker: ResultPromise | undefined;
+  let broker: Beanstalkd | undefined;
   let address = '';
   const workers: ResultPromise[] = [];
 
   beforeAll(async () => {
-    const port = await freePort();
-    broker = execa('beanstalkd', ['-l', '127.0.0.1', '-p', String(port)], { reject: false });
-    address = `127.0.0.1:${port}`;
-    for (let i = 0; i < 50; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      });
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    broker = await startBeanstalkd();
+    address = broker.address;
   });
 
   afterAll(async () => {
     for (const w of workers) w.kill('SIGKILL');
     await Promise.all(workers.map((w) => w.catch(() => {})));
-    broker?.kill('SIGTERM');
-    await broker?.catch(() => {});
+    await broker?.stop();
   });
 
   function startWorker(tube: string): ResultPromise & { lines: string[] } {
