@@ -148,7 +148,7 @@ export class BeHost implements ReleaseHost {
     const t0 = performance.now();
     await cloneBe(ctx, clone, `${prepared.be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
     let cloneMs = performance.now() - t0;
-    let end: TestEnd | undefined;
+    let end: TestEnd;
     try {
       const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
       const place = async (dir: string) => {
