@@ -119,10 +119,13 @@ export async function udhcpcScript(dir: string): Promise<{ script: string; log: 
   return { script, log };
 }
 
-/** Parse the udhcpc script log into events: [{event, env}]. */
+/**
+ * Parse the udhcpc script log into events: [{event, env}]. Only blocks the script has finished
+ * (ended by its `---` line) count: the log may be read while the script is still writing one.
+ */
 export function parseUdhcpcLog(text: string): Array<{ event: string; env: Record<string, string> }> {
   const out: Array<{ event: string; env: Record<string, string> }> = [];
-  for (const block of text.split('---\n')) {
+  for (const block of text.split('---\n').slice(0, -1)) {
     const lines = block.split('\n').filter(Boolean);
     if (!lines.length) continue;
     const env: Record<string, string> = {};
