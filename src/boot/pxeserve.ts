@@ -175,6 +175,11 @@ function inCidr(c: Cidr, ip: string): boolean {
   return ((ipInt(ip) & c.mask) >>> 0) === c.base;
 }
 
+/** True when SUBNET does not hold ADDRESS: the server reaches that network only through relays. */
+export function relayedSubnet(address: string, subnet: string): boolean {
+  return !inCidr(parseCidrFlag('subnet', subnet), address);
+}
+
 export function cidrString(c: Cidr): string {
   return `${intIp(c.base)}/${c.prefix}`;
 }
@@ -251,8 +256,9 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
     if (!interfaces.has(ifname)) throw new BeError(`--interface ${ifname}: no such interface`);
   }
   const subnetText = str(input, 'subnet');
+  // A --subnet that does not hold --address is a network served through a DHCP relay agent: its
+  // requests arrive with giaddr in it, and its clients reach --address through their router.
   let subnet = subnetText !== undefined ? parseCidrFlag('subnet', subnetText) : undefined;
-  if (subnet && !inCidr(subnet, address)) throw new BeError(`--address ${address} is outside --subnet ${subnetText}`);
 
   const router = str(input, 'router');
   if (router !== undefined) checkIp('router', router);
@@ -274,6 +280,9 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
     if (subnet && (!inCidr(subnet, m[1]) || !inCidr(subnet, m[2]))) throw new BeError(`--range ${range} is outside subnet ${cidrString(subnet)}`);
   }
   if (subnet && router !== undefined && !inCidr(subnet, router)) throw new BeError(`--router ${router} is outside subnet ${cidrString(subnet)}`);
+  if (dhcp && !proxy && subnet && !inCidr(subnet, address) && router === undefined) {
+    throw new BeError(`--router: needed for --subnet ${cidrString(subnet)}, which does not hold --address ${address} (a relayed network reaches the server through its router)`);
+  }
   const seen = new Map<string, string>();
   for (const h of hosts) {
     if (subnet && !inCidr(subnet, h.ip)) throw new BeError(`--host ${h.mac}=${h.ip}: ${h.ip} is outside subnet ${cidrString(subnet)}`);
@@ -509,6 +518,9 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   }
 
   if (tftp) log(`tftp serving ${s.tftpRoot} on ${s.address}:${ports.tftp}`);
+  if (dhcp && !s.proxy && s.subnet && relayedSubnet(s.address, s.subnet)) {
+    log(`dhcp ${s.subnet} does not hold ${s.address}: it is served through DHCP relay agents (requests whose giaddr is in it)`);
+  }
 
   let dropped = false;
   try {

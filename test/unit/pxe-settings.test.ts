@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { bootFileTable, checkPxeSettings, defaultLeaseFile, mergePxeInput, normalizeMac, parseHost, parsePxeConfig } from '../../src/boot/pxeserve.js';
+import { bootFileTable, checkPxeSettings, defaultLeaseFile, mergePxeInput, normalizeMac, parseHost, parsePxeConfig, relayedSubnet } from '../../src/boot/pxeserve.js';
 import { magicPacket } from '../../src/boot/wol.js';
 
 const base = { address: '192.168.2.1', subnet: '192.168.2.0/24', range: '192.168.2.100-192.168.2.199', 'no-tftp': true } as const;
@@ -52,6 +52,23 @@ describe('pxe settings', () => {
       [{ ...base, 'tftp-port-range': '69:100' }, '--tftp-port-range 69:100: expected LOW:HIGH within 1024-65535'],
       [{ ...base, 'tftp-port-range': '5000:4000' }, '--tftp-port-range 5000:4000: expected LOW:HIGH'],
       [{ ...base, 'tftp-port-range': '5000-6000' }, '--tftp-port-range 5000-6000: expected LOW:HIGH'],
+    ];
+    for (const [input, message] of bad) {
+      await expect(checkPxeSettings(input), message).rejects.toThrow(message);
+    }
+  });
+
+  it('a --subnet that does not hold --address is a network behind a DHCP relay: accepted with a router in it', async () => {
+    const relayed = { address: '192.168.9.1', subnet: '192.168.2.0/24', range: '192.168.2.100-192.168.2.199', router: '192.168.2.1', 'no-tftp': true };
+    const s = await checkPxeSettings(relayed);
+    expect(s).toMatchObject({ address: '192.168.9.1', subnet: '192.168.2.0/24', range: '192.168.2.100-192.168.2.199', router: '192.168.2.1' });
+    expect(relayedSubnet(s.address, s.subnet!)).toBe(true);
+    expect(relayedSubnet('192.168.2.1', '192.168.2.0/24')).toBe(false);
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ ...relayed, router: undefined }, '--router: needed for --subnet 192.168.2.0/24, which does not hold --address 192.168.9.1 (a relayed network reaches the server through its router)'],
+      [{ ...relayed, router: '192.168.9.254' }, '--router 192.168.9.254 is outside subnet 192.168.2.0/24'],
+      [{ ...relayed, range: '192.168.9.100-192.168.9.199' }, '--range 192.168.9.100-192.168.9.199 is outside subnet 192.168.2.0/24'],
+      [{ ...relayed, host: ['52:54:00:00:00:01=192.168.9.5'] }, '--host 52:54:00:00:00:01=192.168.9.5: 192.168.9.5 is outside subnet 192.168.2.0/24'],
     ];
     for (const [input, message] of bad) {
       await expect(checkPxeSettings(input), message).rejects.toThrow(message);
