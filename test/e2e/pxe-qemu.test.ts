@@ -6,6 +6,9 @@
  *   prints a marker on the serial console.
  * - UEFI (OVMF): the firmware asks as an x64 UEFI client (option 93 = 7), is given the EFI boot
  *   file, an iPXE script, which loads the same kernel and initramfs over TFTP.
+ * - proxyDHCP: dnsmasq, in a namespace of its own joined to the PC's bridge, is the lab's DHCP
+ *   server and hands out addresses only; `be pxe serve --proxy` beside it gives the BIOS PC its
+ *   boot file, and the PC boots as above.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
@@ -22,6 +25,7 @@ const LDLINUX = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
 const ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
 const EFI_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
 const OVMF = '/usr/share/ovmf/OVMF.fd';
+const DNSMASQ = '/usr/sbin/dnsmasq';
 /** scripts/install-deps unpacks a Debian kernel here when /boot has none. */
 const UNPACKED_KERNEL = '/usr/local/lib/be-test/vmlinuz';
 
@@ -74,10 +78,10 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
   let qemuAlive = false;
 
   /** Boot a QEMU PC from the network; resolves with its serial console once MARK shows up. */
-  async function bootGuest(name: string, mac: string, firmware: string[], rom: string, mark: string): Promise<string> {
+  async function bootGuest(name: string, mac: string, firmware: string[], rom: string, mark: string, netns = ns): Promise<string> {
     const log = join(dir, `${name}.serial.log`);
     qemu = execa('ip', [
-      'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-smp', '1', ...firmware,
+      'netns', 'exec', netns, 'qemu-system-x86_64', '-accel', 'tcg', '-m', '256', '-smp', '1', ...firmware,
       '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
       '-device', `e1000,netdev=n0,mac=${mac},romfile=${rom},bootindex=1`,
       '-boot', 'n', '-display', 'none', '-monitor', 'none', '-serial', `file:${log}`, '-no-reboot',
@@ -94,7 +98,7 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
   }
 
   beforeAll(async () => {
-    for (const f of [PXELINUX, LDLINUX, ROM, EFI_ROM, OVMF]) if (!existsSync(f)) throw new Error(`${f} missing: run scripts/install-deps`);
+    for (const f of [PXELINUX, LDLINUX, ROM, EFI_ROM, OVMF, DNSMASQ]) if (!existsSync(f)) throw new Error(`${f} missing: run scripts/install-deps`);
     dir = await mkdtemp(join(tmpdir(), 'be-pxe-e2e-'));
     const root = join(dir, 'tftp');
     await mkdir(join(root, 'pxelinux.cfg'), { recursive: true });
@@ -173,5 +177,96 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
 
     expect(await server.stop()).toBe(0);
     expect(server.lines.at(-1)).toMatch(/^stopped; 2 leases kept in /);
+  }, 300_000);
+
+  it('with --proxy beside the lab\'s own DHCP server (dnsmasq), a BIOS PC takes its address from dnsmasq and its boot file from be', async () => {
+    // lab: the PC's tap and be on br0; lab-dhcp: the lab's DHCP server, another machine on the same
+    // wire (a veth into the bridge). dnsmasq has no boot options: without be the PC cannot boot.
+    const lab = `bepxl-${tag}`;
+    const labDhcp = `bepxd-${tag}`;
+    const lnet = `10.${randomInt(100, 250)}.${randomInt(1, 250)}`;
+    const beAddress = `${lnet}.1`;
+    const dnsmasqAddress = `${lnet}.2`;
+    const leaseFile = join(dir, 'dnsmasq.leases');
+    const mac = randomMac();
+    let dnsmasq: ResultPromise | undefined;
+    let dnsmasqLog = '';
+    let proxy: PxeProcess | undefined;
+    try {
+      await ip(['netns', 'add', lab]);
+      await ip(['netns', 'add', labDhcp]);
+      await ip(['-n', lab, 'link', 'set', 'lo', 'up']);
+      await ip(['-n', lab, 'link', 'add', 'br0', 'type', 'bridge']);
+      await ip(['-n', lab, 'addr', 'add', `${beAddress}/24`, 'dev', 'br0']);
+      await ip(['-n', lab, 'link', 'set', 'br0', 'up']);
+      await ip(['-n', lab, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
+      await ip(['-n', lab, 'link', 'set', 'tap0', 'master', 'br0']);
+      await ip(['-n', lab, 'link', 'set', 'tap0', 'up']);
+      await ip(['-n', labDhcp, 'link', 'set', 'lo', 'up']);
+      await ip(['-n', labDhcp, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'dhcp0', 'netns', lab]);
+      await ip(['-n', labDhcp, 'addr', 'add', `${dnsmasqAddress}/24`, 'dev', 'eth0']);
+      await ip(['-n', labDhcp, 'link', 'set', 'eth0', 'up']);
+      await ip(['-n', lab, 'link', 'set', 'dhcp0', 'master', 'br0']);
+      await ip(['-n', lab, 'link', 'set', 'dhcp0', 'up']);
+
+      dnsmasq = execa('ip', [
+        'netns', 'exec', labDhcp, DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+        '--port=0', '--interface=eth0', '--bind-interfaces', `--dhcp-range=${lnet}.150,${lnet}.170,255.255.255.0,10m`,
+        `--dhcp-leasefile=${leaseFile}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--log-dhcp', '--log-facility=-',
+      ], { reject: false, buffer: false, stdin: 'ignore', all: true });
+      dnsmasq.all!.on('data', (d: Buffer) => {
+        dnsmasqLog += d.toString();
+        if (process.env.BE_TEST_VERBOSE) process.stderr.write(`[dnsmasq] ${d.toString()}`);
+      });
+      const dnsmasqUntil = Date.now() + 20_000;
+      while (!/DHCP, IP range/.test(dnsmasqLog)) {
+        if (dnsmasq.exitCode !== undefined && dnsmasq.exitCode !== null) throw new Error(`dnsmasq exited: ${dnsmasqLog}`);
+        if (Date.now() > dnsmasqUntil) throw new Error(`dnsmasq did not start within 20 s: ${dnsmasqLog}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+
+      proxy = startBe(lab, [
+        'pxe', 'serve', '--proxy', '--address', beAddress, '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0',
+      ]);
+      await proxy.waitFor(/^running as nobody/);
+      expect(proxy.lines.join('\n')).toMatch(new RegExp(`^dhcp proxyDHCP server ${beAddress.replace(/\./g, '\\.')} listening on 0\\.0\\.0\\.0:67 and 4011$`, 'm'));
+
+      const console = await bootGuest('proxy', mac, [], ROM, marker, lab);
+      expect(console).toContain(marker);
+
+      // the address is dnsmasq's: in its lease file and its log, from its range
+      const inRange = `${lnet.replace(/\./g, '\\.')}\\.(1[5-6]\\d|170)`;
+      const lease = (await readFile(leaseFile, 'utf8')).split('\n').find((l) => l.split(' ')[1] === mac);
+      expect(lease, `dnsmasq leases:\n${await readFile(leaseFile, 'utf8')}`).toMatch(new RegExp(`^\\d+ ${mac} ${inRange} `));
+      const pcAddress = lease!.split(' ')[2];
+      expect(dnsmasqLog).toContain(`DHCPACK(eth0) ${pcAddress} ${mac}`);
+      // dnsmasq sent neither a boot file nor a TFTP server (options 66, 67): those came from be
+      expect(dnsmasqLog, dnsmasqLog).toMatch(/sent size: +\d+ option: +54 server-identifier/);
+      expect(dnsmasqLog, dnsmasqLog).not.toMatch(/sent size: +\d+ option: +6[67] /);
+
+      // be: proxyDHCP answers on 67 (iPXE takes the boot file from the offer; were it to ask on
+      // 4011 too, it would be from dnsmasq's address), no address of its own, and the TFTP
+      // transfers come from the address dnsmasq gave
+      const lines = proxy.lines;
+      const all = lines.join('\n');
+      expect(lines, all).toContain(`dhcp proxyDHCP offer pxelinux.0 to ${mac}`);
+      const dhcpLines = lines.filter((l) => l.startsWith('dhcp '));
+      expect(dhcpLines.filter((l) => !/^dhcp proxyDHCP (server |offer pxelinux\.0 to |ack pxelinux\.0 to )/.test(l)), all).toEqual([]);
+      expect(dhcpLines.filter((l) => l.startsWith('dhcp proxyDHCP ack') && l !== `dhcp proxyDHCP ack pxelinux.0 to ${mac} at ${pcAddress}`), all).toEqual([]);
+      for (const file of ['pxelinux.0', 'ldlinux.c32', 'pxelinux.cfg/default', 'vmlinuz', 'initrd.gz']) {
+        const done = lines.find((l) => l.startsWith(`tftp ${pcAddress}:`) && l.includes(`"${file}"`) && / ok\b/.test(l));
+        expect(done, `transfer of ${file}:\n${all}`).toBeTruthy();
+      }
+
+      expect(await proxy.stop()).toBe(0);
+      // proxy mode keeps no lease journal
+      expect(proxy.lines.at(-1)).toBe('stopped');
+    } finally {
+      await proxy?.stop().catch(() => {});
+      if (dnsmasq && dnsmasq.exitCode == null) dnsmasq.kill('SIGTERM');
+      await dnsmasq?.catch(() => {});
+      await execa('ip', ['netns', 'del', lab], { reject: false });
+      await execa('ip', ['netns', 'del', labDhcp], { reject: false });
+    }
   }, 300_000);
 });
