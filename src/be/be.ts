@@ -29,9 +29,11 @@ async function ensureContainer(ctx: BeContext, be: string): Promise<void> {
   await ctx.zfs.create(parent, { mountpoint: 'none', canmount: 'off' });
 }
 
-async function refuseExisting(ctx: BeContext, be: string, shown: string): Promise<void> {
-  await requirePool(ctx, poolOf(be));
+/** Refuse a BE that exists already; returns its pool's properties (the pool must exist). */
+async function refuseExisting(ctx: BeContext, be: string, shown: string): Promise<Record<string, string>> {
+  const pool = await requirePool(ctx, poolOf(be));
   if (await ctx.zfs.exists(be)) throw new BeError(`boot environment '${shown}' already exists`);
+  return pool;
 }
 
 /** Create a BE from a layout: all datasets or none. */
@@ -64,8 +66,8 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
   const at = source.indexOf('@');
   const srcName = at < 0 ? source : source.slice(0, at);
   const src = await requireBe(ctx, srcName);
-  await refuseExisting(ctx, be, name);
-  const { altroot = '-' } = await requirePool(ctx, poolOf(src));
+  if (poolOf(be) !== poolOf(src)) throw new BeError(`cannot clone '${srcName}' to '${name}': not in the same pool`);
+  const { altroot = '-' } = await refuseExisting(ctx, be, name);
   let snap = at < 0 ? '' : source.slice(at + 1);
   if (snap) checkSnapshotName(`${src}@${snap}`);
   await ctx.runner.transaction(async () => {
@@ -74,10 +76,12 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
       while ((await ctx.zfs.list(src, 'snapshot', 1)).includes(`${src}@${snap}`)) snap += 'x';
       await ctx.zfs.snapshot(`${src}@${snap}`, { recursive: true });
     }
-    const fs = await ctx.zfs.list(src, 'filesystem');
-    const snaps = new Set(ctx.runner.dryRun && at < 0 ? fs.map((f) => `${f}@${snap}`) : await ctx.zfs.list(src, 'snapshot'));
+    const listed = await ctx.zfs.listWithSnapshots(src);
+    const fs = listed.filesystems;
+    const snaps = new Set(ctx.runner.dryRun && at < 0 ? fs.map((f) => `${f}@${snap}`) : listed.snapshots);
     const local = await ctx.zfs.get([src], ['all'], { recursive: true, sources: ['local'] });
-    await ensureContainer(ctx, be);
+    // a sibling of an existing BE needs no container made
+    if (parentOf(be) !== parentOf(src)) await ensureContainer(ctx, be);
     for (const ds of fs) {
       const from = `${ds}@${snap}`;
       if (!snaps.has(from)) {
@@ -112,9 +116,9 @@ export async function destroyBe(ctx: BeContext, name: string, opts: { force?: bo
     if (!opts.force) throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`);
     await umountBe(ctx, be, true);
   }
-  const origin = (await ctx.zfs.get([be], ['origin'])).get(be)?.origin?.value;
+  const origin = opts.origin ? (await ctx.zfs.get([be], ['origin'])).get(be)?.origin?.value : undefined;
   await ctx.zfs.destroy(be, { recursive: true });
-  if (opts.origin && origin && origin !== '-') await ctx.zfs.destroy(origin, { recursive: true });
+  if (origin && origin !== '-') await ctx.zfs.destroy(origin, { recursive: true });
 }
 
 export async function renameBe(ctx: BeContext, from: string, to: string): Promise<string> {

@@ -40,9 +40,9 @@ export async function resolveBe(ctx: BeContext, name: string): Promise<string> {
 
 export async function requireBe(ctx: BeContext, name: string): Promise<string> {
   const ds = await resolveBe(ctx, name);
-  await requirePool(ctx, poolOf(ds));
-  if (!(await ctx.zfs.exists(ds))) throw new BeError(`boot environment '${name}' does not exist`);
-  return ds;
+  if (await ctx.zfs.exists(ds)) return ds;
+  await requirePool(ctx, poolOf(ds)); // a missing pool is named as such
+  throw new BeError(`boot environment '${name}' does not exist`);
 }
 
 export async function requirePool(ctx: BeContext, pool: string): Promise<Record<string, string>> {

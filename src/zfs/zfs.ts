@@ -79,6 +79,13 @@ export class Zfs {
     return stdout.split('\n').filter(Boolean);
   }
 
+  /** Filesystems and snapshots under `root` in one call, parents first. */
+  async listWithSnapshots(root: string): Promise<{ filesystems: string[]; snapshots: string[] }> {
+    const { stdout } = await this.zfsQuery(['list', '-H', '-o', 'name', '-t', 'filesystem,snapshot', '-r', root]);
+    const names = stdout.split('\n').filter(Boolean);
+    return { filesystems: names.filter((n) => !n.includes('@')), snapshots: names.filter((n) => n.includes('@')) };
+  }
+
   async create(name: string, props: Record<string, string> = {}, opts: { parents?: boolean } = {}): Promise<void> {
     const args = ['zfs', 'create', ...(opts.parents ? ['-p'] : []), ...propArgs(props), name];
     await this.creating(name, () => this.change(args, ['zfs', 'destroy', name]));
