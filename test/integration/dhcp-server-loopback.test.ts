@@ -161,6 +161,40 @@ describe('DHCP server (loopback, relayed)', () => {
     expect(messageType(ok)).toBe(MessageType.ACK);
   });
 
+  it('echoes the relay agent information (option 82) whole and last in offers, ACKs and NAKs', async () => {
+    const s = await server();
+    // circuit id "ge0/1", remote id 02:be:00:00:82:82 (RFC 3046 sub-options 1 and 2)
+    const info = Buffer.concat([Buffer.from([1, 5]), Buffer.from('ge0/1'), Buffer.from([2, 6, 0x02, 0xbe, 0, 0, 0x82, 0x82])]);
+    const mac = '02:00:00:00:00:82';
+    const offer = await ask(s, req(MessageType.DISCOVER, mac, [[Opt.RELAY_AGENT_INFO, info]]));
+    expect(messageType(offer)).toBe(MessageType.OFFER);
+    expect([...offer.options.keys()].at(-1)).toBe(Opt.RELAY_AGENT_INFO);
+    expect(offer.options.get(Opt.RELAY_AGENT_INFO)).toEqual(info);
+    const ack = await ask(s, req(MessageType.REQUEST, mac, [[Opt.RELAY_AGENT_INFO, info], [Opt.SERVER_ID, ip('127.0.0.1')], [Opt.REQUESTED_IP, ip(offer.yiaddr)]]));
+    expect(messageType(ack)).toBe(MessageType.ACK);
+    expect([...ack.options.keys()].at(-1)).toBe(Opt.RELAY_AGENT_INFO);
+    expect(ack.options.get(Opt.RELAY_AGENT_INFO)).toEqual(info);
+    const nak = await ask(s, req(MessageType.REQUEST, '02:00:00:00:00:83', [[Opt.RELAY_AGENT_INFO, info], [Opt.REQUESTED_IP, ip('127.0.50.1')]]));
+    expect(messageType(nak)).toBe(MessageType.NAK);
+    expect(nak.options.get(Opt.RELAY_AGENT_INFO)).toEqual(info);
+    // a request without the option gets none
+    const plain = await ask(s, req(MessageType.DISCOVER, '02:00:00:00:00:84'));
+    expect(plain.options.has(Opt.RELAY_AGENT_INFO)).toBe(false);
+  });
+
+  it('serving a subnet that does not hold it (relays only), ignores broadcasts from its own link', async () => {
+    const direct = (mac: string) => req(MessageType.DISCOVER, mac, [], { giaddr: '0.0.0.0', hops: 0 });
+    const local = await server();
+    send(local, direct('02:00:00:00:00:85'));
+    const relayedOnly = await server({ subnet: '127.0.9.0/24', router: '127.0.9.1', leaseFile: join(dir, 'leases2') });
+    send(relayedOnly, direct('02:00:00:00:00:86'));
+    // the server on its own subnet offers (to a broadcast this test does not hear)
+    await expect.poll(() => local.stats.offers, { timeout: 5000 }).toBe(1);
+    // the other one counts the request as ignored, offers nothing and holds no address for it
+    await expect.poll(() => relayedOnly.stats.ignored, { timeout: 5000 }).toBe(1);
+    expect(relayedOnly.stats.offers).toBe(0);
+  });
+
   it('renews a lease (RENEWING: ciaddr set) and extends it', async () => {
     const s = await server();
     const ack = await lease(s, '02:00:00:00:00:08');

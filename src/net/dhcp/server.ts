@@ -336,6 +336,9 @@ export class DhcpServer {
     const giaddr = ipToInt(req.giaddr);
     if (this.opts.proxy) return this.handleProxy(req, type, rinfo, kind, socket);
     if (giaddr !== 0 && !(this.net && inNet(this.net, giaddr))) return void this.stats.ignored++;
+    // A subnet that does not hold the server is reached through relays only: a broadcast from a
+    // client beside the server (no giaddr, no address of its own) is not for it.
+    if (giaddr === 0 && ipToInt(req.ciaddr) === 0 && this.net && !inNet(this.net, ipToInt(this.serverIp))) return void this.stats.ignored++;
     const mac = macString(req.chaddr);
     switch (type) {
       case MessageType.DISCOVER:
@@ -512,6 +515,7 @@ export class DhcpServer {
     packet.options.set(Opt.MESSAGE_TYPE, Buffer.from([MessageType.NAK]));
     packet.options.set(Opt.SERVER_ID, ipBytes(this.serverIp));
     packet.options.set(Opt.MESSAGE, stringBytes('address not available'));
+    echoRelayInfo(req, packet);
     const giaddr = req.giaddr !== '0.0.0.0';
     if (giaddr) packet.flags |= FLAG_BROADCAST;
     this.send({
@@ -672,6 +676,7 @@ export class DhcpServer {
       // ARP entry only raw sockets can create, so broadcast (RFC 2131 §4.1 allows it).
       to = this.broadcastTo;
     }
+    echoRelayInfo(req, p);
     const max = optU16(req.options, Opt.MAX_SIZE);
     const maxSize = Math.min(1500, Math.max(548, (max ?? 576) - 28));
     return { packet: p, maxSize, to, port, socket };
@@ -711,4 +716,15 @@ function sanitizeHostname(h: string | undefined): string | undefined {
   if (!h) return undefined;
   const clean = h.replace(/[^A-Za-z0-9.-]/g, '').slice(0, 63);
   return clean || undefined;
+}
+
+/**
+ * RFC 3046 §2.2: a relay agent's information option (82) is echoed, whole and last, in every
+ * reply to a relayed request, so the agent can forward the reply by it and strip it.
+ */
+function echoRelayInfo(req: DhcpPacket, reply: DhcpPacket): void {
+  const info = req.options.get(Opt.RELAY_AGENT_INFO);
+  if (!info || req.giaddr === '0.0.0.0') return;
+  reply.options.delete(Opt.RELAY_AGENT_INFO);
+  reply.options.set(Opt.RELAY_AGENT_INFO, info);
 }
