@@ -85,9 +85,9 @@ async function ipIn(ns: string, args: string[]): Promise<void> {
   await execa('ip', ['-n', ns, ...args]);
 }
 
-/** dhcrelay in the foreground, relaying from lan0 (downstream) to the server through up0 (upstream). */
+/** dhcrelay in the foreground, relaying from lan0 (downstream) to the server through up0 (upstream), adding its agent information (option 82, -a), which it strips from the replies. */
 async function startRelay(): Promise<Watched> {
-  const relay = watch(router, ['dhcrelay', '-4', '-d', '--no-pid', '-id', 'lan0', '-iu', 'up0', serverIp]);
+  const relay = watch(router, ['dhcrelay', '-4', '-d', '--no-pid', '-a', '-id', 'lan0', '-iu', 'up0', serverIp]);
   // the last line of its start-up, once every interface is open
   await relay.waitFor(/^Sending on +Socket\/fallback/);
   return relay;
