@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { linkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lan } from '../helpers/netns.js';
 import { exchange, startServer, type Helpers, relayLab, type RelayLab } from '../helpers/dhcp.js';
@@ -22,10 +23,13 @@ beforeAll(async () => {
 afterAll(async () => lab?.destroy());
 
 describe('DHCP lease durability', () => {
-  it('keeps every ACKed lease after kill -9 mid-storm', async () => {
+  it('keeps every ACKed lease after kill -9 mid-storm, while the journal is being compacted', async () => {
     const leaseFile = join(dir, 'leases');
-    const opts = { serverIp: lan.serverIps[0], subnet: lan.subnet, range: `${lan.prefix}.10-${lan.prefix}.249`, leaseTime: 3600, leaseFile };
+    // compacting every 10 records, the kill lands among compactions (temp file, fsync, rename)
+    const opts = { serverIp: lan.serverIps[0], subnet: lan.subnet, range: `${lan.prefix}.10-${lan.prefix}.249`, leaseTime: 3600, leaseFile, leaseCompactAfter: 10 };
     const srv = await startServer(h, lan.servers[0], opts);
+    // a second name for the file the server opened keeps its inode from being reused
+    linkSync(leaseFile, `${leaseFile}.at-start`);
     const relay = `${lan.prefix}.254`;
     const storm = execa('ip', ['netns', 'exec', lan.client, process.execPath, h.storm, relay, lan.serverIps[0], '2000', '32'], { reject: false, buffer: false });
     const acked = new Map<string, string>();
@@ -56,6 +60,8 @@ describe('DHCP lease durability', () => {
       if (m) acked.set(m[1], m[2]);
     }
     expect(acked.size).toBeGreaterThanOrEqual(120);
+    // the file was compacted while the storm ran: it is a new file, not the one opened at start
+    expect(statSync(leaseFile).ino).not.toBe(statSync(`${leaseFile}.at-start`).ino);
 
     const { table } = readLeaseFile(leaseFile);
     const missing = [...acked].filter(([mac, ip]) => table.forMac(mac)?.ip !== ip);

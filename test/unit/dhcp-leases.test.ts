@@ -53,6 +53,23 @@ describe('lease journal', () => {
     await store.close();
   });
 
+  it('compacts while running once enough records were appended, keeping every lease', async () => {
+    const file = join(dir, 'leases');
+    const store = LeaseStore.open(file, () => {}, 20);
+    const mac = (i: number) => `02:00:00:00:01:${(i % 5).toString(16).padStart(2, '0')}`;
+    // 5 clients renewing over and over: 100 records, 5 leases
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 5; i++) store.commit({ op: 'bind', mac: mac(i), ip: `10.0.1.${i + 10}`, exp: 1000 + round });
+      await store.drain();
+    }
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    // without compaction the file would hold 100 lines
+    expect(lines.length).toBeLessThanOrEqual(25);
+    await store.close();
+    const { table } = readLeaseFile(file);
+    expect(table.leases().map((l) => [l.ip, l.expires]).sort()).toEqual([0, 1, 2, 3, 4].map((i) => [`10.0.1.${i + 10}`, 1019]));
+  });
+
   it('quarantines a declined address and a later bind lifts it', () => {
     const store = LeaseStore.open(undefined);
     store.commit({ op: 'bind', mac: '02:00:00:00:00:01', ip: '10.0.0.5', exp: 100 });

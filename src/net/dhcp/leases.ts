@@ -142,6 +142,8 @@ export class LeaseStore {
   private flushing = false;
   private scheduled = false;
   private linesSinceCompact = 0;
+  /** Compact after this many appended records (default: 1000, or 4× the live leases if more). */
+  private compactAfter: number | undefined;
   private compactFailed = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
@@ -157,11 +159,12 @@ export class LeaseStore {
   }
 
   /** Open (creating if needed) and replay the journal, then compact it. Call before dropping privileges. */
-  static open(path: string | undefined, onError: (msg: string) => void = () => {}): LeaseStore {
+  static open(path: string | undefined, onError: (msg: string) => void = () => {}, compactAfter?: number): LeaseStore {
     if (!path) return new LeaseStore(undefined, new LeaseTable(), onError);
     const { table, skipped } = readLeaseFile(path);
     if (skipped) onError(`lease file ${path}: skipped ${skipped} unreadable line(s)`);
     const store = new LeaseStore(path, table, onError);
+    store.compactAfter = compactAfter;
     store.compactNow();
     if (store.fd === null) {
       // Could not compact: append after the old contents, ending a torn last line first.
@@ -214,7 +217,7 @@ export class LeaseStore {
       this.linesSinceCompact += lines;
       if (err) this.onError(`lease journal ${this.path}: ${err.message}`);
       for (const cb of callbacks) cb(err);
-      if (!err && this.linesSinceCompact > Math.max(1000, 4 * this.table.size)) this.compactNow();
+      if (!err && this.linesSinceCompact > (this.compactAfter ?? Math.max(1000, 4 * this.table.size))) this.compactNow();
       this.flushing = false;
       if (this.pending.length) this.flush();
       else this.notifyIdle();

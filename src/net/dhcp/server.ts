@@ -64,6 +64,8 @@ export interface DhcpServerOptions {
   authoritative?: boolean;
   /** Lease journal path; without it leases live in memory only. */
   leaseFile?: string;
+  /** Compact the journal after this many records (default: 1000, or 4× the leases if more). */
+  leaseCompactAfter?: number;
   /** One line per lease event (and per problem). */
   logger?: (line: string) => void;
   /** Milliseconds since the epoch; injected by tests. */
@@ -194,6 +196,8 @@ export class DhcpServer {
     this.offerMs = (opts.offerTime ?? 60) * 1000;
     this.declineMs = (opts.declineTime ?? 600) * 1000;
     if (!(this.leaseMs > 0)) throw new BeError(`leaseTime: must be positive, not ${opts.leaseTime}`);
+    const every = opts.leaseCompactAfter;
+    if (every !== undefined && !(Number.isInteger(every) && every > 0)) throw new BeError(`leaseCompactAfter: must be a positive integer, not ${every}`);
     this.broadcastTo = opts.broadcastAddress ?? (this.net && this.net.prefix < 31 ? intToIp(broadcastOf(this.net)) : '255.255.255.255');
     needIp('broadcastAddress', this.broadcastTo);
     for (const k of ['router', 'dns'] as const) for (const ip of toList(opts[k])) needIp(k, ip);
@@ -244,7 +248,7 @@ export class DhcpServer {
    * port 67; privileges can be dropped once it resolves (see `ownedPaths`).
    */
   async start(): Promise<void> {
-    this.store = LeaseStore.open(this.opts.leaseFile, (m) => this.log(m));
+    this.store = LeaseStore.open(this.opts.leaseFile, (m) => this.log(m), this.opts.leaseCompactAfter);
     try {
       this.socket = await this.bind(this.opts.port ?? 67, 'dhcp');
       if (this.opts.proxy) this.proxySocket = await this.bind(this.opts.proxyPort ?? 4011, 'pxe');
