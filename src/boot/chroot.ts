@@ -3,7 +3,7 @@
  * platform needs (Linux: proc and devtmpfs; FreeBSD: devfs), run a command inside, and unmount
  * everything afterwards, also when the command fails or `be` is interrupted.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BeContext } from '../be/context.js';
@@ -48,6 +48,16 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 
+/** Whether this process has a controlling terminal (from which a Ctrl-C would come). */
+function hasTerminal(): boolean {
+  try {
+    closeSync(openSync('/dev/tty', 'r'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Run ARGV inside the BE (a full dataset name). The BE is mounted for the run unless it is
  * mounted already (then it stays mounted); proc/dev are mounted and always unmounted again.
@@ -63,8 +73,9 @@ export async function runInChroot(
   let forward: ((sig: NodeJS.Signals) => void) | undefined;
   const handler = (sig: NodeJS.Signals) => {
     pending = pending ?? sig;
-    if (forward && sig !== 'SIGINT') forward(sig); // the terminal already sent SIGINT to the command
-    else if (forward && !opts.inherit) forward(sig);
+    // On a terminal a Ctrl-C reaches the command as well as be; without one, a SIGINT be gets
+    // (kill -INT from a script or a supervisor) is for both, so it is passed on.
+    if (forward && (sig !== 'SIGINT' || !opts.inherit || !hasTerminal())) forward(sig);
   };
   if (opts.handleSignals) for (const s of SIGNALS) process.on(s, handler);
   const already = (await mountedDatasets(ctx, be)).get(be);

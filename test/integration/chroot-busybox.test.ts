@@ -78,6 +78,17 @@ describe('be chroot on a zfs-fuse BE with a busybox userland', () => {
     expect(await leftovers(pool)).toEqual([]);
   }, 60_000);
 
+  it('passes a SIGINT sent to be alone on to the command when there is no terminal, and cleans up', async () => {
+    // detached: a session of its own, so no controlling terminal even when the tests run on one
+    const child = execa(BE_BIN, ['chroot', dataset, '--', '/bin/sh', '-c', "trap 'echo interrupted; exit 3' INT; echo ready; while :; do sleep 1; done"], { reject: false, detached: true });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+    process.kill(child.pid!, 'SIGINT');
+    const r = await child;
+    expect(r.stdout).toBe('ready\ninterrupted');
+    expect(r.exitCode).toBe(3);
+    expect(await leftovers(pool)).toEqual([]);
+  }, 60_000);
+
   it('runInChroot (the library call) collects output and stops a command at its timeout', async () => {
     const ctx = makeContext({});
     const chunks: string[] = [];
