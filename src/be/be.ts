@@ -3,7 +3,7 @@ import { requirePool, resolveBe, requireBe } from './context.js';
 import type { Layout } from './layouts.js';
 import { BeError } from '../sys/errors.js';
 import { checkComponentName, checkSnapshotName, parentOf, poolOf } from '../zfs/names.js';
-import { mountTable, isZfsMount } from '../sys/platform.js';
+import { mountTable, rootDataset } from '../sys/platform.js';
 import { mountedDatasets, umountBe } from './access.js';
 import { withoutAltroot } from '../zfs/mount.js';
 
@@ -101,9 +101,7 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
 
 /** Which dataset is mounted at the host's / (the running BE), if any. */
 async function runningDataset(ctx: BeContext): Promise<string | undefined> {
-  const table = await mountTable(ctx.runner, ctx.flavour);
-  const root = table.filter((e) => e.target === '/' && isZfsMount(e)).pop();
-  return root?.source;
+  return rootDataset(await mountTable(ctx.runner, ctx.flavour));
 }
 
 export async function destroyBe(ctx: BeContext, name: string, opts: { force?: boolean; origin?: boolean } = {}): Promise<void> {
@@ -163,17 +161,26 @@ export async function rollbackBe(ctx: BeContext, spec: string, destroyLater = fa
 }
 
 /**
+ * zfsbootcfg(8) for a one-time boot of BE: `zfsbootcfg "zfs:pool/filesystem:"` (its EXAMPLES),
+ * read and then deleted by gptzfsboot/zfsboot at the next boot.
+ */
+export function zfsbootcfgArgv(be: string): string[] {
+  return ['zfsbootcfg', `zfs:${be}:`];
+}
+
+/**
  * Make the BE the pool's boot file system. A cloned BE is promoted first so its origin can be
  * destroyed later (bectl does the same). `temporary` sets it for the next boot only (zfsbootcfg).
  */
 export async function activateBe(ctx: BeContext, name: string, temporary = false): Promise<string> {
+  // Said before anything is looked up: no BE makes -t work here.
+  if (temporary && ctx.flavour !== 'freebsd') throw new BeError('activate -t needs zfsbootcfg(8), which only FreeBSD has');
   const be = await requireBe(ctx, name);
   const pool = poolOf(be);
   const props = await ctx.zfs.get([be], ['origin', 'canmount', 'mountpoint'], { recursive: true });
   if (props.get(be)?.canmount?.value === 'off') throw new BeError(`boot environment '${name}' has canmount=off and cannot boot`);
   if (temporary) {
-    if (ctx.flavour !== 'freebsd') throw new BeError('activate -t needs zfsbootcfg(8), which only FreeBSD has');
-    await ctx.runner.change(['zfsbootcfg', `zfs:${be}:`]);
+    await ctx.runner.change(zfsbootcfgArgv(be));
     return be;
   }
   await ctx.runner.transaction(async () => {

@@ -22,10 +22,24 @@ function unescapeMount(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/**
+ * The command that prints the mount table where there is no /proc/self/mounts: FreeBSD's
+ * `mount -p` (mount(8): "Print mount information in fstab(5) format"). Linux: none, the file is read.
+ */
+export function mountTableArgv(flavour: ZfsFlavour): string[] | undefined {
+  return flavour === 'freebsd' ? ['mount', '-p'] : undefined;
+}
+
 /** The host's mount table: /proc/self/mounts on Linux, `mount -p` (fstab format) on FreeBSD. */
 export async function mountTable(runner: Runner, flavour: ZfsFlavour): Promise<MountEntry[]> {
-  const text = flavour === 'freebsd' ? (await runner.query(['mount', '-p'])).stdout : readFileSync('/proc/self/mounts', 'utf8');
+  const argv = mountTableArgv(flavour);
+  const text = argv ? (await runner.query(argv)).stdout : readFileSync('/proc/self/mounts', 'utf8');
   return parseMountTable(text);
+}
+
+/** The dataset mounted at / (the running BE), if / is ZFS; of several mounts at /, the last one is seen. */
+export function rootDataset(table: MountEntry[]): string | undefined {
+  return table.filter((e) => e.target === '/' && isZfsMount(e)).pop()?.source;
 }
 
 /** fstab-format lines (FreeBSD's `mount -p`, Linux's /proc/self/mounts) into entries. */
