@@ -54,24 +54,49 @@ export function lineProgress(write: (line: string) => void): Progress {
   };
 }
 
+/** How wide a bar line's parts around the bar get at most: label, percentage, sizes, rate, ETA. */
+const LABEL = 24;
+const FULL = ' {label} |{bar}| {percentage}% {doneh}/{totalh} {rate}/s ETA {eta_formatted}';
+const FULL_AROUND = 1 + LABEL + 3 + 5 + 20 + 12 + 11;
+const SHORT = ' {label} |{bar}| {percentage}% {doneh}/{totalh}';
+const SHORT_AROUND = 1 + LABEL + 3 + 5 + 20;
+
+/**
+ * The bar line for a terminal COLUMNS wide: with rate and ETA where a bar of 20 still fits
+ * beside them, else without; the bar takes the rest (10 to 40), and the last column stays free.
+ */
+export function barLayout(columns: number): { format: string; barsize: number } {
+  const room = columns - 1;
+  if (room - FULL_AROUND >= 20) return { format: FULL, barsize: Math.min(40, room - FULL_AROUND) };
+  return { format: SHORT, barsize: Math.max(10, Math.min(40, room - SHORT_AROUND)) };
+}
+
 /** Bars on a terminal. cli-progress is loaded only when a terminal asks for it. */
 export async function barProgress(stream: NodeJS.WriteStream): Promise<Progress> {
   const { default: cliProgress } = await import('cli-progress');
+  const { format, barsize } = barLayout(stream.columns || 80);
   const multi = new cliProgress.MultiBar(
     {
       stream,
       clearOnComplete: false,
       hideCursor: true,
-      format: ' {label} |{bar}| {percentage}% {doneh}/{totalh} {rate}/s ETA {eta_formatted}',
+      format,
+      barsize,
       formatValue: (v, _o, type) => String(v),
     },
     cliProgress.Presets.shades_classic,
   );
+  // Bars are on the screen from the first task to stop(). Messages meanwhile are printed below
+  // them at stop(): cli-progress's own log() loses them when stop() comes before the next frame,
+  // and a frame that prints one skips redrawing the bars that did not change (they vanish).
+  let drawing = false;
+  const held: string[] = [];
   return {
     task(label, total) {
+      drawing = true;
       const started = Date.now();
       let size = total;
-      const bar = multi.create(Math.max(total, 1), 0, { label: label.padEnd(24).slice(0, 24), doneh: '0 B', totalh: humanBytes(total), rate: '0 B' });
+      const bar = multi.create(Math.max(total, 1), 0, { label: label.padEnd(LABEL).slice(0, LABEL), doneh: '0 B', totalh: humanBytes(total), rate: '0 B' });
       return {
         update(done) {
           const secs = Math.max((Date.now() - started) / 1000, 0.001);
@@ -89,10 +114,14 @@ export async function barProgress(stream: NodeJS.WriteStream): Promise<Progress>
       };
     },
     info(line) {
-      multi.log(`${line}\n`);
+      if (drawing) held.push(line);
+      else stream.write(`${line}\n`);
     },
     stop() {
+      if (!drawing) return;
+      drawing = false;
       multi.stop();
+      for (const line of held.splice(0)) stream.write(`${line}\n`);
     },
   };
 }
