@@ -70,6 +70,8 @@ describe('be create from a layout', () => {
       [[...R(), 'create', 'head'], /^be: boot environment 'head' already exists\n$/],
       [['create', 'nopool1234/ROOT/x'], /^be: pool 'nopool1234' does not exist\n$/],
       [[...R(), 'destroy', 'ghost'], /^be: boot environment 'ghost' does not exist\n$/],
+      [[...R(), 'create', '-e', 'ghost', 'x'], /^be: boot environment 'ghost' does not exist\n$/],
+      [['create', '-e', `${tp.pool}/ROOT/head`, 'nopool1234/ROOT/x'], /^be: cannot clone '.*\/ROOT\/head' to 'nopool1234\/ROOT\/x': not in the same pool\n$/],
       [[...R(), 'create', '--layout-file', '/nonexistent/l.json', 'x'], /^be: cannot read layout file '\/nonexistent\/l.json': ENOENT\n$/],
     ];
     for (const [args, message] of cases) {
