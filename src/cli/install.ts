@@ -67,10 +67,11 @@ export function registerInstallCommands(program: Command): void {
     .option('--hostname <name>', 'hostname of the installed system')
     .option('--rc <key=value>', 'rc.conf entry (repeatable)', collect, [])
     .option('--package <name>', 'package to install (repeatable)', collect, [])
+    .option('--templates <dir>', 'a directory whose installerconfig.hbs overrides the packaged one')
     .action(async (opts, cmd: Command) => {
       const ic = await import('../install/installerconfig.js');
       const config = await ic.loadInstallerConfig(opts.config, ic.flagsToConfig(opts));
-      const text = ic.renderInstallerConfig(config);
+      const text = ic.renderInstallerConfig(config, { templateDir: opts.templates });
       if (opts.output) {
         // -n: the write is printed as a step of the script (the text in a here-document)
         const ctx = await context(cmd);

@@ -1,5 +1,5 @@
 import Handlebars from 'handlebars';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BeError } from '../sys/errors.js';
 import { templatesDir } from '../sys/paths.js';
@@ -49,10 +49,22 @@ function makeEnvironment(): typeof Handlebars {
 const environment = makeEnvironment();
 const compiled = new Map<string, HandlebarsTemplateDelegate>();
 
+/** A user's template directory (--templates DIR) must exist and be a directory. */
+export function checkTemplateDir(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw new BeError(`template directory '${dir}' does not exist`);
+  }
+  if (!isDir) throw new BeError(`template directory '${dir}' is not a directory`);
+}
+
 /** Where `<name>.hbs` is found: the user's template directory, else the packaged one. */
 export function templatePath(name: string, opts: RenderOptions = {}): string {
   if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(name) || name.includes('..')) throw new BeError(`bad template name '${name}'`);
   if (opts.templateDir) {
+    checkTemplateDir(opts.templateDir);
     const own = join(opts.templateDir, `${name}.hbs`);
     if (existsSync(own)) return own;
   }
@@ -79,8 +91,18 @@ export function render(name: string, data: unknown, opts: RenderOptions = {}): s
     return template(data);
   } catch (error) {
     if (error instanceof BeError) throw error;
-    throw new BeError(`template ${path}: ${(error as Error).message.split('\n')[0]}`);
+    throw new BeError(`template ${path}: ${oneLine((error as Error).message)}`);
   }
+}
+
+/**
+ * Handlebars' message as one line. Its parse errors span four lines (where, the source line, a
+ * caret, what it expected): the first and the last say it all.
+ */
+function oneLine(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (lines.length > 1 && /^Parse error/.test(lines[0])) return `${lines[0].replace(/:$/, '')}: ${lines[lines.length - 1]}`;
+  return lines[0] ?? message;
 }
 
 /** Render template text directly (for tests and one-off templates). */

@@ -154,3 +154,79 @@ describe('be installerconfig -o FILE', () => {
     }
   });
 });
+
+describe('be installerconfig --templates DIR', () => {
+  async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'be-ic-templates-'));
+    try {
+      await body(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("renders DIR/installerconfig.hbs instead of the packaged one, with the same data and helpers", async () => {
+    const { be } = await import('../helpers/cli.js');
+    await withDir(async (dir) => {
+      writeFileSync(
+        join(dir, 'installerconfig.hbs'),
+        '# site script\nexport ZFSBOOT_DISKS={{sh disks}}\nDISTRIBUTIONS={{dq distributions}}\n#!/bin/sh\necho {{sh cfg.hostname}} > /etc/site\n',
+      );
+      const r = await be(['installerconfig', '--disk', 'ada0', '--disk', 'ada1', '--vdev', 'mirror', '--hostname', 'lab1', '--templates', dir]);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe('# site script\nexport ZFSBOOT_DISKS=\'ada0 ada1\'\nDISTRIBUTIONS="kernel.txz base.txz"\n#!/bin/sh\necho lab1 > /etc/site\n');
+      await shCheck(r.stdout);
+    });
+  });
+
+  it('a DIR without installerconfig.hbs falls back to the packaged template', async () => {
+    const { be } = await import('../helpers/cli.js');
+    await withDir(async (dir) => {
+      writeFileSync(join(dir, 'rc.conf.hbs'), 'not used here\n');
+      const own = await be(['installerconfig', '--disk', 'ada0', '--templates', dir]);
+      const packaged = await be(['installerconfig', '--disk', 'ada0']);
+      expect(own.exitCode).toBe(0);
+      expect(own.stdout).toBe(packaged.stdout);
+      expect(own.stdout).toContain('export ZFSBOOT_DISKS=ada0\n');
+    });
+  });
+
+  it('a missing DIR, a file as DIR, or a template with a syntax error: one line naming it, and -o writes nothing', async () => {
+    const { be } = await import('../helpers/cli.js');
+    await withDir(async (dir) => {
+      const out = join(dir, 'installerconfig');
+      writeFileSync(out, 'the script from before\n');
+      const run = (templates: string) => be(['installerconfig', '--disk', 'ada0', '--templates', templates, '-o', out]);
+
+      const missing = await run(join(dir, 'nowhere'));
+      expect(missing.exitCode).toBe(1);
+      expect(missing.stderr).toBe(`be: template directory '${join(dir, 'nowhere')}' does not exist\n`);
+
+      const own = join(dir, 'own');
+      (await import('node:fs')).mkdirSync(own);
+      const template = join(own, 'installerconfig.hbs');
+      writeFileSync(template, '# site script\nexport ZFSBOOT_DISKS={{sh disks}\n#!/bin/sh\n');
+      const notDir = await run(template);
+      expect(notDir.exitCode).toBe(1);
+      expect(notDir.stderr).toBe(`be: template directory '${template}' is not a directory\n`);
+
+      const broken = await run(own);
+      expect(broken.exitCode).toBe(1);
+      expect(broken.stderr).toMatch(new RegExp(`^be: template ${template.replace(/[.]/g, '\\.')}: Parse error on line 2: Expecting .*, got '[A-Z_]+'\\n$`));
+
+      writeFileSync(template, '{{#if zfs}}\nexport ZFSBOOT_DISKS={{sh disks}}\n{{/each}}\n');
+      const unbalanced = await run(own);
+      expect(unbalanced.stderr).toBe(`be: template ${template}: if doesn't match each - 1:3\n`);
+
+      writeFileSync(template, 'export ZFSBOOT_DISKS={{shell disks}}\n');
+      const helper = await run(own);
+      expect(helper.stderr).toBe(`be: template ${template}: Missing helper: "shell"\n`);
+
+      for (const r of [missing, notDir, broken, unbalanced, helper]) expect(r.stdout).toBe('');
+      expect(readFileSync(out, 'utf8')).toBe('the script from before\n');
+    });
+  });
+});
