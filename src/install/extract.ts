@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Runner } from '../sys/run.js';
 import type { ZfsFlavour } from '../sys/platform.js';
-import { CommandError } from '../sys/errors.js';
+import { BeError, CommandError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
 
 /**
@@ -23,17 +23,42 @@ export function tarExtractArgv(flavour: ZfsFlavour, archive: string, dir: string
   return ['tar', '-x', '-p', '--numeric-owner', '--warning=no-unknown-keyword', '-f', archive, '-C', dir];
 }
 
-/** Errors from bsdtar that mean "this filesystem has no file flags". */
-function flagsUnsupported(error: unknown): boolean {
-  return error instanceof CommandError && /fflags|file flags|chflags|Operation not supported/i.test(error.stderr);
+/**
+ * Whether a failed extraction is worth one more try with --no-fflags: only FreeBSD's bsdtar
+ * sets file flags, and only libarchive's own complaints about them ("Failed to set file flags",
+ * "Can't set file flags on symlink.") say the target filesystem cannot hold them (NFS, tmpfs).
+ * Anything else (a damaged archive, a full disk, a path that merely contains "chflags") fails
+ * the same way again and is reported as it is.
+ */
+export function retryWithoutFflags(flavour: ZfsFlavour, error: unknown): boolean {
+  return flavour === 'freebsd' && error instanceof CommandError && /(Failed to set|Can't set) file flags/.test(error.stderr);
 }
 
-export async function extractArchive(runner: Runner, flavour: ZfsFlavour, archive: string, dir: string): Promise<void> {
+/** Lines of tar's stderr that only say an earlier line was the error. */
+const WRAP_UP = /Error is not recoverable|Error exit delayed|Child returned status|Exiting with failure status/;
+
+/** The line of a failed tar's stderr that says what went wrong: the first one that is not a wrap-up. */
+export function tarFailure(error: unknown): string {
+  if (!(error instanceof CommandError)) return (error as Error).message;
+  const lines = error.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => !WRAP_UP.test(l)) ?? error.message;
+}
+
+/**
+ * Extract ARCHIVE into DIR (retrying without file flags where bsdtar cannot set them). With
+ * WHAT (e.g. "set 'base' (base.txz)") a failure is one line naming it and tar's reason.
+ */
+export async function extractArchive(runner: Runner, flavour: ZfsFlavour, archive: string, dir: string, what?: string): Promise<void> {
   try {
-    await runner.change(tarExtractArgv(flavour, archive, dir));
+    try {
+      await runner.change(tarExtractArgv(flavour, archive, dir));
+    } catch (error) {
+      if (!retryWithoutFflags(flavour, error)) throw error;
+      await runner.change(tarExtractArgv(flavour, archive, dir, { noFflags: true }));
+    }
   } catch (error) {
-    if (flavour !== 'freebsd' || !flagsUnsupported(error)) throw error;
-    await runner.change(tarExtractArgv(flavour, archive, dir, { noFflags: true }));
+    if (what === undefined) throw error;
+    throw new BeError(`cannot extract ${what}: ${tarFailure(error)}`, { command: (error as BeError).command, cause: error });
   }
 }
 

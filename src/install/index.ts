@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
@@ -20,6 +20,7 @@ import { DistCache, NotFound, isRemote, obtain, readText, type Fetched, type Set
 import { assemblePieces, extractArchive } from './extract.js';
 import { makeProgress, type Progress } from './progress.js';
 import { guestFiles, parseRcPairs, checkHostname, defaultHostname } from './guest.js';
+import { checkTemplateDir } from '../render/index.js';
 
 export { knownReleases, compareVersions, expandReleases, eraOf, candidates, ARCHES } from './releases.js';
 export type { Branch, Era } from './releases.js';
@@ -201,6 +202,14 @@ function orderSets(sets: string[]): string[] {
 }
 
 /**
+ * Remove the directory mountBe made for the BE, once the BE is unmounted from it. rmdir leaves
+ * a directory that is not empty, and a directory left over fails nothing.
+ */
+async function removeMountDir(ctx: BeContext, dir: string): Promise<void> {
+  await ctx.runner.act(`rmdir ${shQuote(dir)}`, () => rmdir(dir).catch(() => {}));
+}
+
+/**
  * Install a FreeBSD release into the boot environment BE (a full dataset name): locate the
  * release, fetch and verify every set (nothing is extracted unless all match), mount the BE
  * (unless it is mounted already), extract, write the guest configuration, unmount.
@@ -218,7 +227,7 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
   const hostname = opts.hostname ?? defaultHostname(be);
   checkHostname(hostname);
   const rc = parseRcPairs(opts.rc ?? []);
-  if (opts.templates && !existsSync(opts.templates)) throw new BeError(`template directory '${opts.templates}' does not exist`);
+  if (opts.templates) checkTemplateDir(opts.templates);
   const cache = new DistCache(resolvePath(opts.cache ?? DEFAULT_CACHE));
   const offline = !!opts.offline;
   const progress = opts.progress ?? (await makeProgress({ quiet: opts.quiet }));
@@ -229,6 +238,10 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
     const query = { source, os, arch, branch, release: opts.release };
     const index = await locateRelease(ctx, query, sets, cache, offline, progress);
     const planned = planSets(index, sets, arch);
+    // The guest files are rendered before anything is fetched or mounted: a template that does
+    // not render stops the install with the BE untouched.
+    const configure = opts.configure ?? sets.includes('base');
+    const guest = configure ? guestFiles({ dataset: be, hostname, rc, release: `${index.name} ${arch}`, templates: opts.templates }) : [];
 
     // Fetch and verify every piece of every set before extracting a byte (two at a time).
     const fetched = new Map<string, Fetched[]>();
@@ -273,21 +286,21 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
         const target = p.target === '/' ? root : join(root, p.target);
         const task = progress.task(`extract ${p.set}`, runner.dryRun ? 0 : files.reduce((sum, f) => sum + (existsSync(f.path) ? statSync(f.path).size : 0), 0));
         if (p.target !== '/') await runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true, mode: 0o755 }));
+        const what = `set '${p.set}' (${files.length === 1 ? files[0].label : `${files[0].label} … ${files[files.length - 1].label}`})`;
         if (index.era === 'txz') {
-          await extractArchive(runner, ctx.flavour, files[0].path, target);
+          await extractArchive(runner, ctx.flavour, files[0].path, target, what);
         } else {
           const whole = await assemblePieces(runner, files.map((f) => f.path), p.set);
           try {
-            await extractArchive(runner, ctx.flavour, whole.path, target);
+            await extractArchive(runner, ctx.flavour, whole.path, target, what);
           } finally {
             await whole.release();
           }
         }
         task.finish('done');
       }
-      const configure = opts.configure ?? sets.includes('base');
       if (configure) {
-        for (const file of guestFiles({ dataset: be, hostname, rc, release: `${index.name} ${arch}`, templates: opts.templates })) {
+        for (const file of guest) {
           const path = join(root, file.path);
           await runner.act(`mkdir -p ${shQuote(join(path, '..'))}`, () => mkdir(join(path, '..'), { recursive: true, mode: 0o755 }));
           await runner.writeFile(path, file.content, { mode: file.mode });
@@ -297,10 +310,17 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
       }
     } catch (error) {
       // Unmount what we mounted, but report the failure that got us here.
-      if (already === undefined) await umountBe(ctx, be).catch((e: Error) => progress.info(`be: unmount after failure: ${e.message}`));
+      if (already === undefined) {
+        await umountBe(ctx, be)
+          .then(() => removeMountDir(ctx, root))
+          .catch((e: Error) => progress.info(`be: unmount after failure: ${e.message}`));
+      }
       throw error;
     }
-    if (already === undefined) await umountBe(ctx, be);
+    if (already === undefined) {
+      await umountBe(ctx, be);
+      await removeMountDir(ctx, root);
+    }
     return { from: index.dir, name: index.name, era: index.era, sets, downloaded, configured };
   } finally {
     progress.stop();

@@ -318,3 +318,93 @@ describe('be install', () => {
     await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
   });
 });
+
+describe('be install --templates DIR, and an extraction that fails half-way', () => {
+  let broken: string;
+  let templates: string;
+
+  /** The be_mount.* directories `be` makes for a BE it mounts itself (under the altroot with zfs-fuse). */
+  function mountDirs(): string[] {
+    return [tp.altroot, tmpdir()].flatMap((d) => (existsSync(d) ? readdirSync(d).filter((n) => n.startsWith('be_mount.')).map((n) => join(d, n)) : []));
+  }
+
+  beforeAll(async () => {
+    templates = join(work, 'templates');
+    await execa('mkdir', ['-p', join(templates, 'site'), join(templates, 'bad')]);
+    // 13.0: a kernel.txz cut in half whose MANIFEST has the cut file's checksum, so it passes
+    // verification and only tar finds out, after base was extracted.
+    broken = join(work, 'pub-broken');
+    const [rel] = await buildMirror(broken, [{ version: '13.0', arch: 'amd64', sets: { base: base('13.0'), kernel: kernel('13.0') } }]);
+    const txz = join(rel.dir, 'kernel.txz');
+    const bytes = await readFile(txz);
+    const cut = bytes.subarray(0, bytes.length >> 1);
+    await writeFile(txz, cut);
+    const sum = (await import('node:crypto')).createHash('sha256').update(cut).digest('hex');
+    const manifest = join(rel.dir, 'MANIFEST');
+    await writeFile(manifest, readFileSync(manifest, 'utf8').replace(/^(kernel\.txz\t)[0-9a-f]{64}/m, `$1${sum}`));
+  });
+
+  it('takes rc.conf.hbs from DIR and the other guest files from the package', async () => {
+    const dir = join(templates, 'site');
+    await writeFile(join(dir, 'rc.conf.hbs'), '# {{release}}, site rc.conf\nhostname={{dq hostname}}\n{{#each rc}}\n{{assign key value}}\n{{/each}}\n');
+    const target = await freshBe();
+    await beOk(['install', '-q', '-p', pub, '-a', 'amd64', '-r', '11.1', '--hostname', 'lab7', '--rc', 'sshd_enable=YES', '--templates', dir, target]);
+    await inBe(target, (root) => {
+      expect(readFileSync(join(root, 'etc/rc.conf'), 'utf8')).toBe('# 11.1-RELEASE amd64, site rc.conf\nhostname="lab7"\nifconfig_DEFAULT="DHCP"\nsshd_enable="YES"\n');
+      expect(readFileSync(join(root, 'boot/loader.conf'), 'utf8')).toContain(`vfs.root.mountfrom="zfs:${target}"`);
+      expect(readFileSync(join(root, 'etc/fstab'), 'utf8')).toMatch(/^# \/etc\/fstab written by be\.\n/);
+    });
+  });
+
+  it('a template that does not render, or a DIR that is not there: one line naming it, nothing fetched, the BE untouched', async () => {
+    const dir = join(templates, 'bad');
+    await writeFile(join(dir, 'fstab.hbs'), '# fstab\n{{#if zfs}}\n{{dataset}} / zfs rw 0 0\n');
+    const target = await freshBe();
+    const cache = join(work, 'cache-templates');
+    const before = server.requests.length;
+    const dirsBefore = mountDirs();
+    const r = await be(['install', '-q', '-p', server.url, '-a', 'amd64', '-r', '14.1', '--cache', cache, '--templates', dir, target]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^be: template ${join(dir, 'fstab.hbs').replace(/[.]/g, '\\.')}: Parse error on line 4: Expecting .*, got 'EOF'\\n$`));
+    // the release was looked up, but no set was fetched, nothing mounted, nothing written
+    expect(server.requests.slice(before).filter((q) => q.path.endsWith('.txz'))).toEqual([]);
+    expect(mountsOf(target)).toEqual([]);
+    expect(mountDirs()).toEqual(dirsBefore);
+    await inBe(target, (root) => expect(readdirSync(root)).toEqual([]));
+
+    const missing = await be(['install', '-q', '-p', pub, '-a', 'amd64', '-r', '11.1', '--templates', join(work, 'no-templates'), target]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toBe(`be: template directory '${join(work, 'no-templates')}' does not exist\n`);
+    await inBe(target, (root) => expect(readdirSync(root)).toEqual([]));
+  });
+
+  it('a set tar rejects half-way: one line naming the set, the BE unmounted, its mountpoint back, no mount directory left', async () => {
+    const target = await freshBe();
+    const dirsBefore = mountDirs();
+    const r = await be(['install', '-p', broken, '-a', 'amd64', '-r', '13.0', target]);
+    expect(r.exitCode).toBe(1);
+    const lines = r.stderr.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines[lines.length - 1]).toMatch(/^be: cannot extract set 'kernel' \(kernel\.txz\): (xz: \(stdin\): Unexpected end of input|tar: Unexpected EOF in archive)$/);
+    expect(lines.filter((l) => l.startsWith('be:'))).toHaveLength(1);
+    expect(r.stdout).toBe('');
+    expect(mountsOf(target)).toEqual([]);
+    expect(mountDirs()).toEqual(dirsBefore);
+    // zfs-fuse mounts by re-pointing the mountpoint: it is the BE's own again
+    const props = (await execa('zfs', ['get', '-H', '-o', 'property,value,source', 'mountpoint,be:mountpoint', target])).stdout.split('\n');
+    expect(props[1]).toBe('be:mountpoint\t-\t-');
+    // base went in before kernel failed; the guest files were not written
+    await inBe(target, (root) => {
+      expect(readFileSync(join(root, 'etc/release'), 'utf8')).toBe('13.0\n');
+      expect(existsSync(join(root, 'etc/rc.conf'))).toBe(false);
+    });
+  });
+
+  it('an install into a BE it mounts itself leaves no mount directory behind', async () => {
+    const target = await freshBe();
+    const dirsBefore = mountDirs();
+    await beOk(['install', '-q', '-p', pub, '-a', 'amd64', '-r', '11.1', target]);
+    expect(mountsOf(target)).toEqual([]);
+    expect(mountDirs()).toEqual(dirsBefore);
+  });
+});
