@@ -162,10 +162,11 @@ export async function rollbackBe(ctx: BeContext, spec: string, destroyLater = fa
 
 /**
  * zfsbootcfg(8) for a one-time boot of BE: `zfsbootcfg "zfs:pool/filesystem:"` (its EXAMPLES),
- * read and then deleted by gptzfsboot/zfsboot at the next boot.
+ * read and then deleted by the boot loader at the next boot. `-z POOL` (FreeBSD 13 on) writes it
+ * to the BE's own pool; without it zfsbootcfg writes to the pool the system booted from.
  */
 export function zfsbootcfgArgv(be: string): string[] {
-  return ['zfsbootcfg', `zfs:${be}:`];
+  return ['zfsbootcfg', '-z', poolOf(be), `zfs:${be}:`];
 }
 
 /**

@@ -23,14 +23,14 @@ function putfsent(from: string, on: string, type: string, opts: string, dumpPass
 }
 
 describe('be activate -t: zfsbootcfg(8), FreeBSD only', () => {
-  it('one operand "zfs:pool/filesystem:", as zfsbootcfg(8) shows for a new boot environment', async () => {
-    expect(zfsbootcfgArgv('tank/ROOT/newbe')).toEqual(['zfsbootcfg', 'zfs:tank/ROOT/newbe:']);
+  it('one operand "zfs:pool/filesystem:", as zfsbootcfg(8) shows for a new boot environment, on the BE\'s pool (-z pool)', async () => {
+    expect(zfsbootcfgArgv('tank/ROOT/newbe')).toEqual(['zfsbootcfg', '-z', 'tank', 'zfs:tank/ROOT/newbe:']);
     // as the dry-run script prints it, sh makes the same single word of it
     const runner = new Runner({ dryRun: true, out: () => {} });
     await runner.change(zfsbootcfgArgv('zroot/ROOT/14.1-p3_new'));
     const line = runner.scriptText().split('\n')[2];
-    expect(line).toBe('zfsbootcfg zfs:zroot/ROOT/14.1-p3_new:');
-    expect(await words(line, 'zfsbootcfg')).toEqual(['zfsbootcfg', 'zfs:zroot/ROOT/14.1-p3_new:']);
+    expect(line).toBe('zfsbootcfg -z zroot zfs:zroot/ROOT/14.1-p3_new:');
+    expect(await words(line, 'zfsbootcfg')).toEqual(['zfsbootcfg', '-z', 'zroot', 'zfs:zroot/ROOT/14.1-p3_new:']);
   });
 
   it('on Linux: one line, and no command is run (-v echoes none)', async () => {
