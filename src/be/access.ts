@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BeContext } from './context.js';
 import { requirePool } from './context.js';
@@ -111,6 +111,9 @@ function fillInherited(be: string, props: PropTable): void {
   }
 }
 
+/** The name of a directory freshDir made. */
+const MADE_DIR = /^be_mount\.[0-9a-f]{8}$/;
+
 function freshDir(ctx: BeContext, altroot: string): string {
   const base = ctx.flavour === 'zfs-fuse' && altroot !== '-' && altroot !== '/' ? altroot : tmpdir();
   return join(base, `be_mount.${randomBytes(4).toString('hex')}`);
@@ -123,6 +126,11 @@ export async function umountBe(ctx: BeContext, be: string, force = false): Promi
   const backend = mountBackend(ctx.flavour, ctx.runner, ctx.zfs, pool.altroot ?? '-');
   const order = [...mounted.entries()].sort((a, b) => (a[1] < b[1] ? 1 : a[1] > b[1] ? -1 : 0));
   for (const [dataset, dir] of order) await backend.unmount(dataset, dir, force);
+  // The directory `be mount` made (be_mount.XXXXXXXX) goes with it; rmdir keeps one not empty.
+  const top = mounted.get(be);
+  if (top !== undefined && MADE_DIR.test(basename(top))) {
+    await ctx.runner.act(`rmdir ${shQuote(top)}`, () => rmdir(top).catch(() => {}));
+  }
   if (ctx.flavour === 'zfs-fuse') {
     // Repair datasets a crashed mount left pointing elsewhere.
     const props = await ctx.zfs.get([be], [SAVED_MOUNTPOINT], { recursive: true });

@@ -15,7 +15,6 @@ import { createHash, randomBytes } from 'node:crypto';
 const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const { mountBe, umountBe } = await import('../be/access.js');
   const { runInChroot } = await import('../boot/chroot.js');
-  const { rmdir } = await import('node:fs/promises');
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
@@ -23,7 +22,6 @@ const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
     return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
   } finally {
     await umountBe(ctx, be, true);
-    await rmdir(dir).catch(() => {});
   }
 };
 

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
@@ -202,14 +202,6 @@ function orderSets(sets: string[]): string[] {
 }
 
 /**
- * Remove the directory mountBe made for the BE, once the BE is unmounted from it. rmdir leaves
- * a directory that is not empty, and a directory left over fails nothing.
- */
-async function removeMountDir(ctx: BeContext, dir: string): Promise<void> {
-  await ctx.runner.act(`rmdir ${shQuote(dir)}`, () => rmdir(dir).catch(() => {}));
-}
-
-/**
  * Install a FreeBSD release into the boot environment BE (a full dataset name): locate the
  * release, fetch and verify every set (nothing is extracted unless all match), mount the BE
  * (unless it is mounted already), extract, write the guest configuration, unmount.
@@ -311,15 +303,12 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
     } catch (error) {
       // Unmount what we mounted, but report the failure that got us here.
       if (already === undefined) {
-        await umountBe(ctx, be)
-          .then(() => removeMountDir(ctx, root))
-          .catch((e: Error) => progress.info(`be: unmount after failure: ${e.message}`));
+        await umountBe(ctx, be).catch((e: Error) => progress.info(`be: unmount after failure: ${e.message}`));
       }
       throw error;
     }
     if (already === undefined) {
       await umountBe(ctx, be);
-      await removeMountDir(ctx, root);
     }
     return { from: index.dir, name: index.name, era: index.era, sets, downloaded, configured };
   } finally {

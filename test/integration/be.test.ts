@@ -129,6 +129,8 @@ describe('be mount / umount', () => {
     expect(again.stderr).toBe(`be: boot environment '${tp.root}/head' is already mounted at ${dir}\n`);
     await beOk([...R(), 'umount', 'head']);
     expect(mountsOf(`${tp.root}/head`)).toEqual([]);
+    // the directory be made for the mount goes with it
+    expect(existsSync(dir)).toBe(false);
     // The BE's own properties are what they were: still bootable at /.
     expect(await prop(`${tp.root}/head`, 'mountpoint')).toBe(tp.altroot);
     expect(await prop(`${tp.root}/head/var/log`, 'mountpoint')).toBe(`${tp.altroot}/var/log`);
@@ -138,6 +140,8 @@ describe('be mount / umount', () => {
     expect(readFileSync(join(dir2, 'var/log/messages'), 'utf8')).toBe('hello\n');
     expect(mountsOf(`${tp.root}/head/var/log`)[0].target).toBe(join(dir2, 'var/log'));
     await beOk([...R(), 'umount', 'head']);
+    // a directory the user named stays
+    expect(existsSync(dir2)).toBe(true);
   });
 
   it('prints the mount as a script under --dry-run and mounts nothing', async () => {
