@@ -29,6 +29,11 @@ export function registerInstallCommands(program: Command): void {
         const { UsageError } = await import('../sys/errors.js');
         throw new UsageError('install: -r RELEASE is required (e.g. -r 11.1)');
       }
+      if (cmd.getOptionValueSource('os') === 'cli' && !opts.source) {
+        // download.freebsd.org has no OS directory: -o only names one in a -p mirror
+        const { UsageError } = await import('../sys/errors.js');
+        throw new UsageError(`install: -o ${opts.os} names the OS directory of a -p mirror; give -p as well`);
+      }
       const { requireBe } = await import('../be/context.js');
       const { installRelease } = await import('../install/index.js');
       const be = await requireBe(ctx, name);

@@ -307,6 +307,11 @@ describe('be install', () => {
     );
     const ur = await be(['install', target]);
     expect(ur.exitCode).toBe(2);
+    expect(ur.stderr).toBe('be: install: -r RELEASE is required (e.g. -r 11.1)\n');
+    // -o names a mirror's OS directory: without -p it would be ignored, so it is refused
+    const os = await be(['install', '-o', 'MidnightBSD', '-r', '11.1', target]);
+    expect(os.exitCode).toBe(2);
+    expect(os.stderr).toBe('be: install: -o MidnightBSD names the OS directory of a -p mirror; give -p as well\n');
     await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
   });
 
