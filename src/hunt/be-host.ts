@@ -26,6 +26,10 @@ export type MethodRunner = (
   },
 ) => Promise<TestEnd>;
 
+function runKey(req: RunRequest): string {
+  return `${req.hunt} ${req.release} ${req.run}`;
+}
+
 /** The release BE's name under the BE root: hunt-<release>[-<arch>]. */
 export function releaseBeName(root: string, release: string, arch?: string): string {
   return `${root}/hunt-${release}${arch ? `-${arch}` : ''}`;
@@ -78,6 +82,11 @@ export class BeHost implements ReleaseHost {
   private rootReady?: Promise<string>;
   /** @installed snapshots under the BE root, listed once: a ready release then costs no zfs call. */
   private installed?: Promise<Set<string>>;
+  /** Clones made ahead for runs to come (run key → clone name), while the current test runs. */
+  private readonly ahead = new Map<string, Promise<string | undefined>>();
+  /** Destroys of finished runs' clones, off the runs' path; settle() waits for them. */
+  private readonly destroying = new Set<Promise<void>>();
+  private readonly destroyErrors: string[] = [];
 
   constructor(
     /** A fresh context per operation: parallel runs must not share one undo stack. */
@@ -105,8 +114,6 @@ export class BeHost implements ReleaseHost {
         // A BE without @installed is what an interrupted install left: start it again.
         log(`${new Date().toISOString()} ${be}: no @${INSTALLED_SNAPSHOT}, left by an interrupted install; destroying it\n`);
         const { destroyBe } = await import('../be/be.js');
-    const { mountedDatasets } = await import('../be/access.js');
-    const { clearChroot } = await import('../boot/chroot.js');
         await destroyBe(ctx, be, { force: true });
       }
       log(`${new Date().toISOString()} ${be}: installing ${release}\n`);
@@ -126,11 +133,10 @@ export class BeHost implements ReleaseHost {
           progress: lineProgress((line) => log(`${line}\n`)),
         });
         await ctx.zfs.snapshot(snap, { recursive: true });
+        (await this.installed)?.add(snap);
       } catch (error) {
         log(`be: ${(error as Error).message}\n`);
         const { destroyBe } = await import('../be/be.js');
-    const { mountedDatasets } = await import('../be/access.js');
-    const { clearChroot } = await import('../boot/chroot.js');
         await destroyBe(ctx, be, { force: true }).catch(() => {});
         throw error;
       }
@@ -143,11 +149,13 @@ export class BeHost implements ReleaseHost {
     const method = this.methods[req.method];
     if (!method) throw new BeError(`method '${req.method}' cannot run on this host`);
     const ctx = this.newContext();
-    const { cloneBe, destroyBe } = await import('../be/be.js');
-    const clone = `${prepared.be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const t0 = performance.now();
-    await cloneBe(ctx, clone, `${prepared.be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
-    let cloneMs = performance.now() - t0;
+    const early = this.ahead.get(runKey(req));
+    this.ahead.delete(runKey(req));
+    const made = early && (await early.catch(() => undefined));
+    const clone = made?.startsWith(`${prepared.be}.run`) ? made : await this.cloneFor(ctx, prepared.be, req);
+    if (made && made !== clone) this.destroyLater(made);
+    const cloneMs = performance.now() - t0;
     let end: TestEnd;
     try {
       const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
@@ -159,11 +167,57 @@ export class BeHost implements ReleaseHost {
       };
       end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
     } finally {
-      const t1 = performance.now();
-      await destroyBe(ctx, clone, { force: true }).catch((error) => onOutput(`\nbe: could not destroy ${clone}: ${(error as Error).message}\n`));
-      cloneMs += performance.now() - t1;
+      this.destroyLater(clone);
     }
     return { ...end, cloneMs };
+  }
+
+  private async cloneFor(ctx: BeContext, be: string, req: RunRequest): Promise<string> {
+    const { cloneBe } = await import('../be/be.js');
+    const clone = `${be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    await cloneBe(ctx, clone, `${be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
+    return clone;
+  }
+
+  /**
+   * Clone the BE of a run to come while the current one runs (a 2-stage pipeline), if its release
+   * is installed already: nothing is installed ahead of time, so a running test never shares the
+   * host with an install.
+   */
+  cloneAhead(req: RunRequest): void {
+    const key = runKey(req);
+    if (this.ahead.has(key) || !this.methods[req.method]) return;
+    const made = (async () => {
+      const ctx = this.newContext();
+      const root = await this.ensureRoot(ctx);
+      const be = releaseBeName(root, req.release, req.install.arch);
+      this.installed ??= ctx.zfs.list(root, 'snapshot', 2).then((l) => new Set(l.filter((n) => n.endsWith(`@${INSTALLED_SNAPSHOT}`))));
+      if (!(await this.installed).has(`${be}@${INSTALLED_SNAPSHOT}`)) return undefined;
+      return this.cloneFor(ctx, be, req);
+    })();
+    made.catch(() => {}); // runTest makes its own clone if this one failed
+    this.ahead.set(key, made);
+  }
+
+  /** A finished run's clone is destroyed off the run's path; settle() waits for it. */
+  private destroyLater(clone: string): void {
+    const done = (async () => {
+      const { destroyBe } = await import('../be/be.js');
+      await destroyBe(this.newContext(), clone, { force: true });
+    })().catch((error) => void this.destroyErrors.push(`could not destroy ${clone}: ${(error as Error).message.split('\n')[0]}`));
+    this.destroying.add(done);
+    void done.finally(() => this.destroying.delete(done));
+  }
+
+  /** Destroy clones made ahead that no run took, wait for every destroy; returns what failed. */
+  async settle(): Promise<string[]> {
+    for (const [key, made] of this.ahead) {
+      this.ahead.delete(key);
+      const clone = await made.catch(() => undefined);
+      if (clone) this.destroyLater(clone);
+    }
+    while (this.destroying.size) await Promise.all([...this.destroying]);
+    return this.destroyErrors.splice(0);
   }
 
   /** The BE root, made once (parallel installs would race to create it). */

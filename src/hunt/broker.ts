@@ -413,7 +413,11 @@ export async function serveWorker(opts: WorkerOptions): Promise<void> {
     }
     await close(conn);
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, (_, i) => slot(i + 1)));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, (_, i) => slot(i + 1)));
+  } finally {
+    for (const problem of (await opts.host.settle?.()) ?? []) opts.log(`be: ${problem}`);
+  }
 }
 
 type VmTurns = <T>(key: string, run: () => Promise<T>) => Promise<T>;

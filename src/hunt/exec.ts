@@ -23,7 +23,7 @@ export interface RunRequest {
 
 export interface TestEnd extends RunEnd {
   output: string;
-  /** Time spent cloning the run's BE from @installed and destroying it afterwards. */
+  /** Time the run waited for its clone of @installed (made while the previous test ran, when it could be). */
   cloneMs?: number;
 }
 
@@ -35,6 +35,10 @@ export interface ReleaseHost {
   runTest(req: RunRequest, prepared: PreparedRecord, onOutput: (text: string) => void): Promise<TestEnd>;
   /** Destroy what runs of dead processes on this host left behind; returns what went. */
   cleanup?(): Promise<string[]>;
+  /** Start making the clone of a run to come (while the current test runs). */
+  cloneAhead?(req: RunRequest): void;
+  /** Wait for the work runs left in the background (destroying clones); returns what failed. */
+  settle?(): Promise<string[]>;
 }
 
 /** Wall time during which at least one BE was being prepared (so parallel installs are not double counted). */
@@ -189,12 +193,22 @@ export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntO
     const worker = async () => {
       while (next < todo.length && !opts.stopped?.()) {
         const { release, run } = todo[next++];
+        // the next run's clone is made while this one runs
+        if (next < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[next].release, todo[next].run));
         const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
         opts.progress(runLine(rec, store.state.spec.runs));
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+    } finally {
+      await settle(host, opts.progress);
+    }
   });
+}
+
+async function settle(host: ReleaseHost, progress: (line: string) => void): Promise<void> {
+  for (const problem of (await host.settle?.()) ?? []) progress(`be: ${problem}`);
 }
 
 async function prepareLog(store: HuntStore, release: string): Promise<(text: string) => void> {
@@ -209,7 +223,11 @@ export type RunOne = (release: string, run: number) => Promise<RunRecord>;
 /** Binary search between --good and --bad on this host; verdicts already in the state are reused. */
 export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntOptions): Promise<string> {
   const preparer = new Preparer(host, store.state.spec.install, (release) => prepareLog(store, release));
-  return bisectWith(store, preparer, (release, run) => runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run)), opts);
+  try {
+    return await bisectWith(store, preparer, (release, run) => runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run)), opts);
+  } finally {
+    await settle(host, opts.progress);
+  }
 }
 
 /** The bisect loop: one run at a time by RUNONE until the first bad release is known. */

@@ -43,7 +43,7 @@ export interface RunOutcome {
   metrics: Record<string, number>;
   startedAt: string;
   durationMs: number;
-  /** Of durationMs, the time spent cloning the run's BE and destroying it. */
+  /** Of durationMs, the time the run waited for its clone (made while the previous test ran, when it could be). */
   cloneMs?: number;
 }
 

@@ -59,6 +59,28 @@ describe('be hunt run --method chroot on zfs-fuse BEs', () => {
     expect(log).toContain(`feature broken in ${FIRST_BAD}`);
   }, 180_000);
 
+  it('makes the next run\'s clone while the current test runs, and destroys each clone after its run', async () => {
+    const releases = RELEASES.slice(0, 3);
+    // installed first: a release is cloned ahead only once it is installed (nothing is installed ahead)
+    await beOk([...common, 'hunt', 'run', '--releases', releases.join(','), '--test', await fx.test(), '--state', join(fx.dir, 'pipelined-installs'), ...installFlags()]);
+    const r = await be(['-v', ...common, 'hunt', 'run', '--releases', releases.join(','), '--test', await fx.test(1), '--state', join(fx.dir, 'pipelined'), ...installFlags()]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n');
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    const esc = (x: string) => x.replace(/\./g, '\\.');
+    expect(lines.filter((l) => /^\+ chroot \S+ \/var\/tmp\/be-hunt\/test1\.sh$/.test(l))).toHaveLength(releases.length);
+    for (let i = 0; i + 1 < releases.length; i++) {
+      // release i+1 is cloned before release i's clone is destroyed (after its test): the next run
+      // does not wait for its clone
+      const nextClone = at(new RegExp(`^\\+ zfs clone .* ${esc(pool.root)}/hunt-${esc(releases[i + 1])}@installed `));
+      const thisDestroy = at(new RegExp(`^\\+ zfs destroy -r ${esc(pool.root)}/hunt-${esc(releases[i])}\\.run1-`));
+      expect(nextClone).toBeGreaterThan(-1);
+      expect(thisDestroy).toBeGreaterThan(nextClone);
+    }
+    const names = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool.root])).stdout.split('\n');
+    expect(names.filter((n) => n.includes('.run'))).toEqual([]);
+  }, 120_000);
+
   it('a second hunt clones the installed releases instead of installing again', async () => {
     const again = join(fx.dir, 'again');
     await beOk([...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(), '--state', again, ...installFlags()]);
