@@ -2,6 +2,7 @@
 // bench/dhcp: 4-way DHCP exchanges per second and drop ratio, measured with perfdhcp against the
 // `be` DHCP server (durable, fsync'd lease journal) and against dnsmasq with a lease file, both in
 // the same run, at offered rates of 500, 2000 and 5000 per second. Goal: >= 2,000/s with < 1% drops.
+// Also prints each server's peak resident memory (VmHWM) over each run.
 //
 // Needs (not installed by scripts/install-deps): perfdhcp (Debian package kea-admin) and dnsmasq
 // (dnsmasq-base). dnsmasq runs with --no-ping (its ping before each offer would otherwise cap it
@@ -115,22 +116,24 @@ try {
         await sleep(300);
       }
       const r = perfdhcp(rate);
+      // the server's peak resident memory over the run (the kernel's high-water mark)
+      const peakKiB = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1] ?? NaN);
       await stopProc(proc);
       const stored = existsSync(leases) ? readFileSync(leases, 'utf8').split('\n').filter(Boolean).length : 0;
-      results.push({ peer, offered: rate, ...r, stored });
-      console.log(`${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk`);
+      results.push({ peer, offered: rate, ...r, stored, peakKiB });
+      console.log(`${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB`);
     }
   }
 } finally {
   cleanup();
 }
 
-console.log('\nrate   be 4-way/s  be drops  dnsmasq 4-way/s  dnsmasq drops  be/dnsmasq');
+console.log('\nrate   be 4-way/s  be drops  dnsmasq 4-way/s  dnsmasq drops  be/dnsmasq  peak RSS be/dnsmasq');
 for (const rate of rates) {
   const b = results.find((r) => r.peer === 'be' && r.offered === rate);
   const d = results.find((r) => r.peer === 'dnsmasq' && r.offered === rate);
   if (!b || !d) continue;
-  console.log(`${String(rate).padEnd(6)} ${b.rate.toFixed(0).padStart(10)} ${(100 * b.drop).toFixed(2).padStart(8)}% ${d.rate.toFixed(0).padStart(16)} ${(100 * d.drop).toFixed(2).padStart(13)}% ${(b.rate / d.rate).toFixed(2).padStart(10)}x`);
+  console.log(`${String(rate).padEnd(6)} ${b.rate.toFixed(0).padStart(10)} ${(100 * b.drop).toFixed(2).padStart(8)}% ${d.rate.toFixed(0).padStart(16)} ${(100 * d.drop).toFixed(2).padStart(13)}% ${(b.rate / d.rate).toFixed(2).padStart(10)}x ${`${(b.peakKiB / 1024).toFixed(1)}/${(d.peakKiB / 1024).toFixed(1)} MiB`.padStart(19)}`);
 }
 const goal = results.find((r) => r.peer === 'be' && r.offered === 2000);
 if (goal) console.log(`\ngoal (>= 2000/s, < 1% drops, durable leases) at 2000/s offered: ${goal.rate >= 1980 && goal.drop < 0.01 ? 'met' : 'NOT met'}`);

@@ -16,11 +16,12 @@
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
 //  2. A boot storm: 100 atftp clients fetch one 16 MiB file at once; every copy is checked
-//     byte-identical; aggregate MiB/s of be against tftpd-hpa.
+//     byte-identical; aggregate MiB/s of be against tftpd-hpa, and the peak resident memory of
+//     each server (tftpd-hpa: its process and the children it forks per transfer).
 // Prints MiB/s per case and the ratios be/peer. --quick uses 16 MiB and 20 storm clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -148,6 +149,34 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Resident memory of a process and all its descendants (tftpd-hpa forks one per transfer), bytes. */
+function treeRss(pid) {
+  let total = 0;
+  const walk = (p) => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      total += Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+      for (const tid of readdirSync(`/proc/${p}/task`)) {
+        for (const c of readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) walk(c);
+      }
+    } catch {
+      // the process ended between two reads
+    }
+  };
+  walk(pid);
+  return total;
+}
+
+/** Sample treeRss(pid) every 20 ms until stop() is called; returns the peak. */
+function rssPeak(pid) {
+  let peak = treeRss(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, treeRss(pid))), 20);
+  return () => {
+    clearInterval(timer);
+    return Math.max(peak, treeRss(pid));
+  };
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mibs = (bytes, s) => bytes / MiB / s;
 const fmt = (x) => x.toFixed(1).padStart(7);
@@ -200,7 +229,8 @@ try {
   }
 
   console.log(`\n2. boot storm: ${STORM_CLIENTS} atftp clients fetch ${STORM_SIZE / MiB} MiB at once (blksize 1468), aggregate MiB/s`);
-  const stormRun = async (port, ws) => {
+  const stormRun = async (port, ws, pid) => {
+    const stop = rssPeak(pid);
     const t0 = process.hrtime.bigint();
     const dests = [];
     await Promise.all(
@@ -211,12 +241,13 @@ try {
       }),
     );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const peak = stop();
     let identical = 0;
     for (const d of dests) {
       if ((await sha256(d)) === stormSha) identical++;
       await rm(d, { force: true });
     }
-    return { rate: mibs(STORM_SIZE * STORM_CLIENTS, seconds), identical };
+    return { rate: mibs(STORM_SIZE * STORM_CLIENTS, seconds), identical, peak };
   };
   const stormCases = [
     ['be', 6969, 1],
@@ -224,12 +255,16 @@ try {
     ['tftpd-hpa', 6970, 1],
   ];
   const storms = {};
+  const idle = Object.fromEntries(servers.map((x) => [x.name, treeRss(x.child.pid)]));
   for (const [name, port, ws] of stormCases) {
-    const r = await stormRun(port, ws);
+    const r = await stormRun(port, ws, servers.find((x) => x.name === name).child.pid);
     storms[`${name}/${ws}`] = r.rate;
-    console.log(`${name.padEnd(12)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${STORM_CLIENTS} byte-identical`);
+    storms[`${name}/${ws}/peak`] = r.peak;
+    console.log(`${name.padEnd(12)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${STORM_CLIENTS} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)`);
     if (r.identical !== STORM_CLIENTS) process.exitCode = 1;
   }
+  console.log(`memory during the storm, be / tftpd-hpa (all its processes): ws=1 ${(storms['be/1/peak'] / storms['tftpd-hpa/1/peak']).toFixed(2)}x; ` +
+    `be's growth over idle: ws=1 ${((storms['be/1/peak'] - idle.be) / MiB).toFixed(1)} MiB, ws=16 ${((storms['be/16/peak'] - idle.be) / MiB).toFixed(1)} MiB for ${STORM_CLIENTS} transfers`);
   console.log(`be / tftpd-hpa storm: ws=1 ${(storms['be/1'] / storms['tftpd-hpa/1']).toFixed(2)}x   be ws=16 vs tftpd-hpa ${(storms['be/16'] / storms['tftpd-hpa/1']).toFixed(2)}x`);
 
   for (const s of servers.filter((x) => x.name.startsWith('be'))) s.child.stdin.end();
