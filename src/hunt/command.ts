@@ -236,7 +236,11 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
   return interruptible(store, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
 }
 
+const REPORT_FORMATS = ['table', 'json', 'junit', 'html'];
+
 export async function huntReport(opts: { state?: string; format: string; out?: string }): Promise<string | undefined> {
+  // the flag first: a bad one is named before any state is looked for
+  if (!REPORT_FORMATS.includes(opts.format)) throw new UsageError(`invalid --format '${opts.format}': expected ${REPORT_FORMATS.join(', ')}`);
   const dir = resolve(opts.state ?? (await latestHunt()));
   const state = await HuntStore.read(dir);
   if (!state) throw new BeError(`no hunt in '${dir}'`);
@@ -267,7 +271,7 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
       break;
     }
     default:
-      throw new UsageError(`invalid --format '${opts.format}': expected table, json, junit or html`);
+      throw new UsageError(`invalid --format '${opts.format}': expected ${REPORT_FORMATS.join(', ')}`);
   }
   if (!opts.out) return text;
   const { writeFileAtomic } = await import('../sys/files.js');

@@ -83,3 +83,12 @@ describe('hunt reports', () => {
     );
   });
 });
+
+describe('be hunt report on the command line', () => {
+  it('names a bad --format before looking for any hunt (exit 2, one line)', async () => {
+    const { be } = await import('../helpers/cli.js');
+    const r = await be(['hunt', 'report', '--format', 'pdf', '--state', '/nonexistent/hunt']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe("be: invalid --format 'pdf': expected table, json, junit, html\n");
+  });
+});
