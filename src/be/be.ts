@@ -99,17 +99,13 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
   return be;
 }
 
-/** Which dataset is mounted at the host's / (the running BE), if any. */
-async function runningDataset(ctx: BeContext): Promise<string | undefined> {
-  return rootDataset(await mountTable(ctx.runner, ctx.flavour));
-}
-
 export async function destroyBe(ctx: BeContext, name: string, opts: { force?: boolean; origin?: boolean } = {}): Promise<void> {
   const be = await requireBe(ctx, name);
   const pool = await requirePool(ctx, poolOf(be));
   if (pool.bootfs === be) throw new BeError(`cannot destroy the active boot environment '${name}'`);
-  if ((await runningDataset(ctx)) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`);
-  const mounted = await mountedDatasets(ctx, be);
+  const table = await mountTable(ctx.runner, ctx.flavour);
+  if (rootDataset(table) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`);
+  const mounted = await mountedDatasets(ctx, be, table);
   if (mounted.size > 0) {
     if (!opts.force) throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`);
     await umountBe(ctx, be, true);

@@ -1,7 +1,7 @@
 import type { BeContext } from './context.js';
 import { resolveBeRoot } from './context.js';
 import { BeError } from '../sys/errors.js';
-import { mountTable, isZfsMount } from '../sys/platform.js';
+import { mountTable, isZfsMount, rootDataset } from '../sys/platform.js';
 import { poolOf } from '../zfs/names.js';
 
 export interface BeRow {
@@ -29,12 +29,8 @@ export async function listBes(ctx: BeContext, opts: { all?: boolean; snapshots?:
   if (!pools.has(poolOf(root))) throw new BeError(`pool '${poolOf(root)}' does not exist`);
   const bootfs = pools.get(poolOf(root))?.bootfs;
   const mountedAt = new Map<string, string>();
-  let running: string | undefined;
-  for (const e of table) {
-    if (!isZfsMount(e)) continue;
-    mountedAt.set(e.source, e.target);
-    if (e.target === '/') running = e.source;
-  }
+  for (const e of table) if (isZfsMount(e)) mountedAt.set(e.source, e.target);
+  const running = rootDataset(table);
   const rows: BeRow[] = [];
   const depthOf = (n: string) => n.split('/').length;
   const rootDepth = depthOf(root);
