@@ -165,6 +165,8 @@ export class DhcpServer {
   readonly stats: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, releases: 0, declines: 0, informs: 0, sendErrors: 0 };
   private readonly serverIp: string;
   private readonly net?: Network;
+  /** The subnet does not hold serverIp: it is reached through relays only. */
+  private readonly relayedOnly: boolean;
   private readonly rangeFirst: number;
   private readonly rangeLast: number;
   private readonly reservedByMac = new Map<string, { ip: number; hostname?: string }>();
@@ -190,6 +192,7 @@ export class DhcpServer {
     needIp('serverIp', opts.serverIp);
     if (opts.interface && !runningInterfaces().has(opts.interface)) throw new BeError(`interface: no such interface ${opts.interface}`);
     this.net = opts.subnet ? parseCidr(opts.subnet) : localNetwork(opts.serverIp, opts.interface);
+    this.relayedOnly = !!this.net && !inNet(this.net, ipToInt(opts.serverIp));
     this.clock = opts.clock ?? Date.now;
     this.log = opts.logger ?? (() => {});
     this.leaseMs = (opts.leaseTime ?? 3600) * 1000;
@@ -342,7 +345,7 @@ export class DhcpServer {
     if (giaddr !== 0 && !(this.net && inNet(this.net, giaddr))) return void this.stats.ignored++;
     // A subnet that does not hold the server is reached through relays only: a broadcast from a
     // client beside the server (no giaddr, no address of its own) is not for it.
-    if (giaddr === 0 && ipToInt(req.ciaddr) === 0 && this.net && !inNet(this.net, ipToInt(this.serverIp))) return void this.stats.ignored++;
+    if (giaddr === 0 && this.relayedOnly && ipToInt(req.ciaddr) === 0) return void this.stats.ignored++;
     const mac = macString(req.chaddr);
     switch (type) {
       case MessageType.DISCOVER:
