@@ -100,8 +100,7 @@ export class BeHost implements ReleaseHost {
     const be = releaseBeName(root, release, install.arch);
     const t0 = performance.now();
     const snap = `${be}@${INSTALLED_SNAPSHOT}`;
-    this.installed ??= ctx.zfs.list(root, 'snapshot', 2).then((l) => new Set(l.filter((n) => n.endsWith(`@${INSTALLED_SNAPSHOT}`))));
-    if ((await this.installed).has(snap)) {
+    if ((await this.installedSnapshots(ctx, root)).has(snap)) {
       log(`${new Date().toISOString()} ${be}: ready (${snap})\n`);
       return { be, prepareMs: Math.round(performance.now() - t0), installed: false };
     }
@@ -133,7 +132,7 @@ export class BeHost implements ReleaseHost {
           progress: lineProgress((line) => log(`${line}\n`)),
         });
         await ctx.zfs.snapshot(snap, { recursive: true });
-        (await this.installed)?.add(snap);
+        (await this.installedSnapshots(ctx, root)).add(snap);
       } catch (error) {
         log(`be: ${(error as Error).message}\n`);
         const { destroyBe } = await import('../be/be.js');
@@ -172,6 +171,11 @@ export class BeHost implements ReleaseHost {
     return { ...end, cloneMs };
   }
 
+  private installedSnapshots(ctx: BeContext, root: string): Promise<Set<string>> {
+    this.installed ??= ctx.zfs.list(root, 'snapshot', 2).then((l) => new Set(l.filter((n) => n.endsWith(`@${INSTALLED_SNAPSHOT}`))));
+    return this.installed;
+  }
+
   private async cloneFor(ctx: BeContext, be: string, req: RunRequest): Promise<string> {
     const { cloneBe } = await import('../be/be.js');
     const clone = `${be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -191,8 +195,7 @@ export class BeHost implements ReleaseHost {
       const ctx = this.newContext();
       const root = await this.ensureRoot(ctx);
       const be = releaseBeName(root, req.release, req.install.arch);
-      this.installed ??= ctx.zfs.list(root, 'snapshot', 2).then((l) => new Set(l.filter((n) => n.endsWith(`@${INSTALLED_SNAPSHOT}`))));
-      if (!(await this.installed).has(`${be}@${INSTALLED_SNAPSHOT}`)) return undefined;
+      if (!(await this.installedSnapshots(ctx, root)).has(`${be}@${INSTALLED_SNAPSHOT}`)) return undefined;
       return this.cloneFor(ctx, be, req);
     })();
     made.catch(() => {}); // runTest makes its own clone if this one failed
