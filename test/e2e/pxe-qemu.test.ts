@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busyboxInitramfs } from '../helpers/initramfs.js';
 import { startBe, type PxeProcess } from '../helpers/pxe.js';
+import { watch, type Watched } from '../helpers/proc.js';
 
 const PXELINUX = '/usr/lib/PXELINUX/pxelinux.0';
 const LDLINUX = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
@@ -51,6 +52,18 @@ function findKernel(): string {
 
 async function ip(args: string[]): Promise<void> {
   await execa('ip', args);
+}
+
+/** Namespace NS with bridge br0 at ADDRESS/24 and tap0 on it, for QEMU's NIC. */
+async function tapLan(ns: string, address: string): Promise<void> {
+  await ip(['netns', 'add', ns]);
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  await ip(['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
+  await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'br0']);
+  await ip(['-n', ns, 'link', 'set', 'br0', 'up']);
+  await ip(['-n', ns, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
+  await ip(['-n', ns, 'link', 'set', 'tap0', 'master', 'br0']);
+  await ip(['-n', ns, 'link', 'set', 'tap0', 'up']);
 }
 
 async function waitForFile(path: string, needle: string, ms: number, alive: () => boolean): Promise<string> {
@@ -123,14 +136,7 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
     await chmod(dir, 0o755);
     await execa('chmod', ['-R', 'a+rX', root]);
 
-    await ip(['netns', 'add', ns]);
-    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
-    await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'br0']);
-    await ip(['-n', ns, 'link', 'set', 'br0', 'up']);
-    await ip(['-n', ns, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
-    await ip(['-n', ns, 'link', 'set', 'tap0', 'master', 'br0']);
-    await ip(['-n', ns, 'link', 'set', 'tap0', 'up']);
+    await tapLan(ns, address);
   }, 60_000);
 
   afterAll(async () => {
@@ -189,19 +195,11 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
     const dnsmasqAddress = `${lnet}.2`;
     const leaseFile = join(dir, 'dnsmasq.leases');
     const mac = randomMac();
-    let dnsmasq: ResultPromise | undefined;
-    let dnsmasqLog = '';
+    let dnsmasq: Watched | undefined;
     let proxy: PxeProcess | undefined;
     try {
-      await ip(['netns', 'add', lab]);
+      await tapLan(lab, beAddress);
       await ip(['netns', 'add', labDhcp]);
-      await ip(['-n', lab, 'link', 'set', 'lo', 'up']);
-      await ip(['-n', lab, 'link', 'add', 'br0', 'type', 'bridge']);
-      await ip(['-n', lab, 'addr', 'add', `${beAddress}/24`, 'dev', 'br0']);
-      await ip(['-n', lab, 'link', 'set', 'br0', 'up']);
-      await ip(['-n', lab, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap']);
-      await ip(['-n', lab, 'link', 'set', 'tap0', 'master', 'br0']);
-      await ip(['-n', lab, 'link', 'set', 'tap0', 'up']);
       await ip(['-n', labDhcp, 'link', 'set', 'lo', 'up']);
       await ip(['-n', labDhcp, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'dhcp0', 'netns', lab]);
       await ip(['-n', labDhcp, 'addr', 'add', `${dnsmasqAddress}/24`, 'dev', 'eth0']);
@@ -209,21 +207,12 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
       await ip(['-n', lab, 'link', 'set', 'dhcp0', 'master', 'br0']);
       await ip(['-n', lab, 'link', 'set', 'dhcp0', 'up']);
 
-      dnsmasq = execa('ip', [
-        'netns', 'exec', labDhcp, DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+      dnsmasq = watch([
+        'ip', 'netns', 'exec', labDhcp, DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
         '--port=0', '--interface=eth0', '--bind-interfaces', `--dhcp-range=${lnet}.150,${lnet}.170,255.255.255.0,10m`,
         `--dhcp-leasefile=${leaseFile}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--log-dhcp', '--log-facility=-',
-      ], { reject: false, buffer: false, stdin: 'ignore', all: true });
-      dnsmasq.all!.on('data', (d: Buffer) => {
-        dnsmasqLog += d.toString();
-        if (process.env.BE_TEST_VERBOSE) process.stderr.write(`[dnsmasq] ${d.toString()}`);
-      });
-      const dnsmasqUntil = Date.now() + 20_000;
-      while (!/DHCP, IP range/.test(dnsmasqLog)) {
-        if (dnsmasq.exitCode !== undefined && dnsmasq.exitCode !== null) throw new Error(`dnsmasq exited: ${dnsmasqLog}`);
-        if (Date.now() > dnsmasqUntil) throw new Error(`dnsmasq did not start within 20 s: ${dnsmasqLog}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      ], { name: 'dnsmasq' });
+      await dnsmasq.waitFor(/DHCP, IP range/);
 
       proxy = startBe(lab, [
         'pxe', 'serve', '--proxy', '--address', beAddress, '--tftp-root', join(dir, 'tftp'), '--boot-bios', 'pxelinux.0',
@@ -239,6 +228,7 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
       const lease = (await readFile(leaseFile, 'utf8')).split('\n').find((l) => l.split(' ')[1] === mac);
       expect(lease, `dnsmasq leases:\n${await readFile(leaseFile, 'utf8')}`).toMatch(new RegExp(`^\\d+ ${mac} ${inRange} `));
       const pcAddress = lease!.split(' ')[2];
+      const dnsmasqLog = dnsmasq.lines.join('\n');
       expect(dnsmasqLog).toContain(`DHCPACK(eth0) ${pcAddress} ${mac}`);
       // dnsmasq sent neither a boot file nor a TFTP server (options 66, 67): those came from be
       expect(dnsmasqLog, dnsmasqLog).toMatch(/sent size: +\d+ option: +54 server-identifier/);
@@ -263,8 +253,7 @@ describe('PXE boot of a QEMU guest from be pxe serve', () => {
       expect(proxy.lines.at(-1)).toBe('stopped');
     } finally {
       await proxy?.stop().catch(() => {});
-      if (dnsmasq && dnsmasq.exitCode == null) dnsmasq.kill('SIGTERM');
-      await dnsmasq?.catch(() => {});
+      await dnsmasq?.stop();
       await execa('ip', ['netns', 'del', lab], { reject: false });
       await execa('ip', ['netns', 'del', labDhcp], { reject: false });
     }

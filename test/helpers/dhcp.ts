@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DhcpServerOptions } from '../../src/net/dhcp/index.js';
 import { makeLan, type Lan } from './netns.js';
+import { watch } from './proc.js';
 
 const here = fileURLToPath(new URL('./dhcp/', import.meta.url));
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -65,43 +66,18 @@ export interface ServerProcess {
 export async function startServer(h: Helpers, ns: string, opts: DhcpServerOptions): Promise<ServerProcess> {
   const cfg = join(h.dir, `cfg-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(cfg, JSON.stringify(opts));
-  const proc = execa('ip', ['netns', 'exec', ns, process.execPath, h.serve, cfg], { reject: false, buffer: false });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    partial += d.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) {
-      lines.push(l);
-      for (const w of [...waiters]) if (w.re.test(l)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
-    }
-  });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const waitFor = (re: RegExp, ms = 15_000) => new Promise<string>((resolve, reject) => {
-    const found = lines.find((l) => re.test(l));
-    if (found) return resolve(found);
-    const t = setTimeout(() => reject(new Error(`server never printed ${re}; output:\n${lines.join('\n')}\n${stderr}`)), ms);
-    waiters.push({ re, resolve: (l) => { clearTimeout(t); resolve(l); } });
-    void proc.then(() => { clearTimeout(t); const l = lines.find((x) => re.test(x)); if (l) resolve(l); else reject(new Error(`server exited; output:\n${lines.join('\n')}\n${stderr}`)); });
-  });
-  await waitFor(/^READY/);
+  const w = watch(['ip', 'netns', 'exec', ns, process.execPath, h.serve, cfg], { stdoutOnly: true, name: 'dhcp server', timeoutMs: 15_000 });
+  await w.waitFor(/^READY/);
   return {
-    proc, lines, waitFor,
+    proc: w.proc, lines: w.lines, waitFor: w.waitFor,
     async stop() {
-      proc.kill('SIGTERM');
-      const line = await waitFor(/^STATS /);
-      await proc;
+      w.proc.kill('SIGTERM');
+      const line = await w.waitFor(/^STATS /);
+      await w.proc;
       return JSON.parse(line.slice(6));
     },
     async kill9() {
-      proc.kill('SIGKILL');
-      await proc;
+      await w.stop('SIGKILL');
     },
   };
 }

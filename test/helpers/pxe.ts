@@ -1,21 +1,16 @@
 /**
  * `be pxe serve` / `be sharepxe` as a process inside a network namespace, with its output lines.
  */
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BE_BIN } from './cli.js';
 import { nsRun, parseUdhcpcLog, udhcpcScript } from './dhcp.js';
 import type { Lan } from './netns.js';
+import { watch, type Watched } from './proc.js';
 
-export interface PxeProcess {
-  proc: ResultPromise;
-  lines: string[];
-  /** The first output line matching RE (already printed or still to come). */
-  waitFor(re: RegExp, ms?: number): Promise<string>;
-  /** SIGTERM, then the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | undefined>;
+export interface PxeProcess extends Watched {
   pid(): Promise<number>;
 }
 
@@ -26,58 +21,9 @@ export interface PxeProcess {
  */
 export function startBe(ns: string | undefined, args: string[], opts: { netOnly?: boolean } = {}): PxeProcess {
   const prefix = !ns ? [] : opts.netOnly ? ['nsenter', `--net=/run/netns/${ns}`] : ['ip', 'netns', 'exec', ns];
-  const argv = [...prefix, process.execPath, BE_BIN, ...args];
-  const proc = execa(argv[0], argv.slice(1), { reject: false, buffer: false, all: true });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
-  let partial = '';
-  proc.all!.on('data', (d: Buffer) => {
-    partial += d.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) {
-      lines.push(l);
-      if (process.env.BE_TEST_VERBOSE) process.stderr.write(`[be] ${l}\n`);
-      for (const w of [...waiters]) if (w.re.test(l)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(l);
-      }
-    }
-  });
-  let exited = false;
-  void proc.then(() => (exited = true));
-  return {
-    proc,
-    lines,
-    waitFor(re, ms = 20_000) {
-      const seen = lines.find((l) => re.test(l));
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const w = { re, resolve: (l: string) => { clearTimeout(t); resolve(l); } };
-        const t = setTimeout(() => {
-          waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`no line matching ${re} within ${ms} ms; output:\n${lines.join('\n')}`));
-        }, ms);
-        waiters.push(w);
-        void proc.then(() => setTimeout(() => {
-          if (waiters.includes(w)) {
-            clearTimeout(t);
-            waiters.splice(waiters.indexOf(w), 1);
-            reject(new Error(`be exited before printing a line matching ${re}; output:\n${lines.join('\n')}`));
-          }
-        }, 50));
-      });
-    },
-    async stop(signal = 'SIGTERM') {
-      if (!exited) proc.kill(signal);
-      const r = await proc;
-      return r.exitCode;
-    },
-    async pid() {
-      // `ip netns exec` and nsenter exec the command, so the child's pid is node's pid
-      return proc.pid!;
-    },
-  };
+  const w = watch([...prefix, process.execPath, BE_BIN, ...args], { name: 'be' });
+  // `ip netns exec` and nsenter exec the command, so the child's pid is node's pid
+  return { ...w, pid: async () => w.proc.pid! };
 }
 
 /** One DHCP exchange from the LAN's client namespace with busybox udhcpc posing as a PXE client of architecture ARCH (option 93, hex); br0 is given the leased address. Returns udhcpc's variables. */

@@ -8,7 +8,7 @@
  * The server holds no address in the network it serves: it reaches it only through the relay.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { randomMac } from '../helpers/netns.js';
 import { nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
 import { startBe, type PxeProcess } from '../helpers/pxe.js';
+import { watch, type Watched } from '../helpers/proc.js';
 
 const tag = randomBytes(3).toString('hex');
 const client = `berc-${tag}`;
@@ -38,47 +39,13 @@ const giaddr = `${lan}.1`;
 
 let dir: string;
 let be: PxeProcess | undefined;
-const procs: ResultPromise[] = [];
+const running: Watched[] = [];
 
-interface Watched {
-  proc: ResultPromise;
-  lines: string[];
-  /** Resolves once some output line matches RE (printed already or later). */
-  waitFor(re: RegExp, ms?: number): Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** Run ARGV in namespace NS, keeping its output lines (stdout and stderr). */
-function watch(ns: string, argv: string[]): Watched {
-  const proc = execa('ip', ['netns', 'exec', ns, ...argv], { reject: false, buffer: false, all: true });
-  procs.push(proc);
-  const lines: string[] = [];
-  let partial = '';
-  proc.all!.on('data', (d: Buffer) => {
-    partial += d.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-  });
-  let exited = false;
-  void proc.then(() => (exited = true));
-  return {
-    proc,
-    lines,
-    async waitFor(re, ms = 30_000) {
-      const end = Date.now() + ms;
-      for (;;) {
-        const hit = lines.find((l) => re.test(l));
-        if (hit) return hit;
-        if (exited || Date.now() > end) throw new Error(`${argv[0]} ${exited ? 'exited' : `printed nothing matching ${re} within ${ms} ms`}; output:\n${lines.join('\n')}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    async stop() {
-      if (!exited) proc.kill('SIGTERM');
-      await proc;
-    },
-  };
+/** Run ARGV in namespace NS, keeping its output lines (stdout and stderr); stopped in afterAll. */
+function inNs(ns: string, argv: string[]): Watched {
+  const w = watch(['ip', 'netns', 'exec', ns, ...argv], { name: argv[0], timeoutMs: 30_000 });
+  running.push(w);
+  return w;
 }
 
 async function ipIn(ns: string, args: string[]): Promise<void> {
@@ -87,7 +54,7 @@ async function ipIn(ns: string, args: string[]): Promise<void> {
 
 /** dhcrelay in the foreground, relaying from lan0 (downstream) to the server through up0 (upstream), adding its agent information (option 82, -a), which it strips from the replies. */
 async function startRelay(): Promise<Watched> {
-  const relay = watch(router, ['dhcrelay', '-4', '-d', '--no-pid', '-a', '-id', 'lan0', '-iu', 'up0', serverIp]);
+  const relay = inNs(router, ['dhcrelay', '-4', '-d', '--no-pid', '-a', '-id', 'lan0', '-iu', 'up0', serverIp]);
   // the last line of its start-up, once every interface is open
   await relay.waitFor(/^Sending on +Socket\/fallback/);
   return relay;
@@ -158,10 +125,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of procs) {
-    p.kill('SIGTERM');
-    await p;
-  }
+  for (const w of running) await w.stop();
   await be?.stop().catch(() => undefined);
   for (const ns of created.reverse()) await execa('ip', ['netns', 'del', ns], { reject: false });
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -178,7 +142,7 @@ describe('DHCP through a relay agent (ISC dhcrelay)', () => {
     const mac = randomMac();
     await ipIn(client, ['link', 'set', 'eth0', 'address', mac]);
     const { script, log } = await configuringScript();
-    const udhcpc = watch(client, ['busybox', 'udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '10', '-T', '2']);
+    const udhcpc = inNs(client, ['busybox', 'udhcpc', '-f', '-i', 'eth0', '-s', script, '-t', '10', '-T', '2']);
     try {
       const [bound] = await waitForEvent(log, 'bound');
       const leased = bound.ip;
