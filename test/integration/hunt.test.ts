@@ -156,16 +156,21 @@ describe('a run that outlives --timeout', () => {
   }, 60_000);
 });
 
+/** Wait (up to a minute) until the hunt in STATE has recorded N runs. */
+async function runsRecorded(state: string, n: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const s = existsSync(join(state, 'hunt.json')) ? await stateFile(state).catch(() => undefined) : undefined;
+    if (s && s.runs.length >= n) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('an interrupted hunt', () => {
   it('stops on Ctrl-C after the runs in progress, keeps what finished and leaves no clone', async () => {
     const state = join(fx.dir, 'sigint');
     const args = [...common, 'hunt', 'run', '--releases', RELEASES.slice(0, 4).join(','), '--test', await fx.test(1, 'slow.sh'), '--state', state, ...installFlags()];
     const p = execa(BE_BIN, args, { reject: false });
-    for (let i = 0; i < 600; i++) {
-      const s = existsSync(join(state, 'hunt.json')) ? await stateFile(state).catch(() => undefined) : undefined;
-      if (s && s.runs.length >= 1) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await runsRecorded(state, 1);
     p.kill('SIGINT');
     const r = await p;
     expect(r.exitCode).toBe(130);
@@ -182,11 +187,7 @@ describe('an interrupted hunt', () => {
     const args = [...common, 'hunt', 'run', '--releases', RELEASES.join(','), '--test', await fx.test(1, 'slow.sh'), '--state', state, ...installFlags()];
     const first = execa(BE_BIN, args, { reject: false });
     // Wait until three runs are recorded, then kill -9 the be process.
-    for (let i = 0; i < 600; i++) {
-      const s = existsSync(join(state, 'hunt.json')) ? await stateFile(state).catch(() => undefined) : undefined;
-      if (s && s.runs.length >= 3) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await runsRecorded(state, 3);
     first.kill('SIGKILL');
     await first;
     const before = await stateFile(state);
