@@ -82,7 +82,7 @@ export async function barProgress(stream: NodeJS.WriteStream): Promise<Progress>
       hideCursor: true,
       format,
       barsize,
-      formatValue: (v, _o, type) => String(v),
+      formatValue: (v) => String(v),
     },
     cliProgress.Presets.shades_classic,
   );
