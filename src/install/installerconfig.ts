@@ -295,9 +295,9 @@ export interface ZfsbootDatasets {
  *
  * zfsboot (usr.sbin/bsdinstall/scripts/zfsboot, zfs_create_boot) creates each line with
  * `zfs create -o …` (so every child is mounted under the install root while the sets are
- * extracted into it), and afterwards sets canmount=noauto: in 13.x on
- * `$ZFSBOOT_BEROOT_NAME/$ZFSBOOT_BOOTFS_NAME` alone, later on every line under it, including the
- * canmount=off ones. Either way the layout's canmount only holds after the post-install part has
+ * extracted into it), and afterwards sets canmount=noauto: older versions on
+ * `$ZFSBOOT_BEROOT_NAME/$ZFSBOOT_BOOTFS_NAME` alone, newer ones on every line under it,
+ * including the canmount=off ones. Either way the layout's canmount only holds after the post-install part has
  * set it on every dataset of the BE; the pool is still imported then (scripts/script exports it
  * after the chroot part). canmount=noauto does not unmount a mounted dataset, so the install
  * finishes as it began.

@@ -7,7 +7,7 @@ import { postInstallPart, preamblePart, renderInstallerConfig, validateInstaller
  * The datasets a `be installerconfig` script leaves behind, on a real pool (zfs-fuse): the
  * preamble is sourced by sh, the datasets are made as usr.sbin/bsdinstall/scripts/zfsboot's
  * zfs_create_boot makes them (`zfs create -o …` per ZFSBOOT_DATASETS line, the pool's
- * mountpoint, then canmount=noauto: on the BE alone in 13.x, on every line under the BE later),
+ * mountpoint, then canmount=noauto: on the BE alone in older versions, on every line under the BE in newer ones),
  * and the post-install part's zfs commands run as scripts/script runs that part: with sh, while
  * the pool is still imported.
  */
@@ -18,7 +18,7 @@ async function sourced(preamble: string, names: string[]): Promise<Record<string
   return Object.fromEntries(names.map((n, i) => [n, values[i]]));
 }
 
-type Era = 'the BE only (13.x)' | 'every dataset under the BE (14.x on)';
+type Era = 'the BE only (older zfsboot)' | 'every dataset under the BE (newer zfsboot)';
 
 async function installLike(era: Era, layout: string) {
   const tp = await makeTestPool('256M');
@@ -38,7 +38,7 @@ async function installLike(era: Era, layout: string) {
     }
     await execa('zfs', ['set', `mountpoint=/${pool}`, pool]);
     const underBe = lines.filter((l) => l.dataset === be || l.dataset.startsWith(`${be}/`));
-    for (const l of era === 'the BE only (13.x)' ? underBe.filter((x) => x.dataset === be) : underBe) {
+    for (const l of era === 'the BE only (older zfsboot)' ? underBe.filter((x) => x.dataset === be) : underBe) {
       await execa('zfs', ['set', 'canmount=noauto', `${pool}${l.dataset}`]);
     }
     const mountedBefore = await mounted(pool, underBe.map((l) => l.dataset));
@@ -63,7 +63,7 @@ async function mounted(pool: string, datasets: string[]): Promise<string[]> {
 }
 
 describe('be installerconfig on a pool laid out by zfsboot', () => {
-  for (const era of ['the BE only (13.x)', 'every dataset under the BE (14.x on)'] as Era[]) {
+  for (const era of ['the BE only (older zfsboot)', 'every dataset under the BE (newer zfsboot)'] as Era[]) {
     it(`zfsboot sets canmount=noauto on ${era}: afterwards every dataset of the BE is noauto, or off where the layout says so`, async () => {
       const r = await installLike(era, 'freebsd');
       expect(Object.keys(r.want).length).toBe(12); // the BE and its 11 children
@@ -75,7 +75,7 @@ describe('be installerconfig on a pool laid out by zfsboot', () => {
   }
 
   it('the shallow layout: the BE alone, noauto', async () => {
-    const r = await installLike('the BE only (13.x)', 'shallow');
+    const r = await installLike('the BE only (older zfsboot)', 'shallow');
     expect(r.canmount).toEqual(r.want);
     expect(Object.values(r.canmount)).toEqual(['noauto']);
   });

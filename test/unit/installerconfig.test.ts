@@ -65,7 +65,7 @@ describe('be installerconfig: golden scripts', () => {
   });
 
   // zfsboot (usr.sbin/bsdinstall/scripts/zfsboot) makes only the BE itself canmount=noauto in
-  // 13.x, every dataset under it later; the post-install part (run while the pool is still
+  // older versions, every dataset under it in newer ones; the post-install part (run while the pool is still
   // imported, scripts/script) has to leave each dataset of the BE as the layout says.
   for (const name of ['zfs-mirror.yaml', 'zfs-raidz2.json', 'zfs-uefi-shallow.yaml']) {
     it(`${name}: the post-install part sets canmount on every dataset of the boot environment`, async () => {

@@ -25,8 +25,9 @@ export ZFSBOOT_DATASETS='
 #!/bin/sh
 # Post-install: runs chrooted in the new system.
 set -e
-# The boot environment's datasets mount only with it: zfsboot made the BE itself canmount=noauto
-# (13.x) or every dataset under it (later, the canmount=off ones too). The pool is still imported.
+# The boot environment's datasets mount only with it: older zfsboot made the BE itself
+# canmount=noauto, newer every dataset under it (the canmount=off ones too). The pool is still
+# imported here.
 zfs set canmount=noauto zroot/ROOT/default
 sysrc hostname=laptop
 printf '%s\n' '$6$salt$hashhashhash' | pw usermod -n root -H 0
