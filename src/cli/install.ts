@@ -65,7 +65,7 @@ export function registerInstallCommands(program: Command): void {
     .option('--vdev <type>', 'stripe, mirror, raid10, raidz1, raidz2, raidz3')
     .option('--pool <name>', 'ZFS pool name')
     .option('--swap <size>', 'swap per disk, e.g. 2g (0: none)')
-    .option('--geli', 'encrypt the ZFS disks with geli(8)')
+    .option('--geli', 'refused: zfsboot asks for the GELI passphrase on the console')
     .option('--layout <name>', 'be layout for the boot environment datasets (freebsd, flat, shallow)')
     .option('--dist <list>', 'distribution sets, e.g. base,kernel', splitList)
     .option('--distsite <url>', 'BSDINSTALL_DISTSITE')

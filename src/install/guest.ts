@@ -59,7 +59,16 @@ export interface GuestConfig {
   templates?: string;
 }
 
-/** /etc/rc.conf, /etc/fstab and /boot/loader.conf for a ZFS-rooted BE. */
+/**
+ * /etc/rc.conf, /etc/fstab and /boot/loader.conf for a ZFS-rooted BE.
+ *
+ * Neither fstab nor loader.conf names the BE's own dataset: FreeBSD's loader takes the root
+ * from vfs.root.mountfrom only when it is unset, then from fstab's `/` line, and only without
+ * one from the boot environment it is booting (stand/common/boot.c `getrootmount`, with currdev
+ * from stand/libsa/zfs/zfs.c `zfs_fmtdev` or stand/lua/menu.lua `bootenvSet`); loader.conf
+ * overrides the loader's own choice (stand/lua/config.lua). A pinned name would make every
+ * clone of this BE boot the original (templates/loader.conf.hbs says more).
+ */
 export function guestFiles(cfg: GuestConfig): GuestFile[] {
   const rc = cfg.rc.some((e) => e.key.startsWith('ifconfig_')) ? cfg.rc : [{ key: 'ifconfig_DEFAULT', value: 'DHCP' }, ...cfg.rc];
   const data = { dataset: cfg.dataset, hostname: cfg.hostname, rc, release: cfg.release, zfs: true, entries: [], loader: [] };

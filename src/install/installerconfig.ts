@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { BeError } from '../sys/errors.js';
 import { render, type RenderOptions } from '../render/index.js';
 import { loadLayout } from '../be/layouts.js';
+import { checkPoolName } from '../zfs/names.js';
 import { checkHostname, parseRcPairs, type RcEntry } from './guest.js';
 
 /**
@@ -10,6 +11,14 @@ import { checkHostname, parseRcPairs, type RcEntry } from './guest.js';
  * `script` target sources (ZFSBOOT_* for zfsboot, PARTITIONS for scriptedpart, DISTRIBUTIONS,
  * BSDINSTALL_DISTSITE/DISTDIR, nonInteractive), then a `#!/bin/sh` part it runs chrooted in
  * the new system. Every value is checked here; the template only lays them out.
+ *
+ * Follows freebsd-src usr.sbin/bsdinstall/scripts/script (the file is split at the first `#!`
+ * line; the preamble is sourced, zfsboot or scriptedpart runs, the sets are extracted, then the
+ * `#!` part runs under chroot with devfs mounted by scripts/mount and the new pool still
+ * imported; the pool is exported only after it), usr.sbin/bsdinstall/scripts/zfsboot (the
+ * ZFSBOOT_* variables and the ZFSBOOT_DATASETS format; which datasets it makes canmount=noauto;
+ * the GELI passphrase prompt) and usr.sbin/bsdconfig/password/share/password.subr
+ * (f_dialog_input_password). Pool names follow src/zfs/names.ts.
  */
 
 export type Vdev = 'stripe' | 'mirror' | 'raid10' | 'raidz1' | 'raidz2' | 'raidz3';
@@ -46,7 +55,6 @@ export interface InstallerConfig {
     scheme: string;
     bootType?: string;
     swap: string;
-    geli: boolean;
     force4k: boolean;
     layout: string;
     poolOptions?: string;
@@ -67,7 +75,6 @@ export type RawConfig = Record<string, unknown>;
 
 const DISK = /^[a-z]+[0-9]+$/;
 const SIZE = /^[0-9]+(\.[0-9]+)?[bkmgtpeBKMGTPE]?$/;
-const POOL = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 const COMPONENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PKG = /^[A-Za-z0-9][A-Za-z0-9_.+@/-]*$/;
@@ -133,7 +140,12 @@ export function validateInstallerConfig(raw: RawConfig): InstallerConfig {
   const vdev = (str(z, 'vdev', 'vdev type') ?? 'stripe') as Vdev;
   if (!(vdev in VDEV_MIN)) throw bad('vdev type', vdev, 'stripe, mirror, raid10, raidz1, raidz2, raidz3');
   const pool = str(z, 'pool', 'pool name') ?? 'zroot';
-  if (!POOL.test(pool) || /^(mirror|raidz|draid|spare|log|cache|special|dedup)/.test(pool) || /^c[0-9]/.test(pool)) throw bad('pool name', pool);
+  try {
+    checkPoolName(pool);
+  } catch (error) {
+    // "invalid pool name 'X': why" → the why
+    throw bad('pool name', pool, (error as Error).message.replace(/^invalid pool name '.*?': /, ''));
+  }
   const beroot = str(z, 'beroot', 'BE root name') ?? 'ROOT';
   if (!COMPONENT.test(beroot)) throw bad('BE root name', beroot);
   const bootfs = str(z, 'bootfs', 'boot environment name') ?? 'default';
@@ -145,6 +157,12 @@ export function validateInstallerConfig(raw: RawConfig): InstallerConfig {
   if (scheme !== 'GPT' && bootType !== undefined && bootType !== 'BIOS') throw bad('boot type', bootType, `${scheme} boots BIOS only`);
   const swap = checkSize(str(z, 'swap', 'swap size') ?? '2g', 'swap size');
   const layout = str(z, 'layout', 'layout') ?? 'freebsd';
+  // zfsboot reads the GELI passphrase only from a dialog(1) password box
+  // (f_dialog_input_password, even with nonInteractive) and from no variable or file, so a
+  // scripted install with GELI stops at the console. Refuse it rather than write that script.
+  if (bool(z, 'geli', 'geli setting', false)) {
+    throw new BeError("installerconfig: 'zfs.geli: true' (--geli) cannot be scripted: bsdinstall's zfsboot asks for the GELI passphrase on the console and reads it from no variable or file");
+  }
   if (fs === 'zfs') {
     try {
       loadLayout(layout);
@@ -248,7 +266,7 @@ export function validateInstallerConfig(raw: RawConfig): InstallerConfig {
   return {
     fs,
     disks,
-    zfs: { vdev, pool, beroot, bootfs, scheme, bootType, swap, geli: bool(z, 'geli', 'geli setting', false), force4k: bool(z, 'force4k', 'force4k setting', true), layout, poolOptions },
+    zfs: { vdev, pool, beroot, bootfs, scheme, bootType, swap, force4k: bool(z, 'force4k', 'force4k setting', true), layout, poolOptions },
     ufs: { scheme: ufsScheme, partitions },
     distributions,
     distsite,
@@ -261,8 +279,30 @@ export function validateInstallerConfig(raw: RawConfig): InstallerConfig {
   };
 }
 
-/** ZFSBOOT_DATASETS lines for the BE root and `be`'s layout nested under the boot environment. */
-export function zfsbootDatasets(cfg: InstallerConfig): { lines: Array<{ path: string; options: string }>; canmountOff: string[] } {
+/** What zfsbootDatasets gives the template. */
+export interface ZfsbootDatasets {
+  /** ZFSBOOT_DATASETS lines: the BE root (mountpoint=none), the BE and its children. */
+  lines: Array<{ path: string; options: string }>;
+  /** Every dataset of the boot environment that must not mount by itself (the BE and its children). */
+  canmountNoauto: string[];
+  /** The layout's canmount=off datasets (they only hold children). */
+  canmountOff: string[];
+}
+
+/**
+ * ZFSBOOT_DATASETS lines for the BE root and `be`'s layout nested under the boot environment,
+ * and the canmount settings the post-install part makes.
+ *
+ * zfsboot (usr.sbin/bsdinstall/scripts/zfsboot, zfs_create_boot) creates each line with
+ * `zfs create -o …` (so every child is mounted under the install root while the sets are
+ * extracted into it), and afterwards sets canmount=noauto: older versions on
+ * `$ZFSBOOT_BEROOT_NAME/$ZFSBOOT_BOOTFS_NAME` alone, newer ones on every line under it,
+ * including the canmount=off ones. Either way the layout's canmount only holds after the post-install part has
+ * set it on every dataset of the BE; the pool is still imported then (scripts/script exports it
+ * after the chroot part). canmount=noauto does not unmount a mounted dataset, so the install
+ * finishes as it began.
+ */
+export function zfsbootDatasets(cfg: InstallerConfig): ZfsbootDatasets {
   let layout;
   try {
     layout = loadLayout(cfg.zfs.layout);
@@ -271,27 +311,28 @@ export function zfsbootDatasets(cfg: InstallerConfig): { lines: Array<{ path: st
   }
   const be = `/${cfg.zfs.beroot}/${cfg.zfs.bootfs}`;
   const lines = [{ path: `/${cfg.zfs.beroot}`, options: 'mountpoint=none' }];
+  const canmountNoauto: string[] = [];
   const canmountOff: string[] = [];
   for (const d of layout.datasets) {
     const path = d.path === '' ? be : `${be}/${d.path}`;
     const props = { ...d.properties };
     if (d.path === '') props.mountpoint = '/';
-    // zfsboot sets canmount=noauto on everything under the boot environment itself.
+    // Created mounted (the sets are extracted into it), made noauto after the extraction.
     if (props.canmount === 'noauto') delete props.canmount;
-    if (props.canmount === 'off') canmountOff.push(`${cfg.zfs.pool}${path}`);
+    (props.canmount === 'off' ? canmountOff : canmountNoauto).push(`${cfg.zfs.pool}${path}`);
     const options = Object.entries(props)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
     for (const o of options ? options.split(',') : []) if (!PROPERTY.test(o)) throw new BeError(`installerconfig: layout '${cfg.zfs.layout}' has a property zfsboot cannot take: '${o}'`);
     lines.push({ path, options });
   }
-  return { lines, canmountOff };
+  return { lines, canmountNoauto, canmountOff };
 }
 
 /** Render the script. */
 export function renderInstallerConfig(cfg: InstallerConfig, opts: RenderOptions = {}): string {
   const zfs = cfg.fs === 'zfs';
-  const datasets = zfs ? zfsbootDatasets(cfg) : { lines: [], canmountOff: [] };
+  const datasets: ZfsbootDatasets = zfs ? zfsbootDatasets(cfg) : { lines: [], canmountNoauto: [], canmountOff: [] };
   const width = Math.max(0, ...datasets.lines.map((l) => l.path.length)) + 2;
   const partitions = `${cfg.disks[0]} ${cfg.ufs.scheme} { ${cfg.ufs.partitions.map((p) => [p.size, p.type, p.mount].filter(Boolean).join(' ')).join(', ')} }`;
   const text = render(
@@ -302,9 +343,9 @@ export function renderInstallerConfig(cfg: InstallerConfig, opts: RenderOptions 
       disks: cfg.disks.join(' '),
       distributions: cfg.distributions.map((d) => `${d}.txz`).join(' '),
       datasets: datasets.lines.map((l) => ({ path: l.options ? l.path.padEnd(width) : l.path, options: l.options })),
+      canmountNoauto: datasets.canmountNoauto,
       canmountOff: datasets.canmountOff,
       partitions,
-      geli: cfg.zfs.geli ? '1' : '',
       force4k: cfg.zfs.force4k ? '1' : '',
     },
     opts,

@@ -97,7 +97,8 @@ describe('render and guest files', () => {
     const files = guestFiles({ dataset: 'bd/be/test', hostname: 'test', rc: parseRcPairs(['sshd_enable=YES', 'motd="hi"']) });
     const rc = files.find((f) => f.path === '/etc/rc.conf')!.content;
     expect(rc).toContain('hostname="test"\nzfs_enable="YES"\nifconfig_DEFAULT="DHCP"\nsshd_enable="YES"\nmotd="\\"hi\\""\n');
-    expect(files.find((f) => f.path === '/boot/loader.conf')!.content).toContain('zfs_load="YES"\nvfs.root.mountfrom="zfs:bd/be/test"\n');
+    expect(files.find((f) => f.path === '/boot/loader.conf')!.content).toContain('zfs_load="YES"\n');
+    expect(files.find((f) => f.path === '/boot/loader.conf')!.content).not.toContain('bd/be/test');
     expect(files.map((f) => f.path)).toEqual(['/etc/rc.conf', '/etc/fstab', '/boot/loader.conf']);
   });
 });

@@ -13,6 +13,7 @@ import {
   validateInstallerConfig,
   type RawConfig,
 } from '../../src/install/installerconfig.js';
+import { checkPoolName } from '../../src/zfs/names.js';
 
 const DIR = fileURLToPath(new URL('./installerconfig/', import.meta.url));
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -32,7 +33,7 @@ async function sourced(preamble: string, names: string[]): Promise<Record<string
 }
 
 describe('be installerconfig: golden scripts', () => {
-  for (const name of ['zfs-mirror.yaml', 'zfs-raidz2.json', 'zfs-geli.yaml', 'ufs.yaml']) {
+  for (const name of ['zfs-mirror.yaml', 'zfs-raidz2.json', 'zfs-uefi-shallow.yaml', 'ufs.yaml']) {
     it(`renders ${name} as the golden script, and sh -n accepts it and its post-install part`, async () => {
       const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, name), {}));
       const golden = join(DIR, name.replace(/\.(yaml|json)$/, '.sh'));
@@ -63,9 +64,62 @@ describe('be installerconfig: golden scripts', () => {
     expect(postInstallPart(text)).toContain('zfs set canmount=off zroot/ROOT/default/usr\n');
   });
 
-  it('GELI turns ZFSBOOT_GELI_ENCRYPTION on', async () => {
-    const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, 'zfs-geli.yaml'), {}));
-    expect((await sourced(preamblePart(text), ['ZFSBOOT_GELI_ENCRYPTION'])).ZFSBOOT_GELI_ENCRYPTION).toBe('1');
+  // zfsboot (usr.sbin/bsdinstall/scripts/zfsboot) makes only the BE itself canmount=noauto in
+  // older versions, every dataset under it in newer ones; the post-install part (run while the pool is still
+  // imported, scripts/script) has to leave each dataset of the BE as the layout says.
+  for (const name of ['zfs-mirror.yaml', 'zfs-raidz2.json', 'zfs-uefi-shallow.yaml']) {
+    it(`${name}: the post-install part sets canmount on every dataset of the boot environment`, async () => {
+      const text = renderInstallerConfig(await loadInstallerConfig(join(DIR, name), {}));
+      const v = await sourced(preamblePart(text), ['ZFSBOOT_DATASETS', 'ZFSBOOT_POOL_NAME', 'ZFSBOOT_BEROOT_NAME', 'ZFSBOOT_BOOTFS_NAME']);
+      const be = `/${v.ZFSBOOT_BEROOT_NAME}/${v.ZFSBOOT_BOOTFS_NAME}`;
+      const lines = v.ZFSBOOT_DATASETS.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === be || f[0]?.startsWith(`${be}/`));
+      expect(lines.length).toBeGreaterThan(0);
+      const want = lines.map(([path, options = '']) => `zfs set canmount=${/(^|,)canmount=off(,|$)/.test(options) ? 'off' : 'noauto'} ${v.ZFSBOOT_POOL_NAME}${path}`);
+      const got = postInstallPart(text).split('\n').filter((l) => l.startsWith('zfs '));
+      expect(got.sort()).toEqual(want.sort());
+    });
+  }
+
+  it("geli: true (or --geli) is refused with one line: zfsboot reads the GELI passphrase from the console only", async () => {
+    const line = "installerconfig: 'zfs.geli: true' (--geli) cannot be scripted: bsdinstall's zfsboot asks for the GELI passphrase on the console and reads it from no variable or file";
+    await expect(loadInstallerConfig(join(DIR, 'zfs-geli.yaml'), {})).rejects.toThrow(line);
+    await expect(loadInstallerConfig(undefined, flagsToConfig({ disk: ['ada0'], geli: true }))).rejects.toThrow(line);
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { be } = await import('../helpers/cli.js');
+    const dir = await mkdtemp(join(tmpdir(), 'bcfg-geli-'));
+    try {
+      const out = join(dir, 'installerconfig');
+      for (const args of [['--disk', 'ada0', '--geli'], ['-c', join(DIR, 'zfs-geli.yaml')]]) {
+        const r = await be(['installerconfig', ...args, '-o', out]);
+        expect(r.exitCode).toBe(1);
+        expect(r.stderr).toBe(`be: ${line}\n`);
+        expect(r.stdout).toBe('');
+        expect(existsSync(out)).toBe(false);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('pool names follow one rule, the one src/zfs/names.ts has from zfs_namecheck.c and libzfs', () => {
+    const names = ['zroot', 'tank', 'cache', 'special1', 'dedup', 'a.b:c-d_e', 'mirror', 'mirror1', 'raidz2x', 'draid', 'spare0', 'log', 'c0t0', '1pool', 'z/root', 'z@x', 'a b'];
+    for (const pool of names) {
+      let namesOk = true;
+      try {
+        checkPoolName(pool);
+      } catch {
+        namesOk = false;
+      }
+      let ok = true;
+      try {
+        validateInstallerConfig({ disks: ['ada0'], zfs: { pool } });
+      } catch (error) {
+        ok = false;
+        expect((error as Error).message).toMatch(new RegExp(`^installerconfig: bad pool name '${pool.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}' \\(.+\\)$`));
+      }
+      expect([pool, ok]).toEqual([pool, namesOk]);
+    }
   });
 
   it('UFS writes PARTITIONS in scriptedpart syntax', async () => {
@@ -97,8 +151,8 @@ describe('be installerconfig: bad values are one-line errors naming the value', 
     ['raidz2 of three', { disks: ['da0', 'da1', 'da2'], zfs: { vdev: 'raidz2' } }, "installerconfig: bad disk count for raidz2 '3' (raidz2 needs at least 4 disks)"],
     ['odd raid10', { disks: ['da0', 'da1', 'da2', 'da3', 'da4'], zfs: { vdev: 'raid10' } }, "installerconfig: bad disk count for raid10 '5' (raid10 needs an even number of disks)"],
     ['swap size', { zfs: { swap: '2 gigs' } }, "installerconfig: bad swap size '2 gigs' (a number with an optional k/m/g/t suffix, e.g. 2g)"],
-    ['pool name', { zfs: { pool: 'mirror1' } }, "installerconfig: bad pool name 'mirror1'"],
-    ['pool name with slash', { zfs: { pool: 'z/root' } }, "installerconfig: bad pool name 'z/root'"],
+    ['pool name', { zfs: { pool: 'mirror1' } }, "installerconfig: bad pool name 'mirror1' ('mirror1' is a reserved pool name)"],
+    ['pool name with slash', { zfs: { pool: 'z/root' } }, "installerconfig: bad pool name 'z/root' (character \"/\" is not allowed)"],
     ['bootfs name', { zfs: { bootfs: 'a/b' } }, "installerconfig: bad boot environment name 'a/b'"],
     ['scheme', { zfs: { scheme: 'gpt' } }, "installerconfig: bad partition scheme 'gpt' (GPT, MBR, GPT + Active, GPT + Lenovo Fix)"],
     ['MBR with UEFI', { zfs: { scheme: 'MBR', bootType: 'UEFI' } }, "installerconfig: bad boot type 'UEFI' (MBR boots BIOS only)"],

@@ -14,6 +14,7 @@ export ZFSBOOT_BOOTFS_NAME=default
 export ZFSBOOT_PARTITION_SCHEME=GPT
 export ZFSBOOT_BOOT_TYPE=BIOS+UEFI
 export ZFSBOOT_SWAP_SIZE=4g
+# No GELI: zfsboot would ask for its passphrase on the console (be refuses geli: true).
 export ZFSBOOT_GELI_ENCRYPTION=''
 export ZFSBOOT_FORCE_4K_SECTORS=1
 # The boot environment and its children in be's 'freebsd' layout.
@@ -36,7 +37,19 @@ export ZFSBOOT_DATASETS='
 #!/bin/sh
 # Post-install: runs chrooted in the new system.
 set -e
-# zfsboot made every dataset of the boot environment canmount=noauto; these only hold children.
+# The boot environment's datasets mount only with it: older zfsboot made the BE itself
+# canmount=noauto, newer every dataset under it (the canmount=off ones too). The pool is still
+# imported here.
+zfs set canmount=noauto zroot/ROOT/default
+zfs set canmount=noauto zroot/ROOT/default/tmp
+zfs set canmount=noauto zroot/ROOT/default/usr/home
+zfs set canmount=noauto zroot/ROOT/default/usr/ports
+zfs set canmount=noauto zroot/ROOT/default/usr/src
+zfs set canmount=noauto zroot/ROOT/default/var/audit
+zfs set canmount=noauto zroot/ROOT/default/var/crash
+zfs set canmount=noauto zroot/ROOT/default/var/log
+zfs set canmount=noauto zroot/ROOT/default/var/mail
+zfs set canmount=noauto zroot/ROOT/default/var/tmp
 zfs set canmount=off zroot/ROOT/default/usr
 zfs set canmount=off zroot/ROOT/default/var
 sysrc hostname=lab1.example.org

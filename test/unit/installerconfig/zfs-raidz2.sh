@@ -14,6 +14,7 @@ export ZFSBOOT_BEROOT_NAME=BE
 export ZFSBOOT_BOOTFS_NAME=14.1
 export ZFSBOOT_PARTITION_SCHEME=GPT
 export ZFSBOOT_SWAP_SIZE=0
+# No GELI: zfsboot would ask for its passphrase on the console (be refuses geli: true).
 export ZFSBOOT_GELI_ENCRYPTION=''
 export ZFSBOOT_FORCE_4K_SECTORS=1
 # The boot environment and its children in be's 'freebsd' layout.
@@ -36,7 +37,19 @@ export ZFSBOOT_DATASETS='
 #!/bin/sh
 # Post-install: runs chrooted in the new system.
 set -e
-# zfsboot made every dataset of the boot environment canmount=noauto; these only hold children.
+# The boot environment's datasets mount only with it: older zfsboot made the BE itself
+# canmount=noauto, newer every dataset under it (the canmount=off ones too). The pool is still
+# imported here.
+zfs set canmount=noauto tank/BE/14.1
+zfs set canmount=noauto tank/BE/14.1/tmp
+zfs set canmount=noauto tank/BE/14.1/usr/home
+zfs set canmount=noauto tank/BE/14.1/usr/ports
+zfs set canmount=noauto tank/BE/14.1/usr/src
+zfs set canmount=noauto tank/BE/14.1/var/audit
+zfs set canmount=noauto tank/BE/14.1/var/crash
+zfs set canmount=noauto tank/BE/14.1/var/log
+zfs set canmount=noauto tank/BE/14.1/var/mail
+zfs set canmount=noauto tank/BE/14.1/var/tmp
 zfs set canmount=off tank/BE/14.1/usr
 zfs set canmount=off tank/BE/14.1/var
 sysrc hostname=store

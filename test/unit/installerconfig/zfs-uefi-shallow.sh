@@ -13,7 +13,8 @@ export ZFSBOOT_BOOTFS_NAME=default
 export ZFSBOOT_PARTITION_SCHEME=GPT
 export ZFSBOOT_BOOT_TYPE=UEFI
 export ZFSBOOT_SWAP_SIZE=8g
-export ZFSBOOT_GELI_ENCRYPTION=1
+# No GELI: zfsboot would ask for its passphrase on the console (be refuses geli: true).
+export ZFSBOOT_GELI_ENCRYPTION=''
 export ZFSBOOT_FORCE_4K_SECTORS=1
 # The boot environment and its children in be's 'shallow' layout.
 export ZFSBOOT_DATASETS='
@@ -24,5 +25,9 @@ export ZFSBOOT_DATASETS='
 #!/bin/sh
 # Post-install: runs chrooted in the new system.
 set -e
+# The boot environment's datasets mount only with it: older zfsboot made the BE itself
+# canmount=noauto, newer every dataset under it (the canmount=off ones too). The pool is still
+# imported here.
+zfs set canmount=noauto zroot/ROOT/default
 sysrc hostname=laptop
 printf '%s\n' '$6$salt$hashhashhash' | pw usermod -n root -H 0
