@@ -109,13 +109,17 @@ function fields(line: string): string[] {
 /** Options of do_opt that take an argument (as -opt=arg or -opt arg). */
 const WITH_ARG = new Set(['maproot', 'mapall', 'root', 'r', 'mask', 'm', 'network', 'n', 'sec']);
 
-/** Parse exports(5) text as mountd reads it (comments, continuations, V4:, -opt arg and -opt=arg). */
+/**
+ * Parse exports(5) text as mountd reads it (comments, continuations, V4:, -opt arg and -opt=arg).
+ * A line mountd would drop whole (no path, -network or -mask without a value) is left out.
+ */
 export function parseExports(text: string): ExportsLine[] {
   const out: ExportsLine[] = [];
   for (const { text: line, lineNo } of logicalLines(text)) {
     const f = fields(line);
     if (f.length === 0 || f[0].startsWith('#')) continue;
     const entry: ExportsLine = { v4: false, paths: [], options: {}, hosts: [], lineNo };
+    let bad = false;
     if (f[0].startsWith('V4:')) {
       entry.v4 = true;
       if (f[0] === 'V4:') f.shift();
@@ -132,7 +136,10 @@ export function parseExports(text: string): ExportsLine[] {
           if (name === 'n') name = 'network';
           if (name === 'm') name = 'mask';
           if (name === 'network' || name === 'mask') {
-            if (value === true) throw new BeError(`exports line ${lineNo}: -${name} without a value: '${line}'`);
+            if (value === true) {
+              bad = true;
+              continue;
+            }
             entry.network = entry.network ?? { address: '', mask: '' };
             if (name === 'network') {
               const [address, prefix] = value.split('/');
@@ -145,7 +152,8 @@ export function parseExports(text: string): ExportsLine[] {
         entry.paths.push(t);
       } else entry.hosts.push(t);
     }
-    if (entry.paths.length === 0) throw new BeError(`exports line ${lineNo} has no path: '${line}'`);
+    // mountd drops such a line ("bad exports list line", "V4:root, no dirp, ignored")
+    if (entry.paths.length === 0 || bad) continue;
     out.push(entry);
   }
   return out;
@@ -225,7 +233,10 @@ function v4Lines(text: string, file: string): { root?: string; body: string | nu
   const hosts: string[] = [];
   for (const { line } of needs) {
     if (line.hosts.length > 0 && !line.network) {
-      for (const h of line.hosts) if (!have.has(`host:${h}`)) (have.add(`host:${h}`), hosts.push(h));
+      for (const h of line.hosts.filter((x) => !have.has(`host:${x}`))) {
+        have.add(`host:${h}`);
+        hosts.push(h);
+      }
       continue;
     }
     const [key] = clientKeys(line);
@@ -272,7 +283,7 @@ export interface ExportsEdit {
  * BE block that still needs one (removed with the last). Refuses what mountd would drop.
  */
 export function editExports(text: string, be: string, body: string | null, file: string): ExportsEdit {
-  const others = setBlock(text, be, null, file);
+  const others = setBlock(migrate(text, file), be, null, file);
   if (body !== null) checkAgainst(others, be, body, file);
   let next = setBlock(others, be, body, file);
   const v4 = v4Lines(next, file);
@@ -280,6 +291,16 @@ export function editExports(text: string, be: string, body: string | null, file:
   const needed = body !== null && v4Needs(next, file).some((n) => n.be === be);
   if (body !== null) checkContinuations(next, file);
   return { text: next, usesUserRoot: needed && v4.userRoot === v4.root ? v4.userRoot : undefined };
+}
+
+/** Blocks written before the V4: block existed carry `V4:` lines of their own: they become needs. */
+function migrate(text: string, file: string): string {
+  let out = text;
+  for (const b of listBlocks(text, file)) {
+    if (b.id === V4_BLOCK || !/^V4:/m.test(b.body)) continue;
+    out = setBlock(out, b.id, b.body.replace(/^V4:[ \t]*/gm, V4_NEED), file);
+  }
+  return out;
 }
 
 /** A user line ending in '\\' right before a be marker: mountd's get_line would join the two. */

@@ -129,6 +129,15 @@ describe('exports(5) read the way mountd.c reads it', () => {
     );
     expect(share(dup, 'zroot/a', { network: ['10.0.0.0/8'] }).text).toContain('/a -network 10.0.0.0 -mask 255.0.0.0\n');
     expect(() => share(`${user}/b lab1 \\\n`, 'zroot/a', {})).toThrow("/etc/exports line 3: ends in '\\', so mountd would join be's lines to it");
+    // a line mountd drops whole is no reason to refuse
+    expect(share(`${user}-ro /c\nV4: -sec=sys\n`, 'zroot/a', {}).text).toContain('# be:begin zroot/a\n/a\n');
+  });
+
+  it('turns V4: lines inside a BE block (written by an older be) into that BE\'s need, kept once', () => {
+    const old = `${user}# be:begin zroot/a\nV4: /ROOT -network 10.1.0.0 -mask 255.255.0.0\n/a -network 10.1.0.0 -mask 255.255.0.0\n# be:end zroot/a\n`;
+    const text = share(old, 'zroot/b', { network: ['10.1.0.0/16'], v4Root: '/ROOT' }).text;
+    expect(parseExports(text).filter((l) => l.v4).map((l) => `${l.paths[0]} ${clientKeys(l)}`)).toEqual(['/ROOT net:10.1.0.0/16']);
+    expect(listBlocks(text).find((b) => b.id === 'zroot/a')!.body).toBe('# be:v4 /ROOT -network 10.1.0.0 -mask 255.255.0.0\n/a -network 10.1.0.0 -mask 255.255.0.0\n');
   });
 });
 
