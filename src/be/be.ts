@@ -165,9 +165,27 @@ export function zfsbootcfgArgv(be: string): string[] {
   return ['zfsbootcfg', '-z', poolOf(be), `zfs:${be}:`];
 }
 
+/** Datasets of BE (itself first) whose origin lies outside BE: the ones `zfs promote` can take over. */
+function clonesOf(be: string, props: Map<string, Record<string, { value: string }>>): Array<{ ds: string; origin: string }> {
+  const out: Array<{ ds: string; origin: string }> = [];
+  for (const [ds, p] of props) {
+    const origin = p.origin?.value;
+    // An origin inside the BE itself would have zfs promote swap the two back and forth.
+    if (origin && origin !== '-' && !origin.startsWith(`${be}/`) && !origin.startsWith(`${be}@`)) out.push({ ds, origin });
+  }
+  return out;
+}
+
 /**
- * Make the BE the pool's boot file system. A cloned BE is promoted first so its origin can be
- * destroyed later (bectl does the same). `temporary` sets it for the next boot only (zfsbootcfg).
+ * Make the BE the pool's boot file system, as libbe's be_activate (lib/libbe/be.c) does:
+ *  1. be_deactivate: the pool's current bootfs gets canmount=noauto (its root only), so a later
+ *     `zfs mount -a` cannot mount the old BE over /;
+ *  2. zpool set bootfs=BE;
+ *  3. be_zfs_promote: every file system of the BE that has an origin is promoted, over and over
+ *     until none has (a clone of a clone needs one promote per generation), so the old BE and
+ *     its snapshots can be destroyed later.
+ * `temporary` (-t) is libbe's lzbe_set_boot_device: only a one-time boot entry in the pool's
+ * label (zfsbootcfg), no canmount, bootfs or promote. A failure half-way undoes what was done.
  */
 export async function activateBe(ctx: BeContext, name: string, temporary = false): Promise<string> {
   // Said before anything is looked up: no BE makes -t work here.
@@ -180,12 +198,24 @@ export async function activateBe(ctx: BeContext, name: string, temporary = false
     await ctx.runner.change(zfsbootcfgArgv(be));
     return be;
   }
+  const { bootfs = '-' } = await requirePool(ctx, pool);
   await ctx.runner.transaction(async () => {
-    for (const [ds, p] of props) {
-      const origin = p.origin?.value;
-      if (origin && origin !== '-' && !origin.startsWith(`${be}/`) && !origin.startsWith(`${be}@`)) await ctx.zfs.promote(ds);
+    if (bootfs !== '-' && bootfs !== '' && (await ctx.zfs.exists(bootfs))) {
+      const old = (await ctx.zfs.get([bootfs], ['canmount'])).get(bootfs)?.canmount;
+      const undo = old ? { value: old.value, inherit: old.source !== 'local' } : undefined;
+      if (old?.value !== 'noauto' || old.source !== 'local') await ctx.zfs.set(bootfs, 'canmount', 'noauto', undo);
     }
-    await ctx.zfs.setPool(pool, 'bootfs', be);
+    await ctx.runner.change(['zpool', 'set', `bootfs=${be}`, pool], { undo: ['zpool', 'set', `bootfs=${bootfs === '-' ? '' : bootfs}`, pool] });
+    let clones = clonesOf(be, props);
+    // A dry run cannot see what a promote changes: it plans one round.
+    for (let round = 0; clones.length > 0; round++) {
+      if (round === 64) throw new BeError(`boot environment '${name}' still has clones after ${round} rounds of zfs promote`);
+      for (const { ds, origin } of clones) {
+        await ctx.runner.change(['zfs', 'promote', ds], { undo: ['zfs', 'promote', origin.slice(0, origin.indexOf('@'))] });
+      }
+      if (ctx.runner.dryRun) break;
+      clones = clonesOf(be, await ctx.zfs.get([be], ['origin'], { recursive: true }));
+    }
   });
   return be;
 }

@@ -6,7 +6,8 @@ export function registerShareCommands(program: Command): void {
   const ganesha = (cmd: Command) =>
     cmd
       .option('--ganesha-conf <file>', "Linux: ganesha's configuration (be's exports go to be-exports.conf beside it)", '/etc/ganesha/ganesha.conf')
-      .option('--ganesha-pid <file>', "Linux: ganesha's pid file, to make it reload", '/run/ganesha/ganesha.pid');
+      .option('--ganesha-pid <file>', "Linux: ganesha's pid file, to make it reload", '/run/ganesha/ganesha.pid')
+      .option('--mountd-pid <file>', "FreeBSD: mountd's pid file, to see that it runs before reloading it", '/var/run/mountd.pid');
 
   ganesha(changing(program.command('sharenfs')))
     .description('export a BE and its children over NFS (FreeBSD: /etc/exports + mountd; Linux: nfs-ganesha)')
@@ -15,7 +16,7 @@ export function registerShareCommands(program: Command): void {
     .option('--host <addr>', 'allow this host (repeatable)', collect, [])
     .option('--maproot <user>', 'map root to this user (root: no squashing)')
     .option('--ro', 'export read-only')
-    .option('--v4-root <path>', 'NFSv4 tree root (the exports(5) V4: line)')
+    .option('--v4-root <path>', 'NFSv4 tree root: be writes the exports(5) V4: lines once for all BEs')
     .option('--exports <file>', 'write exports(5) lines into FILE instead, reload nothing')
     .option('--path <dir>', 'mount the BE here for sharing (default /<dataset without pool> below the altroot)')
     .option('--no-mount', 'do not mount the BE, only write the lines (a file for another server)')
@@ -33,6 +34,7 @@ export function registerShareCommands(program: Command): void {
         noMount: opts.mount === false,
         ganeshaConf: opts.ganeshaConf,
         ganeshaPid: opts.ganeshaPid,
+        mountdPid: opts.mountdPid,
       });
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) for (const p of r.paths) print(p);
@@ -46,7 +48,7 @@ export function registerShareCommands(program: Command): void {
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { unshareNfs } = await import('../share/share.js');
-      await unshareNfs(ctx, name, { exportsFile: opts.exports, ganeshaConf: opts.ganeshaConf, ganeshaPid: opts.ganeshaPid, keepMounted: opts.keepMounted });
+      await unshareNfs(ctx, name, { exportsFile: opts.exports, ganeshaConf: opts.ganeshaConf, ganeshaPid: opts.ganeshaPid, mountdPid: opts.mountdPid, keepMounted: opts.keepMounted });
       ctx.runner.flushScript();
     });
 

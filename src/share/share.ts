@@ -7,6 +7,7 @@
 import { readFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BeContext } from '../be/context.js';
+import type { Runner } from '../sys/run.js';
 import { requireBe, requirePool } from '../be/context.js';
 import { mountBe, mountOrder, mountedDatasets, umountBe } from '../be/access.js';
 import { withoutAltroot } from '../zfs/mount.js';
@@ -15,10 +16,10 @@ import { BeError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
 import { setBlock, listBlocks } from './blocks.js';
 import { updateFile } from './lockedfile.js';
-import { exportsBlock, parseExports } from './exports.js';
+import { editExports, exportsBlock } from './exports.js';
 import { ganeshaBlock, exportIds, usedExportIds, includeDirective, includesFile, pseudoPath } from './ganesha.js';
 import { nfsFstabBlock, checkServer, checkMountOptions } from './fstab.js';
-import { makeShareSpec, checkSharePath, type ShareSpec } from './spec.js';
+import { makeShareSpec, checkSharePath } from './spec.js';
 
 /** User property on the BE root: the directory `be sharenfs` mounted it at (so unsharenfs unmounts). */
 export const SHARED_PROP = 'be:sharenfs';
@@ -26,6 +27,8 @@ export const SHARED_PROP = 'be:sharenfs';
 export const FREEBSD_EXPORTS = '/etc/exports';
 export const GANESHA_CONF = '/etc/ganesha/ganesha.conf';
 export const GANESHA_PID = '/run/ganesha/ganesha.pid';
+/** mountd's pid file: _PATH_MOUNTDPID (usr.sbin/mountd/pathnames.h), `pidfile=` in libexec/rc/rc.d/mountd. */
+export const MOUNTD_PID = '/var/run/mountd.pid';
 
 export interface ShareTarget {
   /** --exports FILE: exports(5) syntax into FILE, nothing reloaded. */
@@ -34,6 +37,8 @@ export interface ShareTarget {
   ganeshaConf?: string;
   /** ganesha's pid file, to signal a reload (Linux). */
   ganeshaPid?: string;
+  /** mountd's pid file, to see that it runs before reloading it (FreeBSD). */
+  mountdPid?: string;
 }
 
 export interface ShareOptions extends ShareTarget {
@@ -118,57 +123,84 @@ export function ganeshaExportsFile(conf: string): string {
   return join(dirname(conf), 'be-exports.conf');
 }
 
-/** exports(5) refuses two V4: lines with different roots. */
-function checkV4(text: string, be: string, spec: ShareSpec, file: string): void {
-  if (!spec.v4Root) return;
-  const others = setBlock(text, be, null, file);
-  for (const line of parseExports(others)) {
-    if (line.v4 && line.paths[0] !== spec.v4Root) throw new BeError(`${file} already has 'V4: ${line.paths[0]}': cannot add a V4 root ${spec.v4Root}`);
-  }
-}
-
 /** Write (BODY) or remove (null) the BE's block and tell the NFS server. */
 async function applyBlock(ctx: BeContext, be: string, target: ShareTarget, body: (current: string, file: string) => string | null): Promise<{ file: string; reloaded?: string }> {
   const backend = backendOf(ctx, target);
   if (backend !== 'ganesha') {
     const file = target.exportsFile ?? FREEBSD_EXPORTS;
-    await updateFile(ctx.runner, file, (old) => setBlock(old, be, body(old, file), file), { backup: `${file}.be-bak` });
+    let usesUserRoot: string | undefined;
+    await updateFile(
+      ctx.runner,
+      file,
+      (old) => {
+        const edit = editExports(old, be, body(old, file), file);
+        usesUserRoot = edit.usesUserRoot;
+        return edit.text;
+      },
+      { backup: `${file}.be-bak` },
+    );
+    if (usesUserRoot) say(ctx.runner, `${file} has its own 'V4: ${usesUserRoot}' line: be's clients use that NFSv4 root`);
     if (backend === 'exports-file') return { file };
-    await ctx.runner.change(mountdReloadArgv());
-    return { file, reloaded: 'mountd' };
+    return { file, reloaded: await reloadMountd(ctx.runner, target.mountdPid ?? MOUNTD_PID) };
   }
   const conf = target.ganeshaConf ?? GANESHA_CONF;
   const file = ganeshaExportsFile(conf);
   await updateFile(ctx.runner, file, (old) => setBlock(old, be, body(old, file), file), { backup: `${file}.be-bak` });
   await updateFile(ctx.runner, conf, (old) => (includesFile(old, file) ? old : setBlock(old, 'include', `${includeDirective(file)}\n`, conf)), { backup: `${conf}.be-bak` });
-  const reloaded = await reloadGanesha(ctx, target.ganeshaPid ?? GANESHA_PID);
+  const reloaded = await reloadByPid(ctx.runner, 'ganesha', target.ganeshaPid ?? GANESHA_PID, (pid) => ['kill', '-HUP', String(pid)]);
   return { file, reloaded };
 }
 
-/** `service mountd reload` (FreeBSD): mountd re-reads /etc/exports. */
+/**
+ * Make mountd re-read its exports files: `service mountd onereload`. rc.subr's run_rc_command
+ * (libexec/rc/rc.subr) refuses a plain `reload` when mountd_enable is unset ("Cannot 'reload'
+ * mountd. Set mountd_enable to YES ... or use 'onereload'") and exits 0 having done nothing, and
+ * that is how most NFS servers run it: nfsd's precmd starts it with `force_depend mountd`
+ * (libexec/rc/rc.d/nfsd). `onereload` skips that check and sends SIGHUP (rc.subr's default
+ * sig_reload) to the pid in /var/run/mountd.pid (libexec/rc/rc.d/mountd `pidfile=`); mountd's
+ * huphandler only sets a flag, and its main loop then runs get_exportlist(1)
+ * (usr.sbin/mountd/mountd.c). Callers check the pid file first (reloadByPid).
+ */
 export function mountdReloadArgv(): string[] {
-  return ['service', 'mountd', 'reload'];
+  return ['service', 'mountd', 'onereload'];
 }
 
-/** SIGHUP makes ganesha re-read its exports; a ganesha that is not running picks them up at start. */
-async function reloadGanesha(ctx: BeContext, pidFile: string): Promise<string | undefined> {
+/** One line on stderr (and in a --dry-run plan). */
+function say(runner: Runner, text: string): void {
+  runner.note(text);
+  if (!runner.dryRun) process.stderr.write(`be: ${text}\n`);
+}
+
+/** The live pid in PIDFILE, or undefined (no file, no number, or no such process). */
+async function livePid(pidFile: string): Promise<number | undefined> {
   const pid = parseInt(await readText(pidFile), 10);
-  let running = false;
-  if (Number.isInteger(pid) && pid > 0) {
-    try {
-      process.kill(pid, 0);
-      running = true;
-    } catch {
-      running = false;
-    }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
   }
-  if (!running) {
-    ctx.runner.note(`ganesha is not running (no live pid in ${pidFile}): the exports apply when it starts`);
-    if (!ctx.runner.dryRun) process.stderr.write(`be: ganesha is not running (no live pid in ${pidFile}); the exports apply when it starts\n`);
+}
+
+/**
+ * Reload a server that re-reads its exports on a signal, if it runs: a server that does not run
+ * reads them when it starts, so that is said in one line and nothing fails. ARGV is the reload
+ * (for ganesha: SIGHUP to the pid read here).
+ */
+async function reloadByPid(runner: Runner, name: string, pidFile: string, argv: string[] | ((pid: number) => string[])): Promise<string | undefined> {
+  const pid = await livePid(pidFile);
+  if (pid === undefined) {
+    say(runner, `${name} is not running (no live pid in ${pidFile}); the exports apply when it starts`);
     return undefined;
   }
-  await ctx.runner.change(['kill', '-HUP', String(pid)]);
-  return 'ganesha';
+  await runner.change(typeof argv === 'function' ? argv(pid) : argv);
+  return name;
+}
+
+/** mountd re-reads the exports (mountdReloadArgv) if its pid file names a live process. */
+export function reloadMountd(runner: Runner, pidFile = MOUNTD_PID): Promise<string | undefined> {
+  return reloadByPid(runner, 'mountd', pidFile, mountdReloadArgv());
 }
 
 export async function shareNfs(ctx: BeContext, name: string, opts: ShareOptions): Promise<ShareResult> {
@@ -180,10 +212,7 @@ export async function shareNfs(ctx: BeContext, name: string, opts: ShareOptions)
   const backend = backendOf(ctx, opts);
   const passwd = backend === 'ganesha' ? await readText('/etc/passwd') : '';
   const { file, reloaded } = await applyBlock(ctx, be, opts, (old, f) => {
-    if (backend !== 'ganesha') {
-      checkV4(old, be, spec, f);
-      return exportsBlock(paths, spec);
-    }
+    if (backend !== 'ganesha') return exportsBlock(paths, spec);
     const mine = listBlocks(old, f).find((b) => b.id === be)?.body ?? '';
     const others = setBlock(old, be, null, f);
     return ganeshaBlock(

@@ -236,6 +236,40 @@ describe('clone, snapshot, rollback, rename, activate, destroy', () => {
   });
 });
 
+describe('be activate does what libbe be_activate does (lib/libbe/be.c)', () => {
+  it('sets canmount=noauto on the old bootfs, bootfs to the new BE, and promotes a clone of a clone all the way', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bsha-activate-'));
+    const layout = join(dir, 'layout.json');
+    await writeFile(layout, JSON.stringify({ datasets: [
+      { path: '', properties: { mountpoint: '/', canmount: 'noauto' } },
+      { path: 'tmp', properties: { canmount: 'noauto' } },
+      { path: 'var', properties: { canmount: 'off' } },
+      { path: 'var/log', properties: { canmount: 'noauto' } },
+    ] }));
+    const bootfs = async () => (await execa('zpool', ['list', '-H', '-o', 'bootfs', tp.pool])).stdout.trim();
+    await beOk([...R(), 'create', '--layout-file', layout, 'aold']);
+    await rm(dir, { recursive: true, force: true });
+    await beOk([...R(), 'create', '-e', 'aold', 'amid']);
+    await beOk([...R(), 'create', '-e', 'amid', 'anew']);
+    // An old install whose BE root is canmount=on: `zfs mount -a` would mount it over /.
+    await execa('zfs', ['set', 'canmount=on', `${tp.root}/aold`]);
+    await beOk([...R(), 'activate', 'aold']);
+    expect(await bootfs()).toBe(`${tp.root}/aold`);
+    expect(await prop(`${tp.root}/anew`, 'origin')).toMatch(new RegExp(`^${tp.root}/amid@`));
+    expect(await beOk([...R(), 'activate', 'anew'])).toBe(`${tp.root}/anew is active\n`);
+    expect(await bootfs()).toBe(`${tp.root}/anew`);
+    // be_deactivate: the previous bootfs, its root only, canmount=noauto set locally
+    expect((await execa('zfs', ['get', '-H', '-o', 'value,source', 'canmount', `${tp.root}/aold`])).stdout).toBe('noauto\tlocal');
+    // be_zfs_promote, repeated while an origin is found: no file system of the BE is a clone any more
+    for (const ds of await datasets(`${tp.root}/anew`)) expect([ds, await prop(ds, 'origin')]).toEqual([ds, '-']);
+    // so the BEs it came from can go, children and all
+    await beOk([...R(), 'destroy', 'amid']);
+    await beOk([...R(), 'destroy', 'aold']);
+    expect(await datasets(`${tp.root}/aold`)).toEqual([]);
+    expect(await datasets(`${tp.root}/anew`)).toHaveLength(4);
+  }, 120_000);
+});
+
 describe('be pool', () => {
   it('creates a file-backed pool with an altroot and destroys it with its file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'be-pool-'));

@@ -82,6 +82,36 @@ describe('be sharenfs --exports (FreeBSD exports(5) file on any host)', () => {
     expect((await readdir(work)).filter((f) => f.includes('be-lock') || f.endsWith('.tmp'))).toEqual([]);
   }, 120_000);
 
+  it('--v4-root: one V4: line for every BE on the same network, outside their blocks, gone with the last one (mountd.c)', async () => {
+    const file = join(work, 'exports.v4');
+    await writeFile(file, USER_LINES);
+    const names = Array.from({ length: 5 }, (_, i) => `${pool.pool}/v4/be${i}`);
+    await execa('zfs', ['create', '-o', 'mountpoint=none', '-o', 'canmount=off', `${pool.pool}/v4`]);
+    for (const n of names) await execa('zfs', ['create', '-o', 'mountpoint=/', '-o', 'canmount=noauto', n]);
+    const share = (n: string, ...more: string[]) => be(['sharenfs', n, '--network', '192.168.2.0/24', '--v4-root', '/v4', '--exports', file, '--no-mount', ...more]);
+    expect((await Promise.all(names.map((n) => share(n)))).map((r) => r.exitCode)).toEqual(names.map(() => 0));
+    const v4 = async () => parseExports(await readFile(file, 'utf8')).filter((l) => l.v4).map((l) => `${l.paths[0]} ${l.network?.address}/${l.network?.mask}`);
+    expect(await v4()).toEqual(['/v4 192.168.2.0/255.255.255.0']);
+    const text = await readFile(file, 'utf8');
+    expect(listBlocks(text).filter((b) => b.id !== 'nfsv4-root').flatMap((b) => parseExports(b.body)).filter((l) => l.v4)).toEqual([]);
+    expect(userText(text)).toBe(USER_LINES);
+    // a second root is what mountd drops ("different V4 dirpath"): refused, nothing changed
+    const other = await be(['sharenfs', names[0], '--network', '10.0.0.0/8', '--v4-root', '/other', '--exports', file, '--no-mount']);
+    expect(other.stderr).toMatch(new RegExp(`^be: ${file}: boot environment '${pool.pool}/v4/be[1-4]' is shared with NFSv4 root /v4: mountd takes one, cannot add /other\\n$`));
+    expect(await readFile(file, 'utf8')).toBe(text);
+    const r = await Promise.all(names.slice(1).map((n) => be(['unsharenfs', n, '--exports', file])));
+    expect(r.map((x) => x.exitCode)).toEqual([0, 0, 0, 0]);
+    expect(await v4()).toEqual(['/v4 192.168.2.0/255.255.255.0']); // names[0] still needs it
+    await beOk(['unsharenfs', names[0], '--exports', file]);
+    expect(await v4()).toEqual([]);
+    expect(await readFile(file, 'utf8')).toBe(USER_LINES);
+    // the user's own V4: line with that root is the one used, and said so
+    await writeFile(file, `${USER_LINES}V4: /v4 -network 192.168.2.0/24\n`);
+    const own = await share(names[0]);
+    expect(own.stderr).toBe(`be: ${file} has its own 'V4: /v4' line: be's clients use that NFSv4 root\n`);
+    expect(await v4()).toEqual(['/v4 192.168.2.0//24']);
+  }, 120_000);
+
   it('a kill between write and rename leaves the old file whole, and the next run proceeds', async () => {
     const file = join(work, 'exports.kill');
     await writeFile(file, USER_LINES);

@@ -103,9 +103,9 @@ describe('platform argv', () => {
       ['mount', '-t', 'devtmpfs', 'devtmpfs', '/mnt/dev'],
     ]);
   });
-  // service(8): service [-j jail] name command; rc.d/mountd has reload (re-reads exports)
+  // rc.subr refuses `reload` when mountd_enable is unset (nfsd starts mountd by force_depend): onereload
   it('mountd reload through service(8)', () => {
-    expect(mountdReloadArgv()).toEqual(['service', 'mountd', 'reload']);
+    expect(mountdReloadArgv()).toEqual(['service', 'mountd', 'onereload']);
   });
 });
 
