@@ -275,6 +275,17 @@ export function parseJls(text: string): JailEntry[] {
   return out;
 }
 
+/** The running jails (jls on FreeBSD); undefined where jls cannot tell (elsewhere, or a dry run that cannot run it). */
+async function listJails(ctx: BeContext): Promise<JailEntry[] | undefined> {
+  if (ctx.flavour !== 'freebsd') return undefined;
+  try {
+    return parseJls((await ctx.runner.query(jlsArgv())).stdout);
+  } catch (error) {
+    if (ctx.runner.dryRun) return undefined;
+    throw error;
+  }
+}
+
 /**
  * Which jail `be unjail TARGET` removes. A TARGET that names a BE means that BE's jail (the jail
  * whose path is where the BE is mounted, else the one be names after it), so a numeric BE name
@@ -285,7 +296,7 @@ export async function locateJail(ctx: BeContext, target: string): Promise<{ jail
   const { resolveBe } = await import('../be/context.js');
   const ds = target.includes('@') ? undefined : await resolveBe(ctx, target).catch(() => undefined);
   const isBe = ds !== undefined && (await ctx.zfs.exists(ds));
-  const jails = ctx.flavour === 'freebsd' ? parseJls((await ctx.runner.query(jlsArgv())).stdout) : undefined;
+  const jails = await listJails(ctx);
   if (isBe) {
     const path = (await mountedDatasets(ctx, ds)).get(ds);
     const found = jails?.find((j) => path !== undefined && j.path === path) ?? jails?.find((j) => j.name === jailName(ds));
