@@ -323,13 +323,9 @@ export async function unjail(ctx: BeContext, target: string): Promise<void> {
   if (found.be !== undefined && (await mountedDatasets(ctx, found.be)).size > 0) await umountBe(ctx, found.be);
 }
 
-export async function unjailBe(ctx: BeContext, be: string): Promise<void> {
-  await unjail(ctx, be);
-}
-
 export const jailMethod: BootMethod<JailOptions> = {
   name: 'jail',
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: jailBe,
-  stop: (ctx, be) => unjailBe(ctx, be),
+  stop: (ctx, be) => unjail(ctx, be),
 };
