@@ -226,17 +226,32 @@ export async function jailBe(ctx: BeContext, be: string, opts: JailOptions): Pro
   const path = already ?? (await mountBe(ctx, be, wanted));
   const params = jailParams(be, path, opts);
   let status: number;
+  // jail(8) handles no signals (usr.sbin/jail): be outlives a Ctrl-C (the terminal gives it to
+  // jail and the utility) or passes SIGTERM/SIGHUP on, so the cleanup below always runs.
+  let forward: ((sig: NodeJS.Signals) => void) | undefined;
+  let caught: NodeJS.Signals | undefined;
+  const handler = (sig: NodeJS.Signals) => {
+    caught = caught ?? sig;
+    if (sig !== 'SIGINT' || !process.stdin.isTTY) forward?.(sig);
+  };
+  for (const sig of JAIL_SIGNALS) process.on(sig, handler);
   try {
-    status = (await ctx.runner.change(jailCreateArgv(params, argv), { inherit: true, allowFailure: true })).status;
+    const r = await ctx.runner.stream(jailCreateArgv(params, argv), { inherit: true, onStart: (signal) => (forward = signal) });
+    status = r.status ?? 128 + (r.signal === 'SIGINT' ? 2 : r.signal === 'SIGHUP' ? 1 : 15);
   } catch (error) {
     if (already === undefined) await umountBe(ctx, be);
     throw error;
+  } finally {
+    for (const sig of JAIL_SIGNALS) process.off(sig, handler);
   }
-  if (opts.keep || (opts.batch && status === 0)) return status;
+  if (caught && status === 0) status = 128 + (caught === 'SIGINT' ? 2 : caught === 'SIGHUP' ? 1 : 15);
+  if (!caught && (opts.keep || (opts.batch && status === 0))) return status;
   await removeJail(ctx, jailName(be), path, params);
   if (already === undefined) await umountBe(ctx, be);
   return status;
 }
+
+const JAIL_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** A running jail as jls(8) lists it. */
 export interface JailEntry {
