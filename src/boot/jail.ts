@@ -148,7 +148,10 @@ export function jexecArgv(jail: string, argv: string[]): string[] {
   return ['jexec', jail, ...argv];
 }
 
-/** umount(8) of one directory a jail had mounted under its path. */
+/**
+ * umount(8) of one directory a jail had mounted under its path: the command jail(8)'s own stop
+ * step would run (usr.sbin/jail/command.c, IP_MOUNT_DEVFS going down: `/sbin/umount PATH/dev`).
+ */
 export function umountArgv(dir: string): string[] {
   return ['umount', dir];
 }
