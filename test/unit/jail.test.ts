@@ -231,6 +231,17 @@ describe('be -n jail / ujail: the FreeBSD plan (jail, jexec, jls never run here)
     expect(keep.some((x) => x.startsWith('jail -r') || x.startsWith('umount') || x.startsWith('zfs umount'))).toBe(false);
   });
 
+  it('-o path=DIR mounts the BE there (bectl: be_mount at the path given); a later -u path puts the default back', async () => {
+    const dir = `${pool.altroot}/jailroot`;
+    const at = lines(await beOk(['-n', 'jail', '-o', `path=${dir}`, be1]));
+    expect(at.find((x) => x.startsWith('jail -c '))).toContain(` path=${dir} `);
+    expect(at).toContain(`umount ${dir}/dev`);
+    const back = lines(await beOk(['-n', 'jail', '-o', `path=${dir}`, '-u', 'path', be1]));
+    expect(back.find((x) => x.startsWith('jail -c '))).toMatch(/ path=\S+\/be_mount\.[0-9a-f]{8} /);
+    const rel = await be(['-n', 'jail', '-o', 'path=jails/x', be1]);
+    expect([rel.exitCode, rel.stderr]).toEqual([1, "be: invalid jail path 'jails/x': not an absolute pathname\n"]);
+  });
+
   it('refuses bad parameters with one line, before mounting anything', async () => {
     const r = await be(['-n', 'jail', '-o', 'exec.start=/bin/sh', be1]);
     expect([r.exitCode, r.stderr, r.stdout]).toEqual([1, "be: jail parameter 'exec.start' is not allowed: be runs the command itself\n", '']);
