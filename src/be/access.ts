@@ -59,6 +59,9 @@ export async function mountedDatasets(ctx: BeContext, be: string, table?: MountE
   return found;
 }
 
+/** What a dry run planned to mount (runner → BE → dataset → directory), so its plan shows the unmount too. */
+const planned = new WeakMap<object, Map<string, Map<string, string>>>();
+
 /** Mount the BE and its children in zfsbe order at DIR (or a fresh directory); returns DIR. */
 export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise<string> {
   const pool = await requirePool(ctx, poolOf(be));
@@ -91,6 +94,11 @@ export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise
         await ctx.runner.act(`mkdir -p ${shQuote(at)}`, () => mkdir(at, { recursive: true }));
       }
       await backend.mount(step.dataset, at);
+      if (ctx.runner.dryRun) {
+        if (!planned.has(ctx.runner)) planned.set(ctx.runner, new Map());
+        const bes = planned.get(ctx.runner)!;
+        bes.set(be, (bes.get(be) ?? new Map()).set(step.dataset, at));
+      }
     }
   });
   return target;
@@ -123,6 +131,8 @@ function freshDir(ctx: BeContext, altroot: string): string {
 export async function umountBe(ctx: BeContext, be: string, force = false): Promise<string[]> {
   const pool = await requirePool(ctx, poolOf(be));
   const mounted = await mountedDatasets(ctx, be);
+  for (const [dataset, dir] of planned.get(ctx.runner)?.get(be) ?? []) if (!mounted.has(dataset)) mounted.set(dataset, dir);
+  planned.get(ctx.runner)?.delete(be);
   const backend = mountBackend(ctx.flavour, ctx.runner, ctx.zfs, pool.altroot ?? '-');
   const order = [...mounted.entries()].sort((a, b) => (a[1] < b[1] ? 1 : a[1] > b[1] ? -1 : 0));
   for (const [dataset, dir] of order) await backend.unmount(dataset, dir, force);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { changing, collect, context } from './common.js';
+import { changing, context } from './common.js';
 
 /** Boot a BE: chroot, jail/unjail, bootnfs (bhyve with NFS root), bootpxe (bhyve UEFI PXE). */
 export function registerBootCommands(program: Command): void {
@@ -17,11 +17,17 @@ export function registerBootCommands(program: Command): void {
       if (r.status !== 0) process.exit(r.status);
     });
 
+  // -o and -u in the order given (bectl_jail.c applies them in turn).
+  const jailOps: Array<string | { unset: string }> = [];
   changing(program.command('jail'))
-    .description('start the BE in a jail(8) and run a command (default /bin/sh) in it; remove the jail afterwards')
+    .description('start the BE in a jail(8) and run a utility (default /bin/sh) in it; remove the jail, unmount its devfs and the BE afterwards (bectl jail)')
+    .usage('[-bU] [-o param=value | -u param]... [--ip4 addr | --vnet interface] [--conf] <be> [-- utility [argument ...]]')
     .argument('<be>')
-    .argument('[command...]', 'after --: the command and its arguments')
-    .option('-o, --param <param=value>', 'jail(8) parameter (repeatable)', collect, [])
+    .argument('[command...]', 'after --: the utility and its arguments')
+    .option('-b, --batch', 'batch mode: no utility; the jail is left standing and the BE mounted (be unjail removes it)')
+    .option('-U, --keep', 'leave the jail and the mount when the utility ends')
+    .option('-o, --param <param=value>', 'set a jail(8) parameter (repeatable)', (v: string) => (jailOps.push(v), v))
+    .option('-u, --unset <param>', 'unset a jail(8) parameter, a default too; host.hostname and path go back to the default (repeatable)', (v: string) => (jailOps.push({ unset: v }), v))
     .option('--ip4 <addr>', 'ip4.addr for the jail')
     .option('--vnet <interface>', 'own network stack with this interface')
     .option('--conf', 'print the jail as a jail.conf(5) block and exit')
@@ -30,11 +36,11 @@ export function registerBootCommands(program: Command): void {
       const { requireBe } = await import('../be/context.js');
       const jail = await import('../boot/jail.js');
       const be = await requireBe(ctx, name);
-      const jopts = { params: opts.param, ip4: opts.ip4, vnetInterface: opts.vnet, argv: command };
+      const jopts = { params: jailOps, ip4: opts.ip4, vnetInterface: opts.vnet, argv: command, batch: !!opts.batch, keep: !!opts.keep };
       if (opts.conf) {
         const { mountedDatasets } = await import('../be/access.js');
         const { defaultShareDir } = await import('../share/share.js');
-        const path = (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
+        const path = jail.requestedPath(jopts) ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
         process.stdout.write(jail.jailConf(jail.jailParams(be, path, jopts)));
         return;
       }
@@ -43,14 +49,14 @@ export function registerBootCommands(program: Command): void {
       if (status !== 0) process.exit(status);
     });
 
-  changing(program.command('unjail'))
-    .description("remove the BE's jail and unmount the BE")
-    .argument('<be>')
-    .action(async (name: string, _opts, cmd: Command) => {
+  changing(program.command('ujail').alias('unjail'))
+    .description("remove a BE's jail (by jail id, jail name or BE), unmount what it left and the BE (bectl unjail)")
+    .usage('{jailId | jailName | be}')
+    .argument('<target>', 'a BE (never read as a jail id), a jail id or a jail name')
+    .action(async (target: string, _opts, cmd: Command) => {
       const ctx = await context(cmd);
-      const { requireBe } = await import('../be/context.js');
-      const { unjailBe } = await import('../boot/jail.js');
-      await unjailBe(ctx, await requireBe(ctx, name));
+      const { unjail } = await import('../boot/jail.js');
+      await unjail(ctx, target);
       ctx.runner.flushScript();
     });
 

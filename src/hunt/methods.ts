@@ -26,30 +26,67 @@ const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
 };
 
 
-/** The plan of one hunt run in a jail: `jail -c` on the mounted clone with the test as command, then `jail -r`. */
-export async function jailRunPlan(be: string, path: string, argv: string[]): Promise<{ create: string[]; remove: string[] }> {
-  const { jailParams, jailCreateArgv, jailRemoveArgv, jailName } = await import('../boot/jail.js');
-  // No persist: the jail ends with its command, whose exit status jail(8) returns.
-  const params = jailParams(be, path, {}).filter(([k]) => k !== 'persist');
-  return { create: jailCreateArgv(params, argv), remove: jailRemoveArgv(jailName(be)) };
+/** One hunt run in a jail, as argv: create, run the test, remove, then what is left to unmount. */
+export interface JailRunPlan {
+  /** jail(8) -c of a persistent jail on the mounted clone (no command: it stands until removed). */
+  create: string[];
+  /** jexec(8) of the test in it: its exit status is the test's own. */
+  exec: string[];
+  /** jail(8) -r by name, which runs none of the jail's stop steps. */
+  remove: string[];
+  /** umount(8) of what the creation mounted (devfs on <clone>/dev), after the removal, before the clone's unmount. */
+  umount: string[][];
 }
 
 /**
- * jail(8) on FreeBSD: the clone mounted, the test placed, `jail -c ... command=TEST` run with the
- * time limit, then `jail -r` (which also ends whatever a timed-out test left) and the unmount.
+ * The plan of one hunt run in a jail (src/boot/jail.ts builders): `jail -c` with persist and no
+ * command, `jexec NAME TEST` (usr.sbin/jexec/jexec.c execs the test, so its status is the
+ * test's: jail(8) would turn any failed command= into "failed" and exit 1, usr.sbin/jail/command.c
+ * finish_command), `jail -r NAME`, then `umount <clone>/dev` (jail -r by name leaves devfs).
+ */
+export async function jailRunPlan(be: string, path: string, argv: string[]): Promise<JailRunPlan> {
+  const { jailParams, jailCreateArgv, jexecArgv, jailRemoveArgv, jailName, jailCleanupMounts, umountArgv } = await import('../boot/jail.js');
+  const params = jailParams(be, path, {});
+  const name = jailName(be);
+  return { create: jailCreateArgv(params), exec: jexecArgv(name, argv), remove: jailRemoveArgv(name), umount: jailCleanupMounts(path, params).map(umountArgv) };
+}
+
+/**
+ * A jexec run's end as the test's (usr.sbin/jexec/jexec.c): jexec execvp()s the test in its own
+ * place, so the status or signal is the test's and is classified as is (125 skip, above 127
+ * aborted). Only jexec's own failures (the jail gone, jail_attach, chdir, execvp) exit 1 with
+ * an err(3) line `jexec: ...` last: those abort the run rather than count as "bad".
+ */
+export function jexecEnd(r: { status: number | null; signal: string | null; timedOut: boolean; output: string }): TestEnd {
+  const end: TestEnd = { status: r.status, signal: r.signal, timedOut: r.timedOut, output: r.output };
+  if (r.status === 1 && !r.timedOut) {
+    const m = /^jexec: (.+)$/.exec(r.output.trimEnd().split('\n').pop() ?? '');
+    if (m) return { ...end, status: null, failure: `jexec could not start the test: ${m[1]}` };
+  }
+  return end;
+}
+
+/**
+ * jail(8) on FreeBSD: the clone mounted, the test placed, a persistent jail created on it, the
+ * test run by jexec with the time limit, then `jail -r` (which also ends whatever a timed-out
+ * test left), the unmount of the jail's devfs and the clone's unmount.
  */
 const jailRunner: MethodRunner = async (ctx, be, argv, opts) => {
   if (ctx.flavour !== 'freebsd') throw new BeError("method 'jail' needs FreeBSD's jail(8); use --method chroot here");
   const { mountBe, umountBe } = await import('../be/access.js');
+  const { jailParams, jailName, removeJail } = await import('../boot/jail.js');
   const dir = await mountBe(ctx, be);
   const plan = await jailRunPlan(be, dir, argv);
   try {
     await opts.place(dir);
-    const r = await ctx.runner.stream(plan.create, opts);
-    return r;
+    await ctx.runner.change(plan.create);
+    return jexecEnd(await ctx.runner.stream(plan.exec, opts));
   } finally {
-    await ctx.runner.change(plan.remove, { allowFailure: true });
-    await umountBe(ctx, be, true);
+    try {
+      await removeJail(ctx, jailName(be), dir, jailParams(be, dir, {}));
+    } finally {
+      await umountBe(ctx, be, true);
+    }
   }
 };
 

@@ -40,7 +40,13 @@ export async function huntPlanScript(spec: HuntSpec, root: string, testPath: str
       const env = ['env', '-i', 'PATH=/sbin:/bin:/usr/sbin:/usr/bin', `BE_RELEASE=${release}`, `BE_RUN=${run}`];
       if (spec.method === 'jail') {
         const plan = await jailRunPlan(clone, dir, [test]);
-        lines.push(`${shJoin([...env, 'timeout', `${Math.ceil(spec.timeoutMs / 1000)}`, ...plan.create])}; echo "${release} run ${run}: exit $?"`, shJoin(plan.remove) + ' || true');
+        // A standing jail, the test by jexec (its status is the test's), then jail -r and the devfs it leaves.
+        lines.push(
+          shJoin(plan.create),
+          `${shJoin([...env, 'timeout', `${Math.ceil(spec.timeoutMs / 1000)}`, ...plan.exec])}; echo "${release} run ${run}: exit $?"`,
+          shJoin(plan.remove) + ' || true',
+          ...plan.umount.map((u) => shJoin(u)),
+        );
       } else {
         lines.push(`${shJoin([...env, 'timeout', `${Math.ceil(spec.timeoutMs / 1000)}`, 'chroot', dir, test])}; echo "${release} run ${run}: exit $?"`);
       }

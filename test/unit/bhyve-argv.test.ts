@@ -1,7 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, nfsRootEnv, parseAddress } from '../../src/boot/bhyve.js';
 import { pxeBhyveArgv, UEFI_FIRMWARE } from '../../src/boot/pxe.js';
-import { jailParams, jailCreateArgv, jailRemoveArgv, jailName, jailConf } from '../../src/boot/jail.js';
 import { platformMounts } from '../../src/boot/chroot.js';
 import { mountdReloadArgv } from '../../src/share/share.js';
 import { loaderHandle, encodeCall, decodeReply, XdrWriter } from '../../src/share/mountproto.js';
@@ -64,34 +63,6 @@ describe('bhyve(8) and bhyvectl(8)', () => {
   // SYNOPSIS: bhyvectl --vm=<vmname> [--destroy] ...
   it('destroys the VM by name', () => {
     expect(bhyvectlDestroyArgv('head')).toEqual(['bhyvectl', '--destroy', '--vm=head']);
-  });
-});
-
-describe('jail(8)', () => {
-  // SYNOPSIS: jail [-dhilqv] [-J jid_file] [-u username] [-U username] [-cmr] param=value ... [command=command ...]
-  it('uses bectl jail defaults, path = the mounted BE, command last', () => {
-    const params = jailParams('zroot/ROOT/head', '/tmp/be_mount.x', { params: ['allow.raw_sockets=1', 'enforce_statfs=2'] });
-    expect(jailCreateArgv(params, ['/bin/sh', '-c', 'uname -a'])).toEqual([
-      'jail', '-c', 'name=zroot_ROOT_head', 'path=/tmp/be_mount.x', 'host.hostname=head', 'mount.devfs', 'persist',
-      'allow.mount=true', 'allow.mount.devfs=true', 'enforce_statfs=2', 'allow.raw_sockets=1',
-      'command=/bin/sh', '-c', 'uname -a',
-    ]);
-    expect(jailRemoveArgv(jailName('bd/be/test'))).toEqual(['jail', '-r', 'bd_be_test']);
-  });
-
-  it('ip4.addr or vnet, never both; refuses the parameters bectl refuses', () => {
-    expect(jailParams('p/be', '/m', { ip4: 'em0|192.168.2.20/24' })).toContainEqual(['ip4.addr', 'em0|192.168.2.20/24']);
-    const vnet = jailParams('p/be', '/m', { vnetInterface: 'epair0b' });
-    expect(vnet).toContainEqual(['vnet', true]);
-    expect(vnet).toContainEqual(['vnet.interface', 'epair0b']);
-    expect(() => jailParams('p/be', '/m', { ip4: '10.0.0.2', vnetInterface: 'epair0b' })).toThrow(/either --ip4 or --vnet/);
-    expect(() => jailParams('p/be', '/m', { params: ['exec.start=/bin/sh /etc/rc'] })).toThrow(/'exec.start' is not allowed/);
-    expect(() => jailParams('p/be', '/m', { params: ['persist'] })).toThrow(/expected PARAM=VALUE/);
-  });
-
-  it('renders the same jail as a jail.conf(5) block', () => {
-    const conf = jailConf(jailParams('zroot/ROOT/head', '/ROOT/head', {}));
-    expect(conf).toBe('zroot_ROOT_head {\n\tpath = "/ROOT/head";\n\thost.hostname = "head";\n\tmount.devfs;\n\tallow.mount = "true";\n\tallow.mount.devfs = "true";\n\tenforce_statfs = "1";\n}\n');
   });
 });
 

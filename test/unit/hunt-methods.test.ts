@@ -1,23 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { jailRunPlan, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
+import { jailRunPlan, jexecEnd, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
+import { classify } from '../../src/hunt/verdict.js';
 import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/broker.js';
 import { createHash } from 'node:crypto';
 
 describe('jail(8) plan of a hunt run', () => {
-  it('creates the jail on the mounted clone with the test as command= (last, with its arguments) and removes it by name', async () => {
+  it('a standing jail on the mounted clone (persist, no command=), the test by jexec, jail -r by name, then umount of its devfs', async () => {
     const plan = await jailRunPlan('zroot/ROOT/hunt-13.2.run1-42-abcdef', '/tmp/be_mount.1', ['/var/tmp/be-hunt/t.sh', '-v']);
-    // jail [-dhilqv] ... [-cmr] param=value ... [command=command ...]
+    // jail [-dhilqv] ... -c param=value ...: no command=, so persist (kern_jail.c: "must persist or attach")
     expect(plan.create.slice(0, 2)).toEqual(['jail', '-c']);
     expect(plan.create).toContain('name=zroot_ROOT_hunt-13_2_run1-42-abcdef');
     expect(plan.create).toContain('path=/tmp/be_mount.1');
     expect(plan.create).toContain('mount.devfs');
-    // The jail must end with its command so jail(8) returns the test's status: no persist.
-    expect(plan.create).not.toContain('persist');
-    expect(plan.create.slice(-2)).toEqual(['command=/var/tmp/be-hunt/t.sh', '-v']);
-    for (const a of plan.create.slice(2, -2)) expect(a).toMatch(/^[a-z][a-z0-9_.]*(=.*)?$/);
-    // jail -r jail
+    expect(plan.create).toContain('persist');
+    expect(plan.create.some((a) => a.startsWith('command'))).toBe(false);
+    for (const a of plan.create.slice(2)) expect(a).toMatch(/^[a-z][a-z0-9_.]*(=.*)?$/);
+    // jexec jail command ...: jexec execs the test, so the status is the test's (jexec.c)
+    expect(plan.exec).toEqual(['jexec', 'zroot_ROOT_hunt-13_2_run1-42-abcdef', '/var/tmp/be-hunt/t.sh', '-v']);
+    // jail -r jail runs no stop steps (state.c running_jail): devfs is unmounted after it, by be
     expect(plan.remove).toEqual(['jail', '-r', 'zroot_ROOT_hunt-13_2_run1-42-abcdef']);
+    expect(plan.umount).toEqual([['umount', '/tmp/be_mount.1/dev']]);
+  });
+
+  it("the verdict is jexec's status, the test's own: 125 skip, 130 aborted, 1 bad; jexec's own failure aborts", () => {
+    const run = (status: number | null, output = '', signal: string | null = null) => classify(jexecEnd({ status, signal, timedOut: false, output }));
+    expect(run(0).verdict).toBe('good');
+    expect(run(125).verdict).toBe('skip');
+    expect(run(1, 'assertion failed\n').verdict).toBe('bad');
+    expect(run(3).verdict).toBe('bad');
+    expect(run(130)).toEqual({ verdict: 'error', reason: 'exit status 130 is above 127 (a crash, not a verdict)' });
+    expect(run(null, '', 'SIGSEGV')).toEqual({ verdict: 'error', reason: 'killed by SIGSEGV' });
+    // err(1, "execvp: %s", ...) in jexec.c: not the test's verdict
+    expect(run(1, 'jexec: execvp: /var/tmp/be-hunt/t.sh: Permission denied\n')).toEqual({ verdict: 'error', reason: 'jexec could not start the test: execvp: /var/tmp/be-hunt/t.sh: Permission denied' });
+    expect(classify({ ...jexecEnd({ status: null, signal: 'SIGTERM', timedOut: true, output: '' }), timeoutMs: 90_000 })).toEqual({ verdict: 'error', reason: 'timed out after 1m30s' });
   });
 });
 
@@ -104,8 +120,22 @@ describe('be -n hunt run', () => {
     expect(text).not.toContain('be install -r 14.0');
     expect(text).toContain('env -i PATH=/sbin:/bin:/usr/sbin:/usr/bin BE_RELEASE=14.0 BE_RUN=1 timeout 90 chroot /tmp/be-hunt.14.0.1 /var/tmp/be-hunt/x.sh; echo "14.0 run 1: exit $?"');
     const jail = await huntPlanScript({ ...spec, method: 'jail' }, 'lab/ROOT', '/t/x.sh', new Set());
-    expect(jail).toMatch(/timeout 90 jail -c name=lab_ROOT_hunt-13_2_run1 path=\/tmp\/be-hunt\.13\.2\.1 .* command=\/var\/tmp\/be-hunt\/x\.sh;/);
-    expect(jail).toContain('jail -r lab_ROOT_hunt-13_2_run1 || true');
+    const dir = '/tmp/be-hunt.13.2.1';
+    const order = [
+      `be mount lab/ROOT/hunt-13.2.run1 ${dir}`,
+      `jail -c name=lab_ROOT_hunt-13_2_run1 path=${dir} host.hostname=hunt-13.2.run1 mount.devfs persist allow.mount=true allow.mount.devfs=true enforce_statfs=1\n`,
+      `env -i PATH=/sbin:/bin:/usr/sbin:/usr/bin BE_RELEASE=13.2 BE_RUN=1 timeout 90 jexec lab_ROOT_hunt-13_2_run1 /var/tmp/be-hunt/x.sh; echo "13.2 run 1: exit $?"`,
+      'jail -r lab_ROOT_hunt-13_2_run1 || true',
+      `umount ${dir}/dev\n`,
+      'be umount lab/ROOT/hunt-13.2.run1',
+    ];
+    let at = -1;
+    for (const line of order) {
+      const i = jail.indexOf(line);
+      expect(i, line).toBeGreaterThan(at);
+      at = i;
+    }
+    expect(jail).not.toContain('command=');
   });
 
   it('plans a bhyve run: share the clone, put test and rc.local in, bhyveload with the NFS root, bhyve under the limit, destroy, read the status', async () => {
