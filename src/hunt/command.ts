@@ -108,7 +108,7 @@ function waitMs(text: string | undefined): number | undefined {
 }
 
 async function brokerOptions(opts: CommonOpts, test: TestScript) {
-  const { parseBroker, checkTube } = await import('./broker.js');
+  const { parseBroker, checkTube } = await import('./protocol.js');
   return { broker: parseBroker(opts.broker!), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress, waitMs: waitMs(opts.wait) };
 }
 
@@ -172,7 +172,7 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   const store = await openStore(ctx, spec, opts);
   progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
   if (bopts) {
-    const { runBrokered } = await import('./broker.js');
+    const { runBrokered } = await import('./collector.js');
     await runBrokered(store, bopts);
   } else {
     const { runMatrix } = await import('./exec.js');
@@ -217,7 +217,7 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
   progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
   if (bopts) {
     // Each step is one job on the tube: bisect is sequential, whichever worker takes it.
-    const { Collector } = await import('./broker.js');
+    const { Collector } = await import('./collector.js');
     const { bisectWith } = await import('./exec.js');
     const collector = await Collector.open(store, bopts);
     try {
@@ -280,7 +280,8 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
 }
 
 export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string; vmAddress?: string; vmServer?: string; vmTap?: string; vmMemory?: string }): Promise<void> {
-  const { serveWorker, parseBroker, checkTube } = await import('./broker.js');
+  const { parseBroker, checkTube } = await import('./protocol.js');
+  const { serveWorker } = await import('./worker.js');
   const broker = parseBroker(opts.broker);
   const tube = checkTube(opts.tube);
   const host = await localHost(ctx, vmSettings(opts));

@@ -3,7 +3,7 @@ import { BeError } from '../sys/errors.js';
 import type { TestEnd } from './exec.js';
 import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
-import { TEST_DIR } from './broker.js';
+import { TEST_DIR } from './exec.js';
 import { render } from '../render/index.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';

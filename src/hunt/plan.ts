@@ -1,6 +1,6 @@
 import { shJoin, shQuote, shWriteFile } from '../sys/shell.js';
 import type { HuntSpec } from './state.js';
-import { TEST_DIR } from './broker.js';
+import { TEST_DIR } from './exec.js';
 import { releaseBeName, INSTALLED_SNAPSHOT } from './be-host.js';
 import { jailRunPlan, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor, DEFAULT_VM, GUEST_OUTPUT, GUEST_STATUS, type VmSettings } from './methods.js';
 import { huntId } from './state.js';

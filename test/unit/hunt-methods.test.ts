@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { jailRunPlan, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
-import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/broker.js';
+import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/protocol.js';
 import { createHash } from 'node:crypto';
 
 describe('jail(8) plan of a hunt run', () => {
