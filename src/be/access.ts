@@ -56,6 +56,12 @@ export async function mountedDatasets(ctx: BeContext, be: string, table?: MountE
     if (!isZfsMount(e)) continue;
     if (e.source === be || e.source.startsWith(`${be}/`)) found.set(e.source, e.target);
   }
+  // mounts (and unmounts) a plan has made that the mount table cannot show yet
+  for (const [dataset, dir] of ctx.zfs.planned.mounts) {
+    if (dataset !== be && !dataset.startsWith(`${be}/`)) continue;
+    if (dir === null) found.delete(dataset);
+    else found.set(dataset, dir);
+  }
   return found;
 }
 
@@ -82,8 +88,8 @@ export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise
   await ctx.runner.transaction(async () => {
     if (dir === undefined) {
       await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true }), () => rmdir(target).catch(() => {}));
-    } else if (!ctx.runner.dryRun) {
-      await mkdir(target, { recursive: true });
+    } else {
+      await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true }));
     }
     for (const step of steps) {
       const at = joinMount(target, step.relative);

@@ -1,4 +1,6 @@
-import { mkdir, writeFile, chmod } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { shQuote } from '../sys/shell.js';
+import { shVerdict } from './verdict.js';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,8 @@ export type MethodRunner = (
     onOutput: (t: string) => void;
     /** Put the test into the BE's file tree, mounted at DIR, before it starts. */
     place: (dir: string) => Promise<void>;
+    /** In a printed hunt: the shell lines that print the run's verdict from its exit status. */
+    scriptStatus: (variable: string) => string[];
   },
 ) => Promise<TestEnd>;
 
@@ -131,11 +135,11 @@ export class BeHost implements ReleaseHost {
       const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
       const place = async (dir: string) => {
         const target = join(dir, TEST_DIR);
-        await mkdir(target, { recursive: true, mode: 0o755 });
-        await writeFile(join(target, req.test.name), req.test.data);
-        await chmod(join(target, req.test.name), 0o755);
+        await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true, mode: 0o755 }));
+        await ctx.runner.writeFile(join(target, req.test.name), req.test.data, { mode: 0o755 });
       };
-      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
+      const scriptStatus = (variable: string) => shVerdict(variable, `${req.release} run ${req.run}`);
+      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place, scriptStatus });
     } finally {
       this.destroyLater(clone);
     }

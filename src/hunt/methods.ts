@@ -18,7 +18,7 @@ const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
-    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true });
+    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true, scriptStatus: opts.scriptStatus });
     return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
   } finally {
     await umountBe(ctx, be, true);
