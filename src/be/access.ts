@@ -56,11 +56,14 @@ export async function mountedDatasets(ctx: BeContext, be: string, table?: MountE
     if (!isZfsMount(e)) continue;
     if (e.source === be || e.source.startsWith(`${be}/`)) found.set(e.source, e.target);
   }
+  // mounts (and unmounts) a plan has made that the mount table cannot show yet
+  for (const [dataset, dir] of ctx.zfs.planned.mounts) {
+    if (dataset !== be && !dataset.startsWith(`${be}/`)) continue;
+    if (dir === null) found.delete(dataset);
+    else found.set(dataset, dir);
+  }
   return found;
 }
-
-/** What a dry run planned to mount (runner → BE → dataset → directory), so its plan shows the unmount too. */
-const planned = new WeakMap<object, Map<string, Map<string, string>>>();
 
 /** Mount the BE and its children in zfsbe order at DIR (or a fresh directory); returns DIR. */
 export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise<string> {
@@ -85,8 +88,8 @@ export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise
   await ctx.runner.transaction(async () => {
     if (dir === undefined) {
       await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true }), () => rmdir(target).catch(() => {}));
-    } else if (!ctx.runner.dryRun) {
-      await mkdir(target, { recursive: true });
+    } else {
+      await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true }));
     }
     for (const step of steps) {
       const at = joinMount(target, step.relative);
@@ -94,11 +97,6 @@ export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise
         await ctx.runner.act(`mkdir -p ${shQuote(at)}`, () => mkdir(at, { recursive: true }));
       }
       await backend.mount(step.dataset, at);
-      if (ctx.runner.dryRun) {
-        if (!planned.has(ctx.runner)) planned.set(ctx.runner, new Map());
-        const bes = planned.get(ctx.runner)!;
-        bes.set(be, (bes.get(be) ?? new Map()).set(step.dataset, at));
-      }
     }
   });
   return target;
@@ -131,8 +129,6 @@ function freshDir(ctx: BeContext, altroot: string): string {
 export async function umountBe(ctx: BeContext, be: string, force = false): Promise<string[]> {
   const pool = await requirePool(ctx, poolOf(be));
   const mounted = await mountedDatasets(ctx, be);
-  for (const [dataset, dir] of planned.get(ctx.runner)?.get(be) ?? []) if (!mounted.has(dataset)) mounted.set(dataset, dir);
-  planned.get(ctx.runner)?.delete(be);
   const backend = mountBackend(ctx.flavour, ctx.runner, ctx.zfs, pool.altroot ?? '-');
   const order = [...mounted.entries()].sort((a, b) => (a[1] < b[1] ? 1 : a[1] > b[1] ? -1 : 0));
   for (const [dataset, dir] of order) await backend.unmount(dataset, dir, force);

@@ -78,7 +78,7 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
     }
     const listed = await ctx.zfs.listWithSnapshots(src);
     const fs = listed.filesystems;
-    const snaps = new Set(ctx.runner.dryRun && at < 0 ? fs.map((f) => `${f}@${snap}`) : listed.snapshots);
+    const snaps = new Set(listed.snapshots);
     const local = await ctx.zfs.get([src], ['all'], { recursive: true, sources: ['local'] });
     // a sibling of an existing BE needs no container made
     if (parentOf(be) !== parentOf(src)) await ensureContainer(ctx, be);
@@ -126,7 +126,8 @@ export async function renameBe(ctx: BeContext, from: string, to: string): Promis
   await ctx.runner.transaction(async () => {
     await ensureContainer(ctx, dst);
     await ctx.zfs.rename(src, dst);
-    if (ctx.runner.dryRun ? pool.bootfs === src : (await requirePool(ctx, poolOf(dst))).bootfs === src) {
+    // OpenZFS keeps bootfs by object (it follows the rename); zfs-fuse keeps the old name
+    if (pool.bootfs === src && (await requirePool(ctx, poolOf(dst))).bootfs !== dst) {
       await ctx.zfs.setPool(poolOf(dst), 'bootfs', dst);
     }
   });

@@ -21,6 +21,12 @@ export function makeContext(opts: { dryRun?: boolean; verbose?: boolean; beRoot?
   return { runner, zfs: new Zfs(runner, flavour === 'zfs-fuse'), flavour, beRoot: root === undefined ? undefined : checkDatasetName(root, 'BE root') };
 }
 
+/** A context for work beside CTX's (parallel hunt runs): its own undo stack, the same plan and settings. */
+export function forkContext(ctx: BeContext): BeContext {
+  const runner = ctx.runner.fork();
+  return { ...ctx, runner, zfs: new Zfs(runner, ctx.flavour === 'zfs-fuse') };
+}
+
 /** The BE root: -R/BE_ROOT, else the parent of the first pool's bootfs, else zroot/ROOT. */
 export async function resolveBeRoot(ctx: BeContext): Promise<string> {
   if (ctx.beRoot) return ctx.beRoot;

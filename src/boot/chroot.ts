@@ -21,6 +21,8 @@ export interface ChrootOptions {
   inherit?: boolean;
   /** Forward SIGINT/SIGTERM/SIGHUP to the command and clean up before exiting (the CLI). */
   handleSignals?: boolean;
+  /** In a printed plan: what the script does with the command's exit status. */
+  scriptStatus?: (variable: string) => string[];
 }
 
 export interface ChrootResult {
@@ -85,14 +87,9 @@ export async function runInChroot(
     if (root === undefined) root = await mountBe(ctx, be);
     for (const m of platformMounts(ctx.flavour, root)) {
       if (pending) break;
-      if (!ctx.runner.dryRun && !existsSync(m.target)) await mkdir(m.target, { recursive: true });
-      else if (ctx.runner.dryRun) ctx.runner.note(`mkdir -p ${shQuote(m.target)} if missing`);
+      await ctx.runner.act(`mkdir -p ${shQuote(m.target)}`, () => mkdir(m.target, { recursive: true }));
       await ctx.runner.change(m.argv);
       done.push(m.target);
-    }
-    if (ctx.runner.dryRun) {
-      await ctx.runner.change(['chroot', root, ...argv]);
-      return { status: 0, timedOut: false, output: '' };
     }
     if (pending) return { status: 128 + (SIGNAL_NUMBERS[pending] ?? 1), signal: pending, timedOut: false, output: '' };
     const r = await ctx.runner.stream(['chroot', root, ...argv], {
@@ -102,6 +99,7 @@ export async function runInChroot(
       timeoutMs: opts.timeoutMs,
       onOutput: opts.onOutput,
       onStart: (signal) => (forward = signal),
+      scriptStatus: opts.scriptStatus,
     });
     const status = r.status ?? 128 + (SIGNAL_NUMBERS[r.signal ?? ''] ?? 1);
     return { status, signal: r.signal ?? undefined, timedOut: r.timedOut, output: r.output };

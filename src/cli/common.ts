@@ -19,6 +19,11 @@ export async function context(cmd: Command): Promise<BeContext> {
   return makeContext({ dryRun: opts.dryRun, verbose: opts.verbose, beRoot: opts.root });
 }
 
+/** Whether the command is to print its plan (-n) rather than carry it out. */
+export function isDryRun(cmd: Command): boolean {
+  return !!(cmd.optsWithGlobals() as GlobalOptions).dryRun;
+}
+
 /** Collect a repeatable option into an array. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { context, print } from './common.js';
+import { context, isDryRun, print } from './common.js';
 
 function splitList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -65,8 +65,23 @@ export function registerHuntCommands(program: Command): void {
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
       const { huntRun } = await import('../hunt/command.js');
-      const out = await huntRun(await context(cmd), { ...opts, argv: process.argv.slice(2) });
-      print(out);
+      const ctx = await context(cmd);
+      if (!isDryRun(cmd)) {
+        print(await huntRun(ctx, { ...opts, argv: process.argv.slice(2) }));
+        return;
+      }
+      // The hunt itself, with every change recorded: its bookkeeping goes to a state of its own
+      // that goes away, and the script it printed says each run's verdict when it is run.
+      const { mkdtemp, rm } = await import('node:fs/promises');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      const state = await mkdtemp(join(tmpdir(), 'be-hunt-plan.'));
+      try {
+        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress: () => {} });
+      } finally {
+        await rm(state, { recursive: true, force: true });
+      }
+      ctx.runner.flushScript();
     });
 
   huntFlags(hunt.command('bisect'))
@@ -76,6 +91,10 @@ export function registerHuntCommands(program: Command): void {
     .option('--releases <list|file>', 'the ordered releases to search (default: the release table between good and bad)')
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
+      if (isDryRun(cmd)) {
+        const { UsageError } = await import('../sys/errors.js');
+        throw new UsageError('hunt bisect cannot be a dry run: each step depends on the verdict before it (try be -n hunt run)');
+      }
       const { huntBisect } = await import('../hunt/command.js');
       const out = await huntBisect(await context(cmd), { ...opts, argv: process.argv.slice(2) });
       print(out.trimEnd());

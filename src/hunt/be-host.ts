@@ -1,13 +1,16 @@
-import { mkdir, writeFile, chmod, rmdir, readFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { shQuote } from '../sys/shell.js';
+import { shVerdict } from './verdict.js';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BeContext } from '../be/context.js';
 import { resolveBeRoot } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
+import { processAlive, withFileLock } from '../sys/lock.js';
 import type { InstallFlags, Method, PreparedRecord } from './state.js';
 import type { ReleaseHost, RunRequest, TestEnd } from './exec.js';
-import { TEST_DIR } from './broker.js';
+import { TEST_DIR } from './exec.js';
 
 export const INSTALLED_SNAPSHOT = 'installed';
 const OWNER_PROP = 'be:hunt-owner';
@@ -23,6 +26,8 @@ export type MethodRunner = (
     onOutput: (t: string) => void;
     /** Put the test into the BE's file tree, mounted at DIR, before it starts. */
     place: (dir: string) => Promise<void>;
+    /** In a printed hunt: the shell lines that print the run's verdict from its exit status. */
+    scriptStatus: (variable: string) => string[];
   },
 ) => Promise<TestEnd>;
 
@@ -35,41 +40,11 @@ export function releaseBeName(root: string, release: string, arch?: string): str
   return `${root}/hunt-${release}${arch ? `-${arch}` : ''}`;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** A lock between processes on this host (two workers preparing the same release); a dead holder's lock is taken over. */
+/** A lock between processes on this host (two workers preparing the same release); a dead holder's lock is broken. */
 async function withLock<T>(name: string, body: () => Promise<T>): Promise<T> {
   const dir = join(tmpdir(), 'be-hunt-locks');
   await mkdir(dir, { recursive: true });
-  const lock = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
-  for (;;) {
-    try {
-      await mkdir(lock);
-      await writeFile(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
-      if (holder && !pidAlive(holder)) {
-        await rm(lock, { recursive: true, force: true });
-        continue;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  try {
-    return await body();
-  } finally {
-    await rm(join(lock, 'pid'), { force: true });
-    await rmdir(lock).catch(() => {});
-  }
+  return withFileLock(join(dir, name.replace(/[^A-Za-z0-9_.-]/g, '_')), body, Infinity);
 }
 
 /**
@@ -160,11 +135,11 @@ export class BeHost implements ReleaseHost {
       const env = { PATH: '/sbin:/bin:/usr/sbin:/usr/bin', HOME: '/root', BE_RELEASE: req.release, BE_RUN: String(req.run), BE_HUNT: req.hunt };
       const place = async (dir: string) => {
         const target = join(dir, TEST_DIR);
-        await mkdir(target, { recursive: true, mode: 0o755 });
-        await writeFile(join(target, req.test.name), req.test.data);
-        await chmod(join(target, req.test.name), 0o755);
+        await ctx.runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true, mode: 0o755 }));
+        await ctx.runner.writeFile(join(target, req.test.name), req.test.data, { mode: 0o755 });
       };
-      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place });
+      const scriptStatus = (variable: string) => shVerdict(variable, `${req.release} run ${req.run}`);
+      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place, scriptStatus });
     } finally {
       this.destroyLater(clone);
     }
@@ -246,7 +221,7 @@ export class BeHost implements ReleaseHost {
     for (const [name, p] of props) {
       const owner = p[OWNER_PROP]?.value ?? '';
       const [host, pid] = [owner.slice(0, owner.lastIndexOf(':')), Number(owner.slice(owner.lastIndexOf(':') + 1))];
-      if (host !== hostname() || !pid || pidAlive(pid)) continue;
+      if (host !== hostname() || !pid || processAlive(pid)) continue;
       // The dead run's test may still be running in the clone (a chroot outlives a killed be).
       const dir = (await mountedDatasets(ctx, name)).get(name);
       if (dir) await clearChroot(ctx, dir);

@@ -2,7 +2,7 @@ import { readFile, stat, mkdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { BeContext } from '../be/context.js';
-import { makeContext } from '../be/context.js';
+import { forkContext } from '../be/context.js';
 import { BeError, UsageError } from '../sys/errors.js';
 import { VERSION } from '../cli/version.js';
 import { resolveReleaseSpec, naturalCompare, type ReleaseTable } from './releases.js';
@@ -32,6 +32,8 @@ interface CommonOpts {
   vmTap?: string;
   vmMemory?: string;
   argv: string[];
+  /** Where progress lines go (default: standard error). */
+  progress?: (line: string) => void;
 }
 
 async function releaseTable(arch?: string): Promise<ReleaseTable> {
@@ -108,8 +110,8 @@ function waitMs(text: string | undefined): number | undefined {
 }
 
 async function brokerOptions(opts: CommonOpts, test: TestScript) {
-  const { parseBroker, checkTube } = await import('./broker.js');
-  return { broker: parseBroker(opts.broker!), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress, waitMs: waitMs(opts.wait) };
+  const { parseBroker, checkTube } = await import('./protocol.js');
+  return { broker: parseBroker(opts.broker!), tube: checkTube(opts.tube), ttr: opts.ttr, test, progress: opts.progress ?? stderrLine, waitMs: waitMs(opts.wait) };
 }
 
 function timeoutMs(text: string): number {
@@ -118,17 +120,17 @@ function timeoutMs(text: string): number {
   return ms;
 }
 
-async function openStore(ctx: BeContext, spec: HuntSpec, opts: CommonOpts): Promise<HuntStore> {
+async function openStore(spec: HuntSpec, opts: CommonOpts): Promise<HuntStore> {
   const dir = resolve(opts.state ?? join(DEFAULT_HUNTS_DIR, huntId(spec)));
   await mkdir(dir, { recursive: true });
-  return HuntStore.open(dir, ctx.runner, spec, { command: ['be', ...opts.argv], beVersion: VERSION, fresh: opts.fresh });
+  return HuntStore.open(dir, spec, { command: ['be', ...opts.argv], beVersion: VERSION, fresh: opts.fresh });
 }
 
 /**
  * Ctrl-C (or SIGTERM) stops a hunt cleanly: no new run starts, the running tests get the signal,
  * their clones are destroyed and the state keeps every finished run. A second signal exits at once.
  */
-async function interruptible<T>(store: HuntStore, body: (stopped: () => boolean) => Promise<T>): Promise<T> {
+async function interruptible<T>(store: HuntStore, progress: (line: string) => void, body: (stopped: () => boolean) => Promise<T>): Promise<T> {
   let signal: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signal) process.exit(130);
@@ -147,14 +149,14 @@ async function interruptible<T>(store: HuntStore, body: (stopped: () => boolean)
   }
 }
 
-function progress(line: string): void {
+function stderrLine(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM) {
+async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM, progress: (line: string) => void = stderrLine) {
   const { BeHost } = await import('./be-host.js');
   const { methodRunners } = await import('./methods.js');
-  const host = new BeHost(() => makeContext({ verbose: ctx.runner.verbose, beRoot: ctx.beRoot }), methodRunners(vm));
+  const host = new BeHost(() => forkContext(ctx), methodRunners(vm));
   const gone = await host.cleanup();
   for (const g of gone) progress(`destroyed ${g}, left by a run that did not finish`);
   return host;
@@ -166,30 +168,21 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   const test = await loadTest(opts.test);
   const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
   const vm = vmSettings(opts);
-  if (ctx.runner.dryRun) return dryRun(ctx, spec, opts.test, vm);
+  const progress = opts.progress ?? stderrLine;
   if (!opts.broker) checkMethod(ctx, spec.method, opts.jobs);
   const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
-  const store = await openStore(ctx, spec, opts);
+  const store = await openStore(spec, opts);
   progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
   if (bopts) {
-    const { runBrokered } = await import('./broker.js');
+    const { runBrokered } = await import('./collector.js');
     await runBrokered(store, bopts);
   } else {
     const { runMatrix } = await import('./exec.js');
-    const host = await localHost(ctx, vm);
-    await interruptible(store, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, stopped }));
+    const host = await localHost(ctx, vm, progress);
+    await interruptible(store, progress, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, stopped }));
   }
   const { tableReport } = await import('./report.js');
   return tableReport(store.state);
-}
-
-/** `be -n hunt run`: the hunt as a script, nothing changed. */
-async function dryRun(ctx: BeContext, spec: HuntSpec, test: string, vm: VmSettings): Promise<string> {
-  const { resolveBeRoot } = await import('../be/context.js');
-  const { huntPlanScript } = await import('./plan.js');
-  const root = await resolveBeRoot(ctx);
-  const installed = (await ctx.zfs.exists(root)) ? new Set(await ctx.zfs.list(root, 'snapshot', 2)) : new Set<string>();
-  return (await huntPlanScript(spec, root, resolve(test), installed, vm)).trimEnd();
 }
 
 export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string }): Promise<string> {
@@ -210,18 +203,18 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     good: opts.good,
     bad: opts.bad,
   };
-  if (ctx.runner.dryRun) throw new UsageError('hunt bisect cannot be a dry run: each step depends on the verdict before it (try be -n hunt run)');
+  const progress = opts.progress ?? stderrLine;
   if (!opts.broker) checkMethod(ctx, spec.method, 1);
   const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
-  const store = await openStore(ctx, spec, opts);
+  const store = await openStore(spec, opts);
   progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
   if (bopts) {
     // Each step is one job on the tube: bisect is sequential, whichever worker takes it.
-    const { Collector } = await import('./broker.js');
+    const { Collector } = await import('./collector.js');
     const { bisectWith } = await import('./exec.js');
     const collector = await Collector.open(store, bopts);
     try {
-      return await interruptible(store, (stopped) =>
+      return await interruptible(store, progress, (stopped) =>
         bisectWith(store, undefined, async (release, run) => {
           const [rec] = await collector.collect([{ release, run }]);
           return rec;
@@ -232,8 +225,8 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     }
   }
   const { runBisect } = await import('./exec.js');
-  const host = await localHost(ctx, vmSettings(opts));
-  return interruptible(store, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
+  const host = await localHost(ctx, vmSettings(opts), progress);
+  return interruptible(store, progress, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
 }
 
 const REPORT_FORMATS = ['table', 'json', 'junit', 'html'];
@@ -280,10 +273,11 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
 }
 
 export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string; vmAddress?: string; vmServer?: string; vmTap?: string; vmMemory?: string }): Promise<void> {
-  const { serveWorker, parseBroker, checkTube } = await import('./broker.js');
+  const { parseBroker, checkTube } = await import('./protocol.js');
+  const { serveWorker } = await import('./worker.js');
   const broker = parseBroker(opts.broker);
   const tube = checkTube(opts.tube);
-  const host = await localHost(ctx, vmSettings(opts));
+  const host = await localHost(ctx, vmSettings(opts), stderrLine);
   // A stopped worker goes at once: its test gets the signal too, and beanstalkd hands the job on.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : 15)));
   await serveWorker({
@@ -292,7 +286,7 @@ export async function worker(ctx: BeContext, opts: { broker: string; tube: strin
     jobs: opts.jobs,
     logDir: resolve(opts.state),
     host,
-    log: progress,
+    log: stderrLine,
     source: opts.source ? (/^[a-z]+:\/\//i.test(opts.source) ? opts.source : resolve(opts.source)) : undefined,
   });
 }

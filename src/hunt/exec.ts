@@ -1,8 +1,11 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { classify, parseMetrics, formatDuration, type RunEnd } from './verdict.js';
 import { bisectStep, bisectRange, runBound, bisectReportText } from './bisect.js';
-import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunRecord } from './state.js';
+import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunOutcome, type RunRecord } from './state.js';
 import { commandLine, formatMetric } from './summary.js';
+
+/** Where a run's test goes inside its BE: chroot, jail and guest alike (a guest keeps its output and status there too). */
+export const TEST_DIR = '/var/tmp/be-hunt';
 
 /** The test a hunt runs: its bytes travel with the job, so a worker needs no shared file system. */
 export interface TestScript {
@@ -91,51 +94,78 @@ function openLog(path: string): { write: (t: string) => void; close: () => Promi
   };
 }
 
-/** Run one test and turn its end into a record (log written beside the state). */
-export async function runAndRecord(store: HuntStore, host: ReleaseHost, preparer: Preparer, req: RunRequest): Promise<RunRecord> {
-  await store.logDir(req.release);
-  const logName = runLogName(req.release, req.run);
-  const log = openLog(store.path(logName));
+export interface RunOnceOptions {
+  /** Told the prepared BE as soon as it is ready (before the test runs). */
+  onPrepared?: (prepared: PreparedRecord) => Promise<unknown> | void;
+  /** Runs the test in turn with others that cannot run beside it (one VM setup on a worker). */
+  exclusive?: <T>(run: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * The one run pipeline (local runs, bisect steps and broker workers): prepare the release once,
+ * run the test in a fresh clone (one more try on a fresh clone when the clone, mount or start
+ * failed, not the test), and classify how it ended. Never throws: a run that could not happen is
+ * an aborted outcome with the reason.
+ */
+export async function runOnce(host: ReleaseHost, preparer: Preparer, req: RunRequest, onOutput: (text: string) => void, opts: RunOnceOptions = {}): Promise<{ outcome: RunOutcome; prepared?: PreparedRecord }> {
   const startedAt = new Date();
   const t0 = performance.now();
+  let output = '';
+  const take = (t: string) => {
+    output += t;
+    onOutput(t);
+  };
   let end: TestEnd;
+  let prepared: PreparedRecord | undefined;
+  let failed: string | undefined;
   try {
-    const prepared = await preparer.prepare(req.release);
-    if (!store.state.prepared[req.release]) await store.recordPrepared(req.release, prepared);
+    prepared = await preparer.prepare(req.release);
+    await opts.onPrepared?.(prepared);
+    const test = () => host.runTest(req, prepared!, take);
+    const attempt = () => (opts.exclusive ? opts.exclusive(test) : test());
     try {
-      end = await host.runTest(req, prepared, log.write);
+      end = await attempt();
     } catch (error) {
-      // The clone, mount or start failed (not the test): one more try on a fresh clone.
-      log.write(`\nbe: ${(error as Error).message.split('\n')[0]}; trying once more\n`);
+      take(`\nbe: ${(error as Error).message.split('\n')[0]}; trying once more\n`);
       await new Promise((r) => setTimeout(r, 500));
-      end = await host.runTest(req, prepared, log.write);
+      end = await attempt();
     }
   } catch (error) {
     const message = (error as Error).message.split('\n')[0];
-    log.write(`\nbe: ${message}\n`);
+    take(`\nbe: ${message}\n`);
+    failed = `could not run: ${message}`;
     end = { status: null, signal: null, output: '', timedOut: false };
-    await log.close();
-    return finish(store, req, startedAt, performance.now() - t0, end, logName, `could not run: ${message}`);
   }
-  await log.close();
-  return finish(store, req, startedAt, performance.now() - t0, end, logName);
-}
-
-async function finish(store: HuntStore, req: RunRequest, startedAt: Date, ms: number, end: TestEnd, log: string, failed?: string): Promise<RunRecord> {
   const c = failed ? { verdict: 'error' as const, reason: failed } : classify({ ...end, timeoutMs: req.timeoutMs });
-  const record: RunRecord = {
+  const outcome: RunOutcome = {
     release: req.release,
     run: req.run,
     verdict: c.verdict,
     status: end.status ?? null,
     signal: end.signal ?? null,
     reason: c.reason,
-    metrics: parseMetrics(end.output),
+    metrics: parseMetrics(end.output || output),
     startedAt: startedAt.toISOString(),
-    durationMs: Math.round(ms),
+    durationMs: Math.round(performance.now() - t0),
     ...(end.cloneMs !== undefined ? { cloneMs: Math.round(end.cloneMs) } : {}),
-    log,
   };
+  return { outcome, prepared };
+}
+
+/** One local run through the pipeline, its log written beside the state and its record saved. */
+export async function runAndRecord(store: HuntStore, host: ReleaseHost, preparer: Preparer, req: RunRequest): Promise<RunRecord> {
+  await store.logDir(req.release);
+  const logName = runLogName(req.release, req.run);
+  const log = openLog(store.path(logName));
+  let result: Awaited<ReturnType<typeof runOnce>>;
+  try {
+    result = await runOnce(host, preparer, req, log.write, {
+      onPrepared: (prepared) => (store.state.prepared[req.release] ? undefined : store.recordPrepared(req.release, prepared)),
+    });
+  } finally {
+    await log.close();
+  }
+  const record: RunRecord = { ...result.outcome, log: logName };
   await store.recordRun(record);
   return record;
 }
@@ -168,7 +198,8 @@ export function requestFor(store: HuntStore, test: TestScript, release: string, 
   return { hunt: store.state.id, release, run, method: spec.method, test, timeoutMs: spec.timeoutMs, install: spec.install };
 }
 
-async function session<T>(store: HuntStore, preparer: { clock: BusyClock } | undefined, body: () => Promise<T>): Promise<T> {
+/** One `be hunt` invocation on a state: its wall time, time spent preparing and runs done are kept in `sessions`. */
+export async function session<T>(store: HuntStore, preparer: { clock: BusyClock } | undefined, body: () => Promise<T>): Promise<T> {
   const started = new Date();
   const t0 = performance.now();
   const before = store.state.runs.length;

@@ -3,7 +3,7 @@ import { BeError } from '../sys/errors.js';
 import type { TestEnd } from './exec.js';
 import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
-import { TEST_DIR } from './broker.js';
+import { TEST_DIR } from './exec.js';
 import { render } from '../render/index.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -18,7 +18,7 @@ const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
-    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true });
+    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true, scriptStatus: opts.scriptStatus });
     return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
   } finally {
     await umountBe(ctx, be, true);

@@ -2,7 +2,7 @@ import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { BeError } from '../sys/errors.js';
-import type { Runner } from '../sys/run.js';
+import { writeFileAtomic } from '../sys/files.js';
 import type { Verdict } from './verdict.js';
 
 export const DEFAULT_HUNTS_DIR = '/var/db/be/hunts';
@@ -116,7 +116,6 @@ export class HuntStore {
 
   private constructor(
     readonly dir: string,
-    private readonly runner: Runner,
     public state: HuntState,
   ) {}
 
@@ -138,7 +137,7 @@ export class HuntStore {
   }
 
   /** Open the state in DIR for SPEC: resume it if it is the same hunt, start it when empty or fresh. */
-  static async open(dir: string, runner: Runner, spec: HuntSpec, meta: { command: string[]; beVersion: string; fresh?: boolean }): Promise<HuntStore> {
+  static async open(dir: string, spec: HuntSpec, meta: { command: string[]; beVersion: string; fresh?: boolean }): Promise<HuntStore> {
     const id = huntId(spec);
     const existing = meta.fresh ? undefined : await HuntStore.read(dir);
     if (existing && existing.id !== id) {
@@ -163,7 +162,7 @@ export class HuntStore {
       state.beVersion = meta.beVersion;
     }
     await mkdir(join(dir, 'logs'), { recursive: true });
-    const store = new HuntStore(dir, runner, state);
+    const store = new HuntStore(dir, state);
     await store.save();
     return store;
   }
@@ -204,7 +203,7 @@ export class HuntStore {
   save(): Promise<void> {
     const next = this.queue.then(() => {
       this.state.updated = new Date().toISOString();
-      return this.runner.writeFile(join(this.dir, STATE_FILE), `${JSON.stringify(this.state, null, 2)}\n`);
+      return writeFileAtomic(join(this.dir, STATE_FILE), `${JSON.stringify(this.state, null, 2)}\n`);
     });
     this.queue = next.catch(() => {});
     return next;

@@ -35,6 +35,23 @@ export function classify(end: RunEnd): Classified {
   return { verdict: 'error', reason: `exit status ${s} is above 127 (a crash, not a verdict)` };
 }
 
+/**
+ * classify() as /bin/sh, for a hunt printed as a script: prints `LABEL: good`, `bad (exit N)`,
+ * `skip (exit 125)` or `aborted: …` for the exit status in $VARIABLE (a time limit reached by
+ * timeout(1) ends the test by a signal: above 127, aborted, as in a live run).
+ */
+export function shVerdict(variable: string, label: string): string[] {
+  const v = `$${variable}`;
+  return [
+    `case ${v} in`,
+    `  0) echo "${label}: good" ;;`,
+    `  125) echo "${label}: skip (exit 125)" ;;`,
+    `  [1-9] | [1-9][0-9] | 1[01][0-9] | 12[0-7]) echo "${label}: bad (exit ${v})" ;;`,
+    `  *) echo "${label}: aborted: exit status ${v} is above 127 (a crash, not a verdict)" ;;`,
+    'esac',
+  ];
+}
+
 const METRIC = /^BE-METRIC[ \t]+([A-Za-z_][A-Za-z0-9_.:-]*)=[ \t]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[ \t]*\r?$/;
 
 /** `BE-METRIC name=value` lines of a test's output, as numbers; the last value of a name wins. */

@@ -14,7 +14,8 @@ async function readOrEmpty(path: string): Promise<string> {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process PID lives on this host (EPERM: it does, as another user's). */
+export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
@@ -49,7 +50,7 @@ async function breakStale(lock: string): Promise<void> {
   }
   try {
     const holder = parseInt(await readOrEmpty(lock), 10);
-    if (!alive(holder)) {
+    if (!processAlive(holder)) {
       const s = await stat(lock).catch(() => undefined);
       // a lock file just created may not hold its pid yet
       if (s && (Number.isInteger(holder) || Date.now() - s.mtimeMs > 2_000)) await unlink(lock).catch(() => {});
@@ -59,7 +60,7 @@ async function breakStale(lock: string): Promise<void> {
   }
 }
 
-/** Run BODY while holding `<path>.be-lock`. */
+/** Run BODY while holding `<path>.be-lock`, waiting at most TIMEOUTMS for it (Infinity: as long as it takes). */
 export async function withFileLock<T>(path: string, body: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
   const lock = `${path}.be-lock`;
   const deadline = Date.now() + timeoutMs;
@@ -70,7 +71,8 @@ export async function withFileLock<T>(path: string, body: () => Promise<T>, time
       const holder = (await readOrEmpty(lock)).trim();
       throw new BeError(`cannot lock ${path}: ${lock} is held by process ${holder || '?'}`);
     }
-    await sleep(5 + Math.floor(Math.random() * 20));
+    // short waits at first (mounts take turns in milliseconds), then at most 5 a second (an install)
+    await sleep(Math.min(200, 5 + attempt * 2) + Math.floor(Math.random() * 20));
   }
   try {
     return await body();

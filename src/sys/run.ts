@@ -1,5 +1,5 @@
 import { CommandError, BeError } from './errors.js';
-import { shJoin, shWriteFile } from './shell.js';
+import { shJoin, shQuote, shWriteFile } from './shell.js';
 import { writeFileAtomic } from './files.js';
 
 export interface RunnerOptions {
@@ -26,6 +26,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   status: number;
+  /** The change was recorded into the plan, not made (a script's step): what it makes is not on the host yet. */
+  pending?: boolean;
 }
 
 export interface StreamOptions {
@@ -39,6 +41,11 @@ export interface StreamOptions {
   onOutput?: (text: string) => void;
   /** Receives a function that signals the running program (to forward Ctrl-C and friends). */
   onStart?: (signal: (sig: NodeJS.Signals) => void) => void;
+  /**
+   * What a script does with the program's exit status once it has it (shell lines reading the
+   * variable named): a recorded run cannot hand its status back, so its reader is recorded too.
+   */
+  scriptStatus?: (variable: string) => string[];
 }
 
 export interface StreamResult {
@@ -63,17 +70,37 @@ export class Runner {
   private readonly out: (line: string) => void;
   private readonly err: (line: string) => void;
   private readonly env?: Record<string, string>;
-  private readonly script: string[] = [];
+  private readonly script: string[];
+  private readonly memo: Map<string, unknown>;
   private undoStack: Undo[][] = [];
   /** Count of processes spawned, for benchmarks. */
   spawns = 0;
 
-  constructor(opts: RunnerOptions = {}) {
+  constructor(opts: RunnerOptions = {}, shared?: { script: string[]; memo: Map<string, unknown> }) {
     this.dryRun = !!opts.dryRun;
     this.verbose = !!opts.verbose;
     this.out = opts.out ?? ((l) => process.stdout.write(`${l}\n`));
     this.err = opts.err ?? ((l) => process.stderr.write(`${l}\n`));
     this.env = opts.env;
+    this.options = opts;
+    this.script = shared?.script ?? [];
+    this.memo = shared?.memo ?? new Map();
+  }
+
+  private readonly options: RunnerOptions;
+
+  /**
+   * A runner for work that goes on beside this one's (parallel runs of a hunt): its own undo
+   * stack, the same plan (script and what the plan has made so far).
+   */
+  fork(): Runner {
+    return new Runner(this.options, { script: this.script, memo: this.memo });
+  }
+
+  /** State the steps of one plan share (e.g. the datasets it has made), made on first use. */
+  shared<T>(key: string, make: () => T): T {
+    if (!this.memo.has(key)) this.memo.set(key, make());
+    return this.memo.get(key) as T;
   }
 
   /** Run a command that only reads. */
@@ -85,7 +112,7 @@ export class Runner {
   async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo } = {}): Promise<RunResult> {
     if (this.dryRun) {
       this.record(shJoin(argv) + (opts.input !== undefined ? ` <<'BE_INPUT'\n${String(opts.input)}\nBE_INPUT` : ''));
-      return { stdout: '', stderr: '', status: 0 };
+      return { stdout: '', stderr: '', status: 0, pending: true };
     }
     const result = await this.exec(argv, opts);
     if (opts.undo && result.status === 0) this.onUndo(opts.undo);
@@ -98,7 +125,7 @@ export class Runner {
    */
   async stream(argv: string[], opts: StreamOptions = {}): Promise<StreamResult> {
     if (this.dryRun) {
-      this.record(shJoin(argv));
+      this.recordStream(argv, opts);
       return { status: 0, signal: null, timedOut: false, output: '' };
     }
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
@@ -154,8 +181,26 @@ export class Runner {
     });
   }
 
+  /**
+   * A long program as a script runs it: its own environment (env -i), the time limit as
+   * timeout(1) (TERM, KILL 2 s later; the status a signal gives, as a live run sees it), and the
+   * status kept for the lines that read it.
+   */
+  private recordStream(argv: string[], opts: StreamOptions): void {
+    const env = opts.env ? ['env', '-i', ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`)] : [];
+    const limit = opts.timeoutMs !== undefined ? ['timeout', '-k', '2', '--preserve-status', String(Math.max(1, Math.ceil(opts.timeoutMs / 1000)))] : [];
+    const command = shJoin([...env, ...limit, ...argv]);
+    const cd = opts.cwd && opts.cwd !== '/' ? `cd ${shQuote(opts.cwd)} && ` : '';
+    if (!opts.scriptStatus) {
+      this.record(cd ? `(${cd}${command})` : command);
+      return;
+    }
+    this.record(`be_status=0\n${cd ? `(${cd}${command})` : command} || be_status=$?`);
+    for (const line of opts.scriptStatus('be_status')) this.record(line);
+  }
+
   /** Write a file atomically (or print the here-document that would). */
-  async writeFile(path: string, content: string, opts: { mode?: number; undo?: Undo } = {}): Promise<void> {
+  async writeFile(path: string, content: string | Buffer, opts: { mode?: number; undo?: Undo } = {}): Promise<void> {
     if (this.dryRun) {
       this.record(shWriteFile(path, content, opts.mode));
       return;

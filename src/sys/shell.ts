@@ -11,9 +11,17 @@ export function shJoin(argv: readonly string[]): string {
 }
 
 /** Shell lines that write `content` to `path` byte for byte, then set its mode. */
-export function shWriteFile(path: string, content: string, mode?: number): string {
+export function shWriteFile(path: string, data: string | Buffer, mode?: number): string {
   const lines: string[] = [];
-  if (content.endsWith('\n')) {
+  const content = typeof data === 'string' ? data : data.toString('utf8');
+  if (typeof data !== 'string' && (!Buffer.from(content, 'utf8').equals(data) || content.includes('\0'))) {
+    // not text: printf(1) octal escapes, byte for byte, in lines of a shell's comfortable length
+    lines.push(`: > ${shQuote(path)}`);
+    for (let i = 0; i < data.length; i += 1000) {
+      const escaped = [...data.subarray(i, i + 1000)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+      lines.push(`printf '${escaped}' >> ${shQuote(path)}`);
+    }
+  } else if (content.endsWith('\n')) {
     let tag = 'BE_EOF';
     while (content.split('\n').includes(tag)) tag += '_';
     lines.push(`cat > ${shQuote(path)} <<'${tag}'\n${content}${tag}`);

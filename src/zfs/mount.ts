@@ -24,14 +24,16 @@ export interface MountBackend {
 }
 
 export function mountBackend(flavour: ZfsFlavour, runner: Runner, zfs: Zfs, altroot: string): MountBackend {
-  if (flavour === 'zfs-fuse') return new FuseMount(runner, zfs, altroot);
+  if (flavour === 'zfs-fuse') return new FuseMount(zfs, altroot);
   const opts = flavour === 'openzfs-linux' ? ['-o', 'zfsutil'] : [];
   return {
     async mount(dataset, dir) {
-      await runner.change(['mount', '-t', 'zfs', ...opts, dataset, dir], { undo: ['umount', dir] });
+      const r = await runner.change(['mount', '-t', 'zfs', ...opts, dataset, dir], { undo: ['umount', dir] });
+      if (r.pending) zfs.planned.mounted(dataset, dir);
     },
-    async unmount(_dataset, dir, force) {
-      await runner.change(['umount', ...(force ? ['-f'] : []), dir]);
+    async unmount(dataset, dir, force) {
+      const r = await runner.change(['umount', ...(force ? ['-f'] : []), dir]);
+      if (r.pending) zfs.planned.unmounted(dataset);
     },
   };
 }
@@ -50,10 +52,10 @@ export function withoutAltroot(path: string, altroot: string): string {
 const FUSE_MOUNT_LOCK = join(existsSync('/run') ? '/run' : tmpdir(), 'be-zfs-fuse-mount');
 
 class FuseMount implements MountBackend {
-  constructor(private readonly runner: Runner, private readonly zfs: Zfs, private readonly altroot: string) {}
+  constructor(private readonly zfs: Zfs, private readonly altroot: string) {}
 
   private serialized<T>(body: () => Promise<T>): Promise<T> {
-    return this.runner.dryRun ? body() : withFileLock(FUSE_MOUNT_LOCK, body, 300_000);
+    return withFileLock(FUSE_MOUNT_LOCK, body, 300_000);
   }
 
   private relative(dir: string): string {
@@ -78,7 +80,7 @@ class FuseMount implements MountBackend {
     }
     // A failed mount puts the mountpoint back as it was (undo runs in reverse order).
     await this.zfs.set(dataset, 'mountpoint', rel, own);
-    await this.zfs.mount(dataset);
+    await this.zfs.mount(dataset, dir);
   }
 
   unmount(dataset: string, _dir: string, force: boolean): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Runner } from '../sys/run.js';
 import { BeError, CommandError } from '../sys/errors.js';
+import { PlannedZfs } from './planned.js';
 
 export interface PropValue {
   value: string;
@@ -13,20 +14,27 @@ export type PropTable = Map<string, Record<string, PropValue>>;
  * come from `zpool list -H -o` because zfs-fuse's `zpool get` has no -H. Knows nothing of BEs.
  */
 export class Zfs {
+  /** What the plan has made that zfs cannot show yet (changes recorded, not made); shared by the plan's steps. */
+  readonly planned: PlannedZfs;
+
   constructor(
     private readonly runner: Runner,
     /** zfs-fuse mounts every clone at once, whatever canmount says; clones are made unmounted there. */
     private readonly fuse = false,
-  ) {}
+  ) {
+    this.planned = runner.shared('zfs', () => new PlannedZfs());
+  }
 
   /**
    * Run a changing zfs/zpool command. zfs-fuse answers "dataset is busy" for a moment after an
    * unmount (FUSE releases asynchronously), so there a busy refusal is retried a few times.
+   * Returns whether the change is only pending (recorded into a plan, not made).
    */
-  private async change(argv: string[], undo?: string[]): Promise<void> {
+  private async change(argv: string[], undo?: string[]): Promise<boolean> {
     const attempt = () => this.runner.change(argv);
-    await this.retryBusy(attempt);
-    if (undo && !this.runner.dryRun) this.runner.onUndo(() => this.retryBusy(() => this.runner.change(undo)));
+    const r = await this.retryBusy(attempt);
+    if (undo) this.runner.onUndo(() => this.retryBusy(() => this.runner.change(undo)));
+    return !!r.pending;
   }
 
   private async retryBusy<T>(op: () => Promise<T>): Promise<T> {
@@ -57,38 +65,55 @@ export class Zfs {
     const args = ['get', '-H', '-p', '-o', 'name,property,value,source'];
     if (opts.recursive) args.push('-r');
     if (opts.sources) args.push('-s', opts.sources.join(','));
-    args.push(props.join(','), ...names);
-    const { stdout, stderr, status } = await this.zfsQuery(args, !!opts.missingOk);
-    if (status !== 0) {
-      if (/does not exist/.test(stderr)) return new Map();
-      throw new CommandError(['zfs', ...args], status, stderr);
+    // datasets only the plan has made are not there to ask about
+    const onHost = this.planned.empty ? names : names.filter((n) => !this.planned.exists(n, false));
+    let table: PropTable = new Map();
+    if (onHost.length > 0) {
+      const { stdout, stderr, status } = await this.zfsQuery([...args, props.join(','), ...onHost], !!opts.missingOk);
+      if (status !== 0) {
+        if (!/does not exist/.test(stderr)) throw new CommandError(['zfs', ...args, props.join(','), ...onHost], status, stderr);
+      } else table = parseGet(stdout, !!opts.snapshots);
     }
-    return parseGet(stdout, !!opts.snapshots);
+    return this.planned.get(table, names, props, opts);
   }
 
   async exists(name: string): Promise<boolean> {
+    if (this.planned.exists(name, false)) return true;
     const { status } = await this.zfsQuery(['list', '-H', '-o', 'name', name], true);
-    return status === 0;
+    return this.planned.exists(name, status === 0);
   }
 
   /** Filesystems (or snapshots) under `root`, parents first. */
   async list(root: string, type: 'filesystem' | 'snapshot' = 'filesystem', depth?: number): Promise<string[]> {
     const args = ['list', '-H', '-o', 'name', '-t', type, '-r'];
     if (depth !== undefined) args.push('-d', String(depth));
-    const { stdout } = await this.zfsQuery([...args, root]);
-    return stdout.split('\n').filter(Boolean);
+    const names = await this.names([...args, root], root);
+    return this.planned.list(root, names, { filesystems: type === 'filesystem', snapshots: type === 'snapshot' }, depth);
   }
 
   /** Filesystems and snapshots under `root` in one call, parents first. */
   async listWithSnapshots(root: string): Promise<{ filesystems: string[]; snapshots: string[] }> {
-    const { stdout } = await this.zfsQuery(['list', '-H', '-o', 'name', '-t', 'filesystem,snapshot', '-r', root]);
-    const names = stdout.split('\n').filter(Boolean);
+    const real = await this.names(['list', '-H', '-o', 'name', '-t', 'filesystem,snapshot', '-r', root], root);
+    const names = this.planned.list(root, real, { filesystems: true, snapshots: true });
     return { filesystems: names.filter((n) => !n.includes('@')), snapshots: names.filter((n) => n.includes('@')) };
+  }
+
+  /** Names a `zfs list` prints; none for a ROOT only the plan has made. */
+  private async names(args: string[], root: string): Promise<string[]> {
+    if (this.planned.exists(root, false)) return [];
+    const { stdout } = await this.zfsQuery(args);
+    return stdout.split('\n').filter(Boolean);
   }
 
   async create(name: string, props: Record<string, string> = {}, opts: { parents?: boolean } = {}): Promise<void> {
     const args = ['zfs', 'create', ...(opts.parents ? ['-p'] : []), ...propArgs(props), name];
-    await this.creating(name, () => this.change(args, ['zfs', 'destroy', name]));
+    const missing: string[] = [];
+    if (opts.parents) for (let p = name.slice(0, name.lastIndexOf('/')); p.includes('/') && !(await this.exists(p)); p = p.slice(0, p.lastIndexOf('/'))) missing.unshift(p);
+    await this.creating(name, async () => {
+      if (!(await this.change(args, ['zfs', 'destroy', name]))) return;
+      for (const p of missing) this.planned.create(p, {});
+      this.planned.create(name, props);
+    });
   }
 
   /** A create that failed after making the dataset (e.g. its mount failed) leaves nothing behind. */
@@ -96,24 +121,29 @@ export class Zfs {
     try {
       await make();
     } catch (error) {
-      if (!this.runner.dryRun && (await this.exists(name))) await this.retryBusy(() => this.runner.query(['zfs', 'destroy', '-r', name]));
+      if (await this.exists(name)) await this.retryBusy(() => this.runner.query(['zfs', 'destroy', '-r', name]));
       throw error;
     }
   }
 
   async snapshot(name: string, opts: { recursive?: boolean } = {}): Promise<void> {
     const r = opts.recursive ? ['-r'] : [];
-    await this.change(['zfs', 'snapshot', ...r, name], ['zfs', 'destroy', ...r, name]);
+    const [fs, snap] = name.split('@');
+    const below = opts.recursive ? await this.list(fs) : [fs];
+    if (await this.change(['zfs', 'snapshot', ...r, name], ['zfs', 'destroy', ...r, name])) for (const f of below) this.planned.create(`${f}@${snap}`, {});
   }
 
   async clone(snapshot: string, name: string, props: Record<string, string> = {}): Promise<void> {
     if (!this.fuse) {
-      await this.creating(name, () => this.change(['zfs', 'clone', ...propArgs(props), snapshot, name], ['zfs', 'destroy', name]));
+      await this.creating(name, async () => {
+        if (await this.change(['zfs', 'clone', ...propArgs(props), snapshot, name], ['zfs', 'destroy', name])) this.planned.create(name, props, snapshot);
+      });
       return;
     }
     const { mountpoint, ...rest } = props;
     await this.creating(name, async () => {
-      await this.change(['zfs', 'clone', ...propArgs({ ...rest, mountpoint: 'none' }), snapshot, name], ['zfs', 'destroy', name]);
+      const made = { ...rest, mountpoint: 'none' };
+      if (await this.change(['zfs', 'clone', ...propArgs(made), snapshot, name], ['zfs', 'destroy', name])) this.planned.create(name, made, snapshot);
       if (mountpoint !== undefined) await this.set(name, 'mountpoint', mountpoint);
       else await this.inherit(name, 'mountpoint');
     });
@@ -123,11 +153,19 @@ export class Zfs {
     const args = ['zfs', 'destroy'];
     if (opts.recursive) args.push('-r');
     if (opts.force) args.push('-f');
-    await this.change([...args, name]);
+    const names = opts.recursive && !name.includes('@') ? await this.below(name) : [name];
+    if (await this.change([...args, name])) this.planned.destroy(names);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from]);
+    const names = await this.below(from);
+    if (await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from])) this.planned.rename(from, to, names);
+  }
+
+  /** NAME, its descendants and their snapshots. */
+  private async below(name: string): Promise<string[]> {
+    const { filesystems, snapshots } = await this.listWithSnapshots(name).catch(() => ({ filesystems: [name], snapshots: [] as string[] }));
+    return [...filesystems, ...snapshots];
   }
 
   async rollback(snapshot: string, opts: { destroyLater?: boolean } = {}): Promise<void> {
@@ -140,15 +178,17 @@ export class Zfs {
 
   /** Set one property per call: zfs-fuse's `zfs set` takes a single prop=value. */
   async set(name: string, prop: string, value: string, undo?: { value: string; inherit: boolean }): Promise<void> {
-    await this.change(['zfs', 'set', `${prop}=${value}`, name], undo ? (undo.inherit ? ['zfs', 'inherit', prop, name] : ['zfs', 'set', `${prop}=${undo.value}`, name]) : undefined);
+    const pending = await this.change(['zfs', 'set', `${prop}=${value}`, name], undo ? (undo.inherit ? ['zfs', 'inherit', prop, name] : ['zfs', 'set', `${prop}=${undo.value}`, name]) : undefined);
+    if (pending) this.planned.set(name, prop, value);
   }
 
   async inherit(name: string, prop: string): Promise<void> {
-    await this.change(['zfs', 'inherit', prop, name]);
+    if (await this.change(['zfs', 'inherit', prop, name])) this.planned.set(name, prop, null);
   }
 
-  async mount(name: string): Promise<void> {
-    await this.change(['zfs', 'mount', name], ['zfs', 'umount', name]);
+  /** Mount at the dataset's mountpoint, which is DIR (the plan remembers where). */
+  async mount(name: string, dir: string): Promise<void> {
+    if (await this.change(['zfs', 'mount', name], ['zfs', 'umount', name])) this.planned.mounted(name, dir);
   }
 
   /**
@@ -157,7 +197,7 @@ export class Zfs {
    * system is retried, never forced.
    */
   async umount(name: string, force = false): Promise<void> {
-    await this.change(['zfs', 'umount', ...(force && !this.fuse ? ['-f'] : []), name]);
+    if (await this.change(['zfs', 'umount', ...(force && !this.fuse ? ['-f'] : []), name])) this.planned.unmounted(name);
   }
 
   /** Pool properties through `zpool list -H -o`; undefined when the pool does not exist. */

@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Jackd, { type JackdClient } from 'jackd';
-import { makeJob, serveWorker } from '../../src/hunt/broker.js';
+import { makeJob } from '../../src/hunt/protocol.js';
+import { serveWorker } from '../../src/hunt/worker.js';
 import type { ReleaseHost, RunRequest } from '../../src/hunt/exec.js';
 import { startBeanstalkd, type Beanstalkd } from '../helpers/beanstalkd.js';
 

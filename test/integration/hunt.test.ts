@@ -121,6 +121,44 @@ describe('be hunt run --method chroot on zfs-fuse BEs', () => {
   }, 120_000);
 });
 
+describe('be -n hunt run', () => {
+  it('prints the hunt it would run as a script that, run by sh, gives the live verdicts and leaves nothing behind', async () => {
+    // a BE root of its own: nothing installed yet, so the plan installs, snapshots, clones and runs
+    const root = `${pool.pool}/PLAN`;
+    const releases = [RELEASES[0], UNTESTABLE, FIRST_BAD];
+    const datasets = async () => (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool])).stdout;
+    const mounts = async () => (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(pool.altroot));
+    const before = await datasets();
+    const plan = await be(['-n', '-R', root, 'hunt', 'run', '--releases', releases.join(','), '--runs', '2', '--test', await fx.test(), '--method', 'chroot', ...installFlags()]);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    // printing it changed nothing and left no state
+    expect(await datasets()).toBe(before);
+    expect(plan.stdout).not.toMatch(/hunt\.json/);
+    await execa('sh', ['-n'], { input: plan.stdout });
+    // what a live run gets: its environment, proc and dev, an owner on each clone, mounts under the altroot
+    expect(plan.stdout).toContain(`BE_RELEASE=${FIRST_BAD} BE_RUN=2 BE_HUNT=run-`);
+    expect(plan.stdout).toMatch(/HOME=\/root/);
+    expect(plan.stdout).toMatch(/^mount -t proc proc /m);
+    expect(plan.stdout).toMatch(/^zfs clone .*-o be:hunt-owner=/m);
+    expect(plan.stdout).not.toMatch(/^be /m);
+    const ran = await execa('sh', ['-c', plan.stdout], { reject: false });
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    const verdicts = ran.stdout.split('\n').filter((l) => / run \d: /.test(l)).map((l) => l.replace(/ \(exit \d+\)$/, '')).sort();
+    const live = await be(['-R', `${pool.pool}/LIVE`, 'hunt', 'run', '--releases', releases.join(','), '--runs', '2', '--test', await fx.test(), '--method', 'chroot', '--state', join(fx.dir, 'live-of-plan'), ...installFlags()]);
+    expect(live.exitCode, live.stderr).toBe(0);
+    const liveVerdicts = (await jsonReport(join(fx.dir, 'live-of-plan'))).releases.flatMap((r) => r.runs.map((_, n) => `${r.release} run ${n + 1}: ${r.verdict}`)).sort();
+    expect(verdicts).toEqual(liveVerdicts);
+    expect(verdicts).toEqual(releases.flatMap((r) => [1, 2].map((n) => `${r} run ${n}: ${expectedVerdict(r)}`)).sort());
+    expect(ran.stdout).toContain(`BE-METRIC manpages=${manpages(FIRST_BAD)}`);
+    // the script's releases are installed and snapshotted; no clone, mount or mount directory is left
+    const after = (await datasets()).split('\n');
+    for (const r of releases) expect(after).toContain(`${root}/hunt-${r}@installed`);
+    expect(after.filter((n) => n.includes('.run'))).toEqual([]);
+    expect(await mounts()).toEqual([]);
+    expect((await readdir(pool.altroot)).filter((n) => n.startsWith('be_mount.'))).toEqual([]);
+  }, 240_000);
+});
+
 describe('be hunt bisect', () => {
   it(`finds ${FIRST_BAD} within ceil(log2 n) + skips runs and prints a bug-report block`, async () => {
     const state = join(fx.dir, 'bisect');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { jailRunPlan, jexecEnd, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
 import { classify } from '../../src/hunt/verdict.js';
-import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/broker.js';
+import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/protocol.js';
 import { createHash } from 'node:crypto';
 
 describe('jail(8) plan of a hunt run', () => {
@@ -107,66 +107,5 @@ describe('beanstalkd jobs', () => {
     expect([run.exitCode, run.stderr]).toEqual([2, 'be: --jobs: not used with --broker (give it to each be worker)']);
     const bisect = await execa(BE_BIN, ['hunt', 'bisect', '--broker', '127.0.0.1:1', '--vm-tap', 'tap3', '--good', '13.0', '--bad', '14.0', '--test', '/bin/true'], { reject: false });
     expect([bisect.exitCode, bisect.stderr]).toEqual([2, 'be: --vm-tap: not used with --broker (give it to each be worker)']);
-  });
-});
-
-describe('be -n hunt run', () => {
-  it('prints the hunt as a script: install once, then clone, copy, run by the method, destroy', async () => {
-    const { huntPlanScript } = await import('../../src/hunt/plan.js');
-    const spec = { kind: 'run' as const, releases: ['13.2', '14.0'], test: { path: '/t/x.sh', name: 'x.sh', sha256: 'ab' }, method: 'chroot' as const, runs: 1, timeoutMs: 90_000, install: { source: '/pub', sets: ['base'] } };
-    const text = await huntPlanScript(spec, 'lab/ROOT', '/t/x.sh', new Set(['lab/ROOT/hunt-14.0@installed']));
-    expect(text).toContain('be install -r 13.2 -p /pub --sets base lab/ROOT/hunt-13.2\nzfs snapshot -r lab/ROOT/hunt-13.2@installed\n');
-    expect(text).toContain('# lab/ROOT/hunt-14.0@installed is ready\nbe create -e lab/ROOT/hunt-14.0@installed lab/ROOT/hunt-14.0.run1\n');
-    expect(text).not.toContain('be install -r 14.0');
-    expect(text).toContain('env -i PATH=/sbin:/bin:/usr/sbin:/usr/bin BE_RELEASE=14.0 BE_RUN=1 timeout 90 chroot /tmp/be-hunt.14.0.1 /var/tmp/be-hunt/x.sh; echo "14.0 run 1: exit $?"');
-    const jail = await huntPlanScript({ ...spec, method: 'jail' }, 'lab/ROOT', '/t/x.sh', new Set());
-    const dir = '/tmp/be-hunt.13.2.1';
-    const order = [
-      `be mount lab/ROOT/hunt-13.2.run1 ${dir}`,
-      `jail -c name=lab_ROOT_hunt-13_2_run1 path=${dir} host.hostname=hunt-13.2.run1 mount.devfs persist allow.mount=true allow.mount.devfs=true enforce_statfs=1\n`,
-      `env -i PATH=/sbin:/bin:/usr/sbin:/usr/bin BE_RELEASE=13.2 BE_RUN=1 timeout 90 jexec lab_ROOT_hunt-13_2_run1 /var/tmp/be-hunt/x.sh; echo "13.2 run 1: exit $?"`,
-      'jail -r lab_ROOT_hunt-13_2_run1 || true',
-      `umount ${dir}/dev\n`,
-      'be umount lab/ROOT/hunt-13.2.run1',
-    ];
-    let at = -1;
-    for (const line of order) {
-      const i = jail.indexOf(line);
-      expect(i, line).toBeGreaterThan(at);
-      at = i;
-    }
-    expect(jail).not.toContain('command=');
-  });
-
-  it('plans a bhyve run: share the clone, put test and rc.local in, bhyveload with the NFS root, bhyve under the limit, destroy, read the status', async () => {
-    const { huntPlanScript } = await import('../../src/hunt/plan.js');
-    const spec = { kind: 'run' as const, releases: ['13.2'], test: { path: '/t/x.sh', name: 'x.sh', sha256: 'ab' }, method: 'bhyve' as const, runs: 1, timeoutMs: 90_000, install: {} };
-    const text = await huntPlanScript(spec, 'lab/ROOT', '/t/x.sh', new Set(['lab/ROOT/hunt-13.2@installed']), { address: '10.9.0.7/24', tap: 'tap4', memory: '1G' });
-    await execa('sh', ['-n'], { input: text });
-    const dir = '/tmp/be-hunt.13.2.1';
-    const vm = vmNameFor('lab/ROOT/hunt-13.2.run1');
-    const order = [
-      'be create -e lab/ROOT/hunt-13.2@installed lab/ROOT/hunt-13.2.run1',
-      `be sharenfs --host 10.9.0.7 --maproot root --path ${dir} lab/ROOT/hunt-13.2.run1`,
-      `install -m 755 /t/x.sh ${dir}/var/tmp/be-hunt/x.sh`,
-      `cat > ${dir}/etc/rc.local <<'BE_EOF'`,
-      `chmod 755 ${dir}/etc/rc.local`,
-      `nfs=$(be nfshandle 10.9.0.1 ${dir})`,
-      `bhyveload -c stdio -h ${dir} -e autoboot_delay=0 -e boot.netif.name=vtnet0`,
-      `timeout 90 bhyve -c 1 -m 1G -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap4,mac=02:00:00:00:00:01 -l com1,stdio ${vm}; bhyvectl --destroy --vm=${vm} || true`,
-      `echo "13.2 run 1: exit $(cat ${dir}/var/tmp/be-hunt/status 2>/dev/null`,
-      'be unsharenfs lab/ROOT/hunt-13.2.run1',
-      'be destroy lab/ROOT/hunt-13.2.run1',
-    ];
-    let at = -1;
-    for (const line of order) {
-      const i = text.indexOf(line);
-      expect(i, line).toBeGreaterThan(at);
-      at = i;
-    }
-    expect(text).toContain('-e boot.netif.ip=10.9.0.7 -e boot.netif.netmask=255.255.255.0 -e boot.nfsroot.server=10.9.0.1 -e "boot.nfsroot.nfshandle=${nfs% *}" -e "boot.nfsroot.nfshandlelen=${nfs#* }"');
-    expect(text).toContain(`-e boot.nfsroot.path=${dir} -e vfs.root.mountfrom=nfs:10.9.0.1:${dir} -e vfs.root.mountfrom.options=rw -m 1G ${vm}`);
-    expect(text).toContain('export BE_RELEASE="13.2"');
-    expect(text).not.toContain('be mount');
   });
 });
