@@ -171,8 +171,16 @@ class Transfer {
   private baseTimeout: number;
   private interval: number;
   private retriesLeft: number;
-  /** A duplicate ACK may trigger one retransmission per window position (no Sorcerer's Apprentice). */
-  private dupAllowed = true;
+  /**
+   * Windowed transfers only: a duplicate ACK may resend the window once for its position. Lock-step
+   * transfers never resend on a duplicate ACK (RFC 1123 §4.2.3.1): the timer alone retransmits.
+   */
+  private dupAllowed = false;
+  /**
+   * Highest block sent by the last duplicate-triggered resend: the client receives those blocks
+   * twice and may acknowledge both copies, so duplicate ACKs up to here are echoes, not losses.
+   */
+  private echoEnd = 0;
   retransmits = 0;
   private readonly started = Date.now();
 
@@ -296,14 +304,19 @@ class Transfer {
     this.interval = Math.min(this.interval * 2, Math.max(this.limits.maxTimeoutMs, this.baseTimeout));
     this.retransmits++;
     if (this.state === 'oack') this.sendOack();
-    else this.sendWindow();
+    else this.resendWindow();
+  }
+
+  /** Send the current window again; its blocks may reach the client twice, and so may their ACKs. */
+  private resendWindow(): void {
+    this.echoEnd = Math.max(this.echoEnd, Math.min(this.base + this.windowsize - 1, this.lastBlock));
+    this.sendWindow();
   }
 
   private progress(): void {
     this.confirmed = true;
     this.retriesLeft = this.limits.retries;
     this.interval = this.baseTimeout;
-    this.dupAllowed = true;
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
@@ -343,6 +356,9 @@ class Transfer {
     const prev = this.base - 1;
     const abs = prev + ((wire - prev) & 0xffff);
     if (abs > prev && abs <= this.sentEnd) {
+      // An ACK inside the window is the client's loss report: the window restarts after it, which
+      // is this position's one resend. An ACK of the whole window allows one resend on a duplicate.
+      this.dupAllowed = this.windowsize > 1 && abs === this.sentEnd && abs > this.echoEnd;
       this.base = abs + 1;
       this.progress();
       this.source!.release(this.base);
@@ -352,12 +368,13 @@ class Transfer {
       }
       this.sendWindow();
     } else if (abs === prev && this.dupAllowed && this.sentEnd >= this.base) {
-      // The client saw nothing new: resend the window once for this position.
+      // RFC 7440: the client saw nothing of the new window; resend it once for this position.
       this.dupAllowed = false;
       this.confirmed = true;
       this.retransmits++;
-      this.sendWindow();
+      this.resendWindow();
     }
+    // Any other duplicate (every one in lock-step) is ignored: the timer drives recovery.
   }
 
   /** Bytes the client acknowledged so far. */
