@@ -130,3 +130,73 @@ describe('tftp duplicate ACKs (RFC 1123 §4.2.3.1)', () => {
     }
   });
 });
+
+/** Every reply to `packet` sent from a fresh port within `ms`. */
+async function repliesTo(port: number, packet: Buffer, ms = 300): Promise<Buffer[]> {
+  const peer = await RawPeer.open();
+  try {
+    peer.send(packet, port);
+    const out: Buffer[] = [];
+    for (let r = await peer.next(ms); r; r = await peer.next(ms)) out.push(r.msg);
+    return out;
+  } finally {
+    peer.close();
+  }
+}
+
+describe('tftp illegal operations on the request port (RFC 1350)', () => {
+  it('answers an unknown opcode and stray DATA, ACK and OACK with error 4, and an ERROR with nothing', async () => {
+    const pad = Buffer.alloc(40, 0x41);
+    for (const op of [0, 3, 4, 6, 7, 9, 0xffff]) {
+      const packet = Buffer.concat([Buffer.from([op >> 8, op & 0xff]), pad]);
+      const replies = await repliesTo(srv.port, packet);
+      expect(replies.length, `opcode ${op}`).toBe(1);
+      expect(errorCodeOf(replies[0]), `opcode ${op}`).toBe(4);
+      expect(replies[0].subarray(4).toString('latin1')).toBe('illegal TFTP operation\0');
+    }
+    expect(await repliesTo(srv.port, Buffer.concat([Buffer.from([0, 5, 0, 4]), pad]))).toEqual([]);
+  });
+
+  it('never answers a packet that is no valid request with more bytes than it had', async () => {
+    const shapes = [(n: number) => Buffer.concat([Buffer.from([0, 9]), Buffer.alloc(n - 2, 0x41)]), (n: number) => Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(n - 2, 0x61)])];
+    for (const shape of shapes) {
+      for (let n = 2; n <= 30; n++) {
+        const packet = shape(n);
+        const replies = await repliesTo(srv.port, packet, 50);
+        for (const r of replies) expect(r.length, `${packet.toString('hex')}`).toBeLessThanOrEqual(n);
+        // An error needs 5 bytes (opcode, code, the message's NUL): shorter packets get nothing.
+        expect(replies.length, `${n} bytes`).toBe(n < 5 ? 0 : 1);
+        if (n >= 5) expect([0, 4]).toContain(errorCodeOf(replies[0]));
+      }
+    }
+  });
+
+  it('sends one source at most maxErrorsPerSecond errors a second while another source still gets its answer', async () => {
+    const limited = await startTftp({ maxErrorsPerSecond: 50 });
+    const flooders = await Promise.all([1, 2, 3, 4].map(() => RawPeer.open()));
+    const other = await RawPeer.open('127.0.0.2');
+    try {
+      const packet = Buffer.concat([Buffer.from([0, 9]), Buffer.alloc(40, 0x41)]);
+      const start = Date.now();
+      let sent = 0;
+      while (Date.now() - start < 1000) {
+        for (let i = 0; i < 50; i++) flooders[sent++ % flooders.length].send(packet, limited.port);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      other.send(packet, limited.port);
+      const theirs = await other.next(1000);
+      await new Promise((r) => setTimeout(r, 200));
+      const elapsed = (Date.now() - start) / 1000;
+      const got = flooders.reduce((n, p) => n + p.inbox.length, 0);
+      expect(sent).toBeGreaterThan(2000);
+      // A full bucket of 50, refilled at 50 a second while the flood lasts.
+      expect(got).toBeGreaterThanOrEqual(50);
+      expect(got).toBeLessThanOrEqual(Math.ceil(50 * (1 + elapsed)));
+      expect(limited.server.stats.errorsLimited).toBe(sent - got);
+      expect(errorCodeOf(theirs!.msg)).toBe(4);
+    } finally {
+      for (const p of [...flooders, other]) p.close();
+      await limited.stop();
+    }
+  });
+});

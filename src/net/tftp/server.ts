@@ -25,6 +25,7 @@ import {
 import { MAX_BLKSIZE, MIN_BLKSIZE, negotiate, type NegotiationLimits } from './options.js';
 import { openInRoot, PathError, requestPath } from './paths.js';
 import { blockCount, BufferPool, FileSource, MemorySource, type BlockSource } from './source.js';
+import { ErrorRateLimit } from './ratelimit.js';
 
 /** Content a caller serves from memory; `undefined` falls through to the root directory. */
 export type TftpFileContent = Buffer | Uint8Array | string;
@@ -44,6 +45,8 @@ export interface TftpServerStats {
   completed: number;
   /** Requests answered with an error instead of a transfer. */
   refused: number;
+  /** Error replies not sent because their source was over `maxErrorsPerSecond`. */
+  errorsLimited: number;
 }
 
 /** One finished (or refused) request, as logged. */
@@ -111,6 +114,11 @@ export interface TftpServerOptions {
    * this much CPU time per packet sent when clients answer slower.
    */
   busyPollMicros?: number;
+  /**
+   * Error packets sent to one source address a second, at most (default 50; 0 sends none): each
+   * source has a token bucket of this size in a fixed-size table.
+   */
+  maxErrorsPerSecond?: number;
   /** Called once per transfer or refused request. */
   log?: (line: string, record: TftpTransferRecord) => void;
 }
@@ -324,7 +332,7 @@ class Transfer {
     if (this.state === 'done') return;
     if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
       // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
-      this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      if (this.server.errorAllowed(rinfo)) this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
       return;
     }
     if (msg.length < 4) return;
@@ -456,7 +464,8 @@ export class TftpServer {
   private nextPort = 0;
   private readonly portsInUse = new Set<number>();
   /** Counters since start (read-only for callers). */
-  readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0 };
+  readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0, errorsLimited: 0 };
+  private readonly errorLimit: ErrorRateLimit;
 
   constructor(opts: TftpServerOptions) {
     this.opts = opts;
@@ -482,6 +491,7 @@ export class TftpServer {
       retries: positive('retries', opts.retries, 5, 0),
       maxNetasciiBytes: positive('maxNetasciiBytes', opts.maxNetasciiBytes, 4 * 1024 * 1024, 0),
     };
+    this.errorLimit = new ErrorRateLimit(positive('maxErrorsPerSecond', opts.maxErrorsPerSecond, 50, 0));
     this.busyPollMs = Math.min(positive('busyPollMicros', opts.busyPollMicros, 50, 0), 1000) / 1000;
     if (opts.portRange) {
       const [low, high] = opts.portRange;
@@ -582,8 +592,26 @@ export class TftpServer {
     await new Promise((r) => setImmediate(r));
   }
 
-  private reply(rinfo: RemoteInfo, code: number, message: string): void {
-    this.socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
+  /** Whether an error packet may go to this source now (counted when it may not). */
+  errorAllowed(rinfo: RemoteInfo): boolean {
+    if (this.errorLimit.allow(rinfo.address)) return true;
+    this.stats.errorsLimited++;
+    return false;
+  }
+
+  /**
+   * An error from the request port, within the source's rate. With `bound` (the size of a packet
+   * that is no request) the reply is never larger than it: the text is shortened to fit, and a
+   * packet too short for even an empty error message gets nothing.
+   */
+  private reply(rinfo: RemoteInfo, code: number, message: string, bound?: number): void {
+    let packet = encodeError(code, message);
+    if (bound !== undefined && packet.length > bound) {
+      if (bound < 5) return;
+      packet = encodeError(code, message.slice(0, bound - 5));
+    }
+    if (!this.errorAllowed(rinfo)) return;
+    this.socket?.send(packet, rinfo.port, rinfo.address);
   }
 
   private logRecord(record: TftpTransferRecord): void {
@@ -617,15 +645,17 @@ export class TftpServer {
     this.stats.requestPackets++;
     if (this.stopping || msg.length < 2) return;
     const op = msg.readUInt16BE(0);
-    // Only requests belong on this port; stray DATA/ACK/ERROR/OACK and unknown opcodes are dropped
-    // silently (answering them would make the server a reflector).
-    if (op !== Opcode.RRQ && op !== Opcode.WRQ) return;
+    // An error is never answered (RFC 1350: no error loops between two hosts). Anything else that
+    // is no request gets ERROR 4 (illegal TFTP operation), never larger than what came in, so the
+    // port reflects nothing bigger than it is sent.
+    if (op === Opcode.ERROR) return;
+    if (op !== Opcode.RRQ && op !== Opcode.WRQ) return this.reply(rinfo, ErrorCode.ILLEGAL_OPERATION, 'illegal TFTP operation', msg.length);
     let req: RequestPacket;
     try {
       req = decodePacket(msg) as RequestPacket;
     } catch (e) {
       const code = e instanceof TftpDecodeError ? e.code : ErrorCode.ILLEGAL_OPERATION;
-      this.reply(rinfo, code, 'malformed request');
+      this.reply(rinfo, code, 'malformed request', msg.length);
       return;
     }
     if (req.op === Opcode.WRQ) return this.refuse(rinfo, req.filename, ErrorCode.ACCESS_VIOLATION, 'read-only server');
