@@ -8,7 +8,9 @@ import { accessSync, constants } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { execa } from 'execa';
 import { ack, errorCodeOf, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
+import { BE_BIN } from '../helpers/cli.js';
 
 const BLOCKS = 20;
 const file = randomBytes(512 * (BLOCKS - 1) + 100);
@@ -199,4 +201,28 @@ describe('tftp illegal operations on the request port (RFC 1350)', () => {
       await limited.stop();
     }
   });
+});
+
+describe('be pxe serve and the TFTP library errors', () => {
+  it('reports a taken TFTP port as one be: line naming the address, and exits 1', async () => {
+    const ns = `btferr${process.pid}`;
+    await execa('ip', ['netns', 'add', ns]);
+    const holder = execa('ip', ['netns', 'exec', ns, process.execPath, '-e', "require('node:dgram').createSocket('udp4').bind(69, '127.0.0.1', () => console.log('bound'))"]);
+    try {
+      await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+      const root = await mkdtemp(join(tmpdir(), 'btf-root-'));
+      try {
+        const r = await execa('ip', ['netns', 'exec', ns, BE_BIN, 'pxe', 'serve', '--no-dhcp', '--address', '127.0.0.1', '--tftp-root', root], { reject: false, timeout: 20_000 });
+        expect(r.stderr).toBe('be: tftp: cannot bind 127.0.0.1:69: EADDRINUSE');
+        expect(r.exitCode).toBe(1);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    } finally {
+      holder.kill();
+      await holder.catch(() => undefined);
+      await execa('ip', ['netns', 'del', ns], { reject: false });
+    }
+  }, 30_000);
 });
