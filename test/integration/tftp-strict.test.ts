@@ -182,7 +182,7 @@ describe('tftp illegal operations on the request port (RFC 1350)', () => {
       const start = Date.now();
       let sent = 0;
       while (Date.now() - start < 1000) {
-        for (let i = 0; i < 50; i++) flooders[sent++ % flooders.length].send(packet, limited.port);
+        for (let i = 0; i < 100; i++) flooders[sent++ % flooders.length].send(packet, limited.port);
         await new Promise((r) => setTimeout(r, 10));
       }
       other.send(packet, limited.port);
@@ -190,11 +190,14 @@ describe('tftp illegal operations on the request port (RFC 1350)', () => {
       await new Promise((r) => setTimeout(r, 200));
       const elapsed = (Date.now() - start) / 1000;
       const got = flooders.reduce((n, p) => n + p.inbox.length, 0);
-      expect(sent).toBeGreaterThan(2000);
+      expect(sent).toBeGreaterThan(1000);
       // A full bucket of 50, refilled at 50 a second while the flood lasts.
       expect(got).toBeGreaterThanOrEqual(50);
       expect(got).toBeLessThanOrEqual(Math.ceil(50 * (1 + elapsed)));
-      expect(limited.server.stats.errorsLimited).toBe(sent - got);
+      // Every packet the server read was answered or held back (the other source's one was answered).
+      const { requestPackets, errorsLimited } = limited.server.stats;
+      expect(errorsLimited).toBe(requestPackets - 1 - got);
+      expect(errorsLimited).toBeGreaterThan(500);
       expect(errorCodeOf(theirs!.msg)).toBe(4);
     } finally {
       for (const p of [...flooders, other]) p.close();
