@@ -447,11 +447,16 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   if (s.leaseFile && root && account.uid !== 0) await prepareLeaseDir(s.leaseFile);
   else if (s.leaseFile) await mkdir(dirname(s.leaseFile), { recursive: true });
 
-  const { createTftpServer } = await import('../net/tftp/index.js');
+  const { createTftpServer, TftpError } = await import('../net/tftp/index.js');
   const { DhcpServer } = await import('../net/dhcp/index.js');
-  const tftp = s.tftp
-    ? createTftpServer({ root: s.tftpRoot, address: s.address, port: o.ports?.tftp ?? 69, portRange: s.tftpPortRange, files: o.files, log: (line) => log(line) })
-    : undefined;
+  // The TFTP library's own errors become `be: …` lines with the same text.
+  const tftpError = (e: unknown): unknown => (e instanceof TftpError ? new BeError(e.message, { cause: e }) : e);
+  let tftp: ReturnType<typeof createTftpServer> | undefined;
+  try {
+    if (s.tftp) tftp = createTftpServer({ root: s.tftpRoot, address: s.address, port: o.ports?.tftp ?? 69, portRange: s.tftpPortRange, files: o.files, log: (line) => log(line) });
+  } catch (e) {
+    throw tftpError(e);
+  }
   const dhcp = s.dhcp
     ? new DhcpServer({
       serverIp: s.address,
@@ -488,7 +493,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   } catch (e) {
     await dhcp?.stop().catch(() => {});
     await tftp?.stop().catch(() => {});
-    throw e;
+    throw tftpError(e);
   }
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));

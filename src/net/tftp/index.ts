@@ -31,8 +31,18 @@
  * never answered is evicted, otherwise the request gets error 0. Files are read ahead in ~64 KiB
  * chunks (bounded per transfer), never loaded whole (netascii files up to `maxNetasciiBytes`
  * are converted in memory).
+ *
+ * Duplicate ACKs: lock-step transfers resend only on the timer (RFC 1123 §4.2.3.1, no Sorcerer's
+ * Apprentice); windowed ones resend a window once for a duplicate ACK of its position (RFC 7440).
+ * On the request port, anything that is no request except an ERROR gets error 4, never larger
+ * than the packet that came in; error replies to one source address are limited to
+ * `maxErrorsPerSecond` (50) a second, in a fixed-size table.
+ *
+ * Errors: bad options and bind failures throw a TftpError ("tftp: …", naming the value); the
+ * library imports nothing outside src/net, so its callers map these to their own error type.
  */
 export { createTftpServer, TftpServer, blksizeCapFor } from './server.js';
+export { TftpError } from './errors.js';
 export type { TftpServerOptions, TftpFileProvider, TftpFileContent, TftpTransferRecord, TftpServerStats } from './server.js';
 export {
   Opcode,

@@ -2,428 +2,34 @@
  * A read-only TFTP server: RFC 1350 read requests (octet, netascii), RFC 2347/2348/2349/7440
  * options, one fresh UDP port (transfer ID) per transfer, retransmission with exponential
  * back-off, bounded concurrency and memory. Knows nothing of what it serves.
+ *
+ * This file is the request port and the server's lifecycle; config.ts checks the options,
+ * content.ts finds what a request gets, transfer.ts runs one transfer, sockets.ts binds ports,
+ * ratelimit.ts bounds the errors sent to strangers.
  */
-import { createSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram';
-import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
-import { readFileSync, promises as fsp } from 'node:fs';
+import type { RemoteInfo, Socket, SocketType } from 'node:dgram';
+import { promises as fsp } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { BeError } from '../../sys/errors.js';
-import {
-  decodePacket,
-  encodeError,
-  encodeOack,
-  ErrorCode,
-  Opcode,
-  TftpDecodeError,
-  toNetascii,
-  transferMode,
-  writeDataHeader,
-  type RequestPacket,
-  type TftpOption,
-} from './packet.js';
-import { MAX_BLKSIZE, MIN_BLKSIZE, negotiate, type NegotiationLimits } from './options.js';
-import { openInRoot, PathError, requestPath } from './paths.js';
-import { blockCount, BufferPool, FileSource, MemorySource, type BlockSource } from './source.js';
+import { TftpError } from './errors.js';
+import { decodePacket, encodeError, ErrorCode, Opcode, TftpDecodeError, transferMode, type RequestPacket } from './packet.js';
+import { negotiate } from './options.js';
+import { requestPath } from './paths.js';
+import { BufferPool, FileSource, MemorySource, type BlockSource } from './source.js';
+import { ErrorRateLimit } from './ratelimit.js';
+import { serverConfig, type Limits, type TftpServerOptions, type TftpServerStats, type TftpTransferRecord } from './config.js';
+import { findContent } from './content.js';
+import { Transfer, type TransferHost } from './transfer.js';
+import { TransferPorts, udpSocket } from './sockets.js';
 
-/** Content a caller serves from memory; `undefined` falls through to the root directory. */
-export type TftpFileContent = Buffer | Uint8Array | string;
-export type TftpFileProvider =
-  | Map<string, TftpFileContent>
-  | ((path: string) => TftpFileContent | undefined | Promise<TftpFileContent | undefined>);
-
-/** Counters since start. */
-export interface TftpServerStats {
-  /** Datagrams that arrived on the request port. */
-  requestPackets: number;
-  /** Datagrams that arrived on transfer ports (from the client or from anyone else). */
-  transferPackets: number;
-  /** Transfers started (a file was opened and a socket bound). */
-  transfers: number;
-  /** Transfers that completed. */
-  completed: number;
-  /** Requests answered with an error instead of a transfer. */
-  refused: number;
-}
-
-/** One finished (or refused) request, as logged. */
-export interface TftpTransferRecord {
-  /** "address:port" of the client. */
-  client: string;
-  /** The file name as requested. */
-  file: string;
-  /** Bytes the client acknowledged. */
-  bytes: number;
-  /** Size of the content served (undefined when the request was refused). */
-  size?: number;
-  ms: number;
-  /** "ok", or why the transfer ended. */
-  result: string;
-  ok: boolean;
-  blksize?: number;
-  windowsize?: number;
-  /** Packets sent again after a timeout or a duplicate ACK. */
-  retransmits?: number;
-}
-
-export interface TftpServerOptions {
-  /** Directory served (resolved once at start). Optional when `files` serves everything. */
-  root?: string;
-  /** Files served from memory, looked up by the cleaned relative path (e.g. "pxelinux.cfg/default"). */
-  files?: TftpFileProvider;
-  /** IP address to bind (default 0.0.0.0). Bind a specific address on multi-homed hosts. */
-  address?: string;
-  /** UDP port for requests (default 69; 0 picks a free one). */
-  port?: number;
-  /**
-   * Ports for transfers, [low, high] inclusive (default: any free port the kernel picks), so a
-   * firewall can let TFTP through with one rule (tftpd-hpa's --port-range).
-   */
-  portRange?: [number, number];
-  /**
-   * Largest blksize granted. Default: the MTU of the interface holding `address`, minus 32 bytes
-   * of IPv4+UDP+TFTP headers (52 for IPv6); 1468 (Ethernet) when bound to the wildcard or the
-   * MTU is unknown.
-   */
-  maxBlksize?: number;
-  /** Interface MTU to derive the blksize cap from, when the caller knows it (e.g. on FreeBSD). */
-  mtu?: number;
-  /** Largest windowsize granted (default 64). */
-  maxWindowsize?: number;
-  /** Largest blksize × windowsize granted (default 1 MiB). */
-  maxWindowBytes?: number;
-  /** Largest RFC 2349 timeout option accepted, in seconds (default 30; larger is ignored). */
-  maxTimeoutSeconds?: number;
-  /** Concurrent transfers (default 128); past it, requests get an error. */
-  maxTransfers?: number;
-  /** First retransmission timeout in ms when the client negotiated none (default 1000). */
-  timeoutMs?: number;
-  /** Back-off doubles the timeout up to this (default 8000 ms). */
-  maxTimeoutMs?: number;
-  /** Retransmissions of one packet before giving up (default 5). */
-  retries?: number;
-  /** Serve netascii requests (default true); such files are converted in memory, up to this size. */
-  maxNetasciiBytes?: number;
-  /**
-   * After sending, keep polling for the client's reply this long (µs) before sleeping, like
-   * Linux's net.core.busy_read (default 50, at most 1000; 0 turns it off). Lock-step (windowsize
-   * 1) transfers run about three times faster with it on a two-CPU machine; the cost is at most
-   * this much CPU time per packet sent when clients answer slower.
-   */
-  busyPollMicros?: number;
-  /** Called once per transfer or refused request. */
-  log?: (line: string, record: TftpTransferRecord) => void;
-}
-
-const DEFAULT_BLKSIZE_CAP = 1468;
-/** IPv4 (20) + UDP (8) + TFTP DATA (4) header bytes: blksize 1468 fills a 1500-byte MTU. */
-const HEADERS_V4 = 32;
-const HEADERS_V6 = 52;
-
-/** The blksize cap for a bind address: its interface's MTU minus headers, else 1468. */
-export function blksizeCapFor(address: string, mtu?: number): number {
-  const headers = isIP(address) === 6 ? HEADERS_V6 : HEADERS_V4;
-  const clamp = (n: number): number => Math.max(MIN_BLKSIZE, Math.min(MAX_BLKSIZE, n));
-  if (mtu !== undefined) return clamp(mtu - headers);
-  if (address === '0.0.0.0' || address === '::') return DEFAULT_BLKSIZE_CAP;
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (!addrs?.some((a) => a.address === address)) continue;
-    try {
-      const ifMtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-      if (Number.isInteger(ifMtu) && ifMtu > 0) return clamp(ifMtu - headers);
-    } catch {
-      /* no sysfs (FreeBSD): fall back */
-    }
-  }
-  return DEFAULT_BLKSIZE_CAP;
-}
-
-interface Limits extends NegotiationLimits {
-  maxTransfers: number;
-  timeoutMs: number;
-  maxTimeoutMs: number;
-  retries: number;
-  maxNetasciiBytes: number;
-}
-
-type State = 'opening' | 'oack' | 'data' | 'done';
-
-/** One read transfer on its own socket. */
-class Transfer {
-  state: State = 'opening';
-  /** A packet from the client arrived on the transfer port (not evictable any more). */
-  confirmed = false;
-  socket?: Socket;
-  source?: BlockSource;
-  blksize = 512;
-  windowsize = 1;
-  lastBlock = 1;
-  /** Oldest unacknowledged block (absolute). */
-  base = 1;
-  /** Highest block sent so far (absolute). */
-  sentEnd = 0;
-  private oackPacket?: Buffer;
-  /** Reusable DATA packet (header + one block). */
-  private packet?: Buffer;
-  private timer?: NodeJS.Timeout;
-  private timerAt = 0;
-  private deadline = 0;
-  private baseTimeout: number;
-  private interval: number;
-  private retriesLeft: number;
-  /** A duplicate ACK may trigger one retransmission per window position (no Sorcerer's Apprentice). */
-  private dupAllowed = true;
-  retransmits = 0;
-  private readonly started = Date.now();
-
-  constructor(
-    private readonly server: TftpServer,
-    readonly client: RemoteInfo,
-    readonly file: string,
-    private readonly limits: Limits,
-  ) {
-    this.baseTimeout = limits.timeoutMs;
-    this.interval = limits.timeoutMs;
-    this.retriesLeft = limits.retries;
-  }
-
-  get ended(): boolean {
-    return this.state === 'done';
-  }
-
-  get key(): string {
-    return `${this.client.address}:${this.client.port}`;
-  }
-
-  begin(socket: Socket, source: BlockSource, blksize: number, windowsize: number, oack: TftpOption[], timeoutSeconds?: number): void {
-    this.socket = socket;
-    this.source = source;
-    this.blksize = blksize;
-    this.windowsize = windowsize;
-    this.lastBlock = blockCount(source.size, blksize);
-    if (timeoutSeconds !== undefined) this.baseTimeout = this.interval = timeoutSeconds * 1000;
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    if (oack.length > 0) {
-      this.state = 'oack';
-      this.oackPacket = encodeOack(oack);
-      this.sendOack();
-    } else {
-      this.state = 'data';
-      this.sendWindow();
-    }
-  }
-
-  private send(buf: Buffer): void {
-    this.socket!.send(buf, this.client.port, this.client.address);
-  }
-
-  private sendOack(): void {
-    this.send(this.oackPacket!);
-    this.arm();
-    this.server.awaitReply();
-  }
-
-  private sendWindow(): void {
-    if (this.state !== 'data') return;
-    const first = this.base;
-    const last = Math.min(first + this.windowsize - 1, this.lastBlock);
-    this.arm();
-    let pending: Promise<void> | undefined;
-    try {
-      pending = this.source!.ensure(first, last);
-    } catch (e) {
-      return this.fail(ErrorCode.NOT_DEFINED, 'read error', (e as Error).message);
-    }
-    if (pending) {
-      pending.then(
-        () => {
-          if (this.state === 'data' && this.base === first) this.transmit(first, last);
-        },
-        (e: Error) => this.fail(ErrorCode.NOT_DEFINED, 'read error', e.message),
-      );
-      return;
-    }
-    this.transmit(first, last);
-  }
-
-  private transmit(first: number, last: number): void {
-    const source = this.source!;
-    const socket = this.socket!;
-    for (let n = first; n <= last; n++) {
-      const payload = source.block(n);
-      // One packet buffer is reused while the kernel takes every send at once (the usual case);
-      // while a send is still queued it owns that buffer, so this packet gets a fresh one.
-      let packet = this.packet;
-      if (!packet || socket.getSendQueueCount() !== 0) {
-        packet = Buffer.allocUnsafe(4 + this.blksize);
-        this.packet ??= packet;
-      }
-      writeDataHeader(packet, n);
-      payload.copy(packet, 4);
-      const length = 4 + payload.length;
-      this.send(length === packet.length ? packet : packet.subarray(0, length));
-    }
-    if (last > this.sentEnd) this.sentEnd = last;
-    this.server.awaitReply();
-  }
-
-  /**
-   * (Re)start the retransmission clock. One timer per transfer is kept and only moved earlier:
-   * re-arming per ACK just moves the deadline, which keeps lock-step transfers cheap.
-   */
-  private arm(): void {
-    this.deadline = performance.now() + this.interval;
-    if (this.timer && this.timerAt <= this.deadline) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = this.deadline;
-    this.timer = setTimeout(this.onTimer, this.interval);
-  }
-
-  private readonly onTimer = (): void => {
-    this.timer = undefined;
-    if (this.state === 'done') return;
-    const left = this.deadline - performance.now();
-    if (left > 0.5) {
-      this.timerAt = this.deadline;
-      this.timer = setTimeout(this.onTimer, left);
-      return;
-    }
-    this.onTimeout();
-  };
-
-  private onTimeout(): void {
-    if (this.retriesLeft-- <= 0) return this.fail(ErrorCode.NOT_DEFINED, 'timed out', 'timed out');
-    this.interval = Math.min(this.interval * 2, Math.max(this.limits.maxTimeoutMs, this.baseTimeout));
-    this.retransmits++;
-    if (this.state === 'oack') this.sendOack();
-    else this.sendWindow();
-  }
-
-  private progress(): void {
-    this.confirmed = true;
-    this.retriesLeft = this.limits.retries;
-    this.interval = this.baseTimeout;
-    this.dupAllowed = true;
-  }
-
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    this.server.stats.transferPackets++;
-    if (this.state === 'done') return;
-    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
-      // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
-      this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
-    if (msg.length < 4) return;
-    const op = msg.readUInt16BE(0);
-    if (op === Opcode.ACK) this.onAck(msg.readUInt16BE(2));
-    else if (op === Opcode.ERROR) {
-      let text = '';
-      try {
-        const p = decodePacket(msg);
-        if (p.op === Opcode.ERROR) text = p.message;
-      } catch {
-        /* keep the code only */
-      }
-      const code = msg.readUInt16BE(2);
-      this.finish(`client error ${code}${text ? `: ${text.slice(0, 80)}` : ''}`, false);
-    }
-    // Anything else from the client's port is ignored; our timer drives recovery.
-  }
-
-  private onAck(wire: number): void {
-    if (this.state === 'oack') {
-      if (wire !== 0) return;
-      this.progress();
-      this.state = 'data';
-      this.sendWindow();
-      return;
-    }
-    if (this.state !== 'data') return;
-    const prev = this.base - 1;
-    const abs = prev + ((wire - prev) & 0xffff);
-    if (abs > prev && abs <= this.sentEnd) {
-      this.base = abs + 1;
-      this.progress();
-      this.source!.release(this.base);
-      if (this.base > this.lastBlock) {
-        this.finish('ok', true);
-        return;
-      }
-      this.sendWindow();
-    } else if (abs === prev && this.dupAllowed && this.sentEnd >= this.base) {
-      // The client saw nothing new: resend the window once for this position.
-      this.dupAllowed = false;
-      this.confirmed = true;
-      this.retransmits++;
-      this.sendWindow();
-    }
-  }
-
-  /** Bytes the client acknowledged so far. */
-  get bytesAcked(): number {
-    if (!this.source) return 0;
-    return Math.min(this.source.size, (this.base - 1) * this.blksize);
-  }
-
-  fail(code: number, message: string, result: string): void {
-    if (this.state === 'done') return;
-    try {
-      this.socket?.send(encodeError(code, message), this.client.port, this.client.address);
-    } catch {
-      /* socket already gone */
-    }
-    this.finish(result, false);
-  }
-
-  finish(result: string, ok: boolean): void {
-    if (this.state === 'done') return;
-    this.state = 'done';
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const socket = this.socket;
-    const source = this.source;
-    if (socket) {
-      // Let sends queued this tick (the final error) leave before closing.
-      setImmediate(() => {
-        try {
-          socket.close();
-        } catch {
-          /* already closed */
-        }
-        void source?.close();
-      });
-    } else {
-      void source?.close();
-    }
-    this.server.transferEnded(this, {
-      client: this.key,
-      file: this.file,
-      bytes: ok ? (source?.size ?? 0) : this.bytesAcked,
-      size: source?.size,
-      ms: Date.now() - this.started,
-      result,
-      ok,
-      blksize: this.blksize,
-      windowsize: this.windowsize,
-      retransmits: this.retransmits,
-    });
-  }
-}
-
-/** Resolve the lookup of IP literals synchronously (dgram would otherwise defer every send a tick). */
-function literalLookup(family: 4 | 6) {
-  return (host: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void => {
-    cb(null, host, family);
-  };
-}
+export { blksizeCapFor } from './config.js';
+export type { TftpFileContent, TftpFileProvider, TftpServerOptions, TftpServerStats, TftpTransferRecord } from './config.js';
 
 /**
  * The server. `start()` binds the request port and resolves once listening; after that the
  * caller may drop privileges (process.setgid/setuid): transfers use fresh unprivileged ports and
  * files are opened per request. `stop()` ends every transfer and closes every socket.
  */
-export class TftpServer {
+export class TftpServer implements TransferHost {
   private readonly opts: TftpServerOptions;
   private readonly limits: Limits;
   private readonly bindAddress: string;
@@ -431,48 +37,25 @@ export class TftpServer {
   private readonly pool = new BufferPool();
   private readonly transfers = new Set<Transfer>();
   private readonly byClient = new Map<string, Transfer>();
+  private readonly ports: TransferPorts;
   private socket?: Socket;
   private rootReal?: string;
   private stopping = false;
   private readonly busyPollMs: number;
-  /** Next port to try in portRange; ports our own transfers hold are skipped. */
-  private nextPort = 0;
-  private readonly portsInUse = new Set<number>();
   /** Counters since start (read-only for callers). */
-  readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0 };
+  readonly stats: TftpServerStats = { requestPackets: 0, transferPackets: 0, transfers: 0, completed: 0, refused: 0, errorsLimited: 0 };
+  private readonly errorLimit: ErrorRateLimit;
 
+  /** Throws a TftpError naming the bad option. */
   constructor(opts: TftpServerOptions) {
     this.opts = opts;
-    this.bindAddress = opts.address ?? '0.0.0.0';
-    const family = isIP(this.bindAddress);
-    if (family === 0) throw new BeError(`tftp: bind address is not an IP address: ${this.bindAddress}`);
-    this.socketType = family === 6 ? 'udp6' : 'udp4';
-    if (opts.root === undefined && opts.files === undefined) throw new BeError('tftp: nothing to serve: give a root directory or files');
-    const positive = (name: string, v: number | undefined, dflt: number, min = 1): number => {
-      if (v === undefined) return dflt;
-      if (!Number.isFinite(v) || v < min) throw new BeError(`tftp: ${name} must be a number >= ${min}: ${v}`);
-      return Math.floor(v);
-    };
-    const maxBlksize = opts.maxBlksize !== undefined ? positive('maxBlksize', opts.maxBlksize, 0, MIN_BLKSIZE) : blksizeCapFor(this.bindAddress, opts.mtu);
-    this.limits = {
-      maxBlksize: Math.min(maxBlksize, MAX_BLKSIZE),
-      maxWindowsize: Math.min(positive('maxWindowsize', opts.maxWindowsize, 64), 65535),
-      maxWindowBytes: positive('maxWindowBytes', opts.maxWindowBytes, 1024 * 1024, MIN_BLKSIZE),
-      maxTimeoutSeconds: Math.min(positive('maxTimeoutSeconds', opts.maxTimeoutSeconds, 30), 255),
-      maxTransfers: positive('maxTransfers', opts.maxTransfers, 128),
-      timeoutMs: positive('timeoutMs', opts.timeoutMs, 1000),
-      maxTimeoutMs: positive('maxTimeoutMs', opts.maxTimeoutMs, 8000),
-      retries: positive('retries', opts.retries, 5, 0),
-      maxNetasciiBytes: positive('maxNetasciiBytes', opts.maxNetasciiBytes, 4 * 1024 * 1024, 0),
-    };
-    this.busyPollMs = Math.min(positive('busyPollMicros', opts.busyPollMicros, 50, 0), 1000) / 1000;
-    if (opts.portRange) {
-      const [low, high] = opts.portRange;
-      if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
-        throw new BeError(`tftp: port range must be LOW:HIGH within 1-65535: ${low}:${high}`);
-      }
-      this.nextPort = low + Math.floor(Math.random() * (high - low + 1));
-    }
+    const c = serverConfig(opts);
+    this.bindAddress = c.bindAddress;
+    this.socketType = c.socketType;
+    this.limits = c.limits;
+    this.busyPollMs = c.busyPollMs;
+    this.errorLimit = new ErrorRateLimit(c.maxErrorsPerSecond);
+    this.ports = new TransferPorts(c.socketType, c.bindAddress, c.portRange);
   }
 
   /** The blksize cap in force. */
@@ -510,20 +93,20 @@ export class TftpServer {
 
   /** Bind the request port; resolves with the bound address once listening. */
   async start(): Promise<{ address: string; port: number }> {
-    if (this.socket) throw new BeError('tftp: server already started');
+    if (this.socket) throw new TftpError('tftp: server already started');
     if (this.opts.root !== undefined) {
       try {
         this.rootReal = await fsp.realpath(this.opts.root);
       } catch {
-        throw new BeError(`tftp: root directory not found: ${this.opts.root}`);
+        throw new TftpError(`tftp: root directory not found: ${this.opts.root}`);
       }
       const st = await fsp.stat(this.rootReal);
-      if (!st.isDirectory()) throw new BeError(`tftp: root is not a directory: ${this.opts.root}`);
+      if (!st.isDirectory()) throw new TftpError(`tftp: root is not a directory: ${this.opts.root}`);
     }
-    const socket = createSocket({ type: this.socketType, lookup: literalLookup(this.socketType === 'udp6' ? 6 : 4) as never });
+    const socket = udpSocket(this.socketType);
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
-        reject(new BeError(`tftp: cannot bind ${this.bindAddress}:${this.opts.port ?? 69}: ${e.code ?? e.message}`, { cause: e }));
+        reject(new TftpError(`tftp: cannot bind ${this.bindAddress}:${this.opts.port ?? 69}: ${e.code ?? e.message}`, { cause: e }));
       };
       socket.once('error', onError);
       socket.bind({ address: this.bindAddress, port: this.opts.port ?? 69, exclusive: true }, () => {
@@ -549,7 +132,7 @@ export class TftpServer {
   }
 
   address(): { address: string; port: number } {
-    if (!this.socket) throw new BeError('tftp: server not started');
+    if (!this.socket) throw new TftpError('tftp: server not started');
     const a = this.socket.address();
     return { address: a.address, port: a.port };
   }
@@ -565,8 +148,26 @@ export class TftpServer {
     await new Promise((r) => setImmediate(r));
   }
 
-  private reply(rinfo: RemoteInfo, code: number, message: string): void {
-    this.socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
+  /** Whether an error packet may go to this source now (counted when it may not). */
+  errorAllowed(rinfo: RemoteInfo): boolean {
+    if (this.errorLimit.allow(rinfo.address)) return true;
+    this.stats.errorsLimited++;
+    return false;
+  }
+
+  /**
+   * An error from the request port, within the source's rate. With `bound` (the size of a packet
+   * that is no request) the reply is never larger than it: the text is shortened to fit, and a
+   * packet too short for even an empty error message gets nothing.
+   */
+  private reply(rinfo: RemoteInfo, code: number, message: string, bound?: number): void {
+    let packet = encodeError(code, message);
+    if (bound !== undefined && packet.length > bound) {
+      if (bound < 5) return;
+      packet = encodeError(code, message.slice(0, bound - 5));
+    }
+    if (!this.errorAllowed(rinfo)) return;
+    this.socket?.send(packet, rinfo.port, rinfo.address);
   }
 
   private logRecord(record: TftpTransferRecord): void {
@@ -600,15 +201,17 @@ export class TftpServer {
     this.stats.requestPackets++;
     if (this.stopping || msg.length < 2) return;
     const op = msg.readUInt16BE(0);
-    // Only requests belong on this port; stray DATA/ACK/ERROR/OACK and unknown opcodes are dropped
-    // silently (answering them would make the server a reflector).
-    if (op !== Opcode.RRQ && op !== Opcode.WRQ) return;
+    // An error is never answered (RFC 1350: no error loops between two hosts). Anything else that
+    // is no request gets ERROR 4 (illegal TFTP operation), never larger than what came in, so the
+    // port reflects nothing bigger than it is sent.
+    if (op === Opcode.ERROR) return;
+    if (op !== Opcode.RRQ && op !== Opcode.WRQ) return this.reply(rinfo, ErrorCode.ILLEGAL_OPERATION, 'illegal TFTP operation', msg.length);
     let req: RequestPacket;
     try {
       req = decodePacket(msg) as RequestPacket;
     } catch (e) {
       const code = e instanceof TftpDecodeError ? e.code : ErrorCode.ILLEGAL_OPERATION;
-      this.reply(rinfo, code, 'malformed request');
+      this.reply(rinfo, code, 'malformed request', msg.length);
       return;
     }
     if (req.op === Opcode.WRQ) return this.refuse(rinfo, req.filename, ErrorCode.ACCESS_VIOLATION, 'read-only server');
@@ -652,53 +255,19 @@ export class TftpServer {
     } catch (e) {
       return abandon(ErrorCode.ACCESS_VIOLATION, 'access violation', `refused: ${(e as Error).message}`);
     }
-    // 1. Memory files, 2. the root directory.
-    let content: Buffer | undefined;
-    const files = this.opts.files;
-    if (files) {
-      let found: TftpFileContent | undefined;
-      try {
-        found = files instanceof Map ? files.get(rel) : await files(rel);
-      } catch {
-        found = undefined;
-      }
-      if (found !== undefined) content = typeof found === 'string' ? Buffer.from(found, 'utf8') : Buffer.isBuffer(found) ? found : Buffer.from(found.buffer, found.byteOffset, found.byteLength);
-    }
-    let opened: Awaited<ReturnType<typeof openInRoot>> | undefined;
-    if (!content) {
-      if (this.rootReal === undefined) return abandon(ErrorCode.FILE_NOT_FOUND, 'file not found', 'refused: file not found');
-      try {
-        opened = await openInRoot(this.rootReal, rel);
-      } catch (e) {
-        if (e instanceof PathError && e.kind === 'not-found') return abandon(ErrorCode.FILE_NOT_FOUND, 'file not found', 'refused: file not found');
-        return abandon(ErrorCode.ACCESS_VIOLATION, 'access violation', `refused: ${(e as Error).message}`);
-      }
-    }
+    const found = await findContent(rel, mode, { files: this.opts.files, rootReal: this.rootReal, maxNetasciiBytes: this.limits.maxNetasciiBytes });
+    if ('code' in found) return abandon(found.code, found.message, found.result);
+    const { content, opened } = found;
     if (t.ended || this.stopping) {
       await opened?.handle.close().catch(() => undefined);
       return;
     }
-    if (mode === 'netascii' && opened) {
-      if (opened.size > this.limits.maxNetasciiBytes) {
-        await opened.handle.close().catch(() => undefined);
-        return abandon(ErrorCode.DISK_FULL, 'file too large for netascii', 'refused: file too large for netascii');
-      }
-      try {
-        const buffer = Buffer.allocUnsafe(opened.size);
-        const { bytesRead } = await opened.handle.read(buffer, 0, opened.size, 0);
-        content = buffer.subarray(0, bytesRead);
-      } finally {
-        await opened.handle.close().catch(() => undefined);
-        opened = undefined;
-      }
-    }
-    if (mode === 'netascii' && content) content = toNetascii(content);
-    const size = content ? content.length : opened!.size;
+    const size = content ? content.length : opened.size;
     const { blksize, windowsize, timeoutSeconds, oack } = negotiate(req.options, this.limits, size);
-    const source: BlockSource = content ? new MemorySource(content, blksize) : new FileSource(opened!.handle, size, blksize, windowsize, this.pool);
+    const source: BlockSource = content ? new MemorySource(content, blksize) : new FileSource(opened.handle, size, blksize, windowsize, this.pool);
     let socket: Socket;
     try {
-      socket = await this.transferSocket();
+      socket = await this.ports.open();
     } catch (e) {
       await source.close();
       return abandon(ErrorCode.NOT_DEFINED, 'no free port', `failed: ${(e as Error).message}`);
@@ -711,51 +280,9 @@ export class TftpServer {
     this.stats.transfers++;
     t.begin(socket, source, blksize, windowsize, oack, timeoutSeconds);
   }
-
-  /** A socket for one transfer: any free port, or the first free one of portRange. */
-  private async transferSocket(): Promise<Socket> {
-    const range = this.opts.portRange;
-    if (!range) return this.bindTransferSocket(0);
-    const [low, high] = range;
-    let lastError: Error = new Error(`every port of ${low}:${high} is in use`);
-    for (let tries = high - low + 1; tries > 0; tries--) {
-      const port = this.nextPort;
-      this.nextPort = port >= high ? low : port + 1;
-      if (this.portsInUse.has(port)) continue;
-      try {
-        const socket = await this.bindTransferSocket(port);
-        this.portsInUse.add(port);
-        socket.once('close', () => this.portsInUse.delete(port));
-        return socket;
-      } catch (e) {
-        lastError = e as Error; // taken by another program: try the next one
-      }
-    }
-    throw lastError;
-  }
-
-  private bindTransferSocket(port: number): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: this.socketType, lookup: literalLookup(this.socketType === 'udp6' ? 6 : 4) as never });
-      const onError = (e: Error): void => {
-        try {
-          socket.close();
-        } catch {
-          /* not open */
-        }
-        reject(e);
-      };
-      socket.once('error', onError);
-      socket.bind({ address: this.bindAddress, port, exclusive: true }, () => {
-        socket.off('error', onError);
-        socket.on('error', () => undefined);
-        resolve(socket);
-      });
-    });
-  }
 }
 
-/** Create a server (not yet listening). */
+/** Create a server (not yet listening). Throws a TftpError naming a bad option. */
 export function createTftpServer(opts: TftpServerOptions): TftpServer {
   return new TftpServer(opts);
 }

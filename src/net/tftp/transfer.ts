@@ -1,0 +1,304 @@
+/**
+ * One read transfer on its own socket (its transfer ID): DATA and OACK out, ACKs in, with
+ * retransmission on a timer and exponential back-off. Lock-step transfers never resend on a
+ * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
+ * window once for a duplicate ACK of its position.
+ */
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { decodePacket, encodeError, encodeOack, ErrorCode, Opcode, writeDataHeader, type TftpOption } from './packet.js';
+import { blockCount, type BlockSource } from './source.js';
+import type { Limits, TftpTransferRecord } from './config.js';
+
+/** What a transfer needs of its server. */
+export interface TransferHost {
+  readonly stats: { transferPackets: number };
+  /** Called after each send (busy polling for the reply). */
+  awaitReply(): void;
+  /** Whether an error packet may go to this stranger now (rate limit). */
+  errorAllowed(rinfo: RemoteInfo): boolean;
+  /** Called once when the transfer ends. */
+  transferEnded(t: Transfer, record: TftpTransferRecord): void;
+}
+
+type State = 'opening' | 'oack' | 'data' | 'done';
+
+/** One read transfer on its own socket. */
+export class Transfer {
+  state: State = 'opening';
+  /** A packet from the client arrived on the transfer port (not evictable any more). */
+  confirmed = false;
+  socket?: Socket;
+  source?: BlockSource;
+  blksize = 512;
+  windowsize = 1;
+  lastBlock = 1;
+  /** Oldest unacknowledged block (absolute). */
+  base = 1;
+  /** Highest block sent so far (absolute). */
+  sentEnd = 0;
+  private oackPacket?: Buffer;
+  /** Reusable DATA packet (header + one block). */
+  private packet?: Buffer;
+  private timer?: NodeJS.Timeout;
+  private timerAt = 0;
+  private deadline = 0;
+  private baseTimeout: number;
+  private interval: number;
+  private retriesLeft: number;
+  /**
+   * Windowed transfers only: a duplicate ACK may resend the window once for its position. Lock-step
+   * transfers never resend on a duplicate ACK (RFC 1123 §4.2.3.1): the timer alone retransmits.
+   */
+  private dupAllowed = false;
+  /**
+   * Highest block sent by the last duplicate-triggered resend: the client receives those blocks
+   * twice and may acknowledge both copies, so duplicate ACKs up to here are echoes, not losses.
+   */
+  private echoEnd = 0;
+  retransmits = 0;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly server: TransferHost,
+    readonly client: RemoteInfo,
+    readonly file: string,
+    private readonly limits: Limits,
+  ) {
+    this.baseTimeout = limits.timeoutMs;
+    this.interval = limits.timeoutMs;
+    this.retriesLeft = limits.retries;
+  }
+
+  get ended(): boolean {
+    return this.state === 'done';
+  }
+
+  get key(): string {
+    return `${this.client.address}:${this.client.port}`;
+  }
+
+  begin(socket: Socket, source: BlockSource, blksize: number, windowsize: number, oack: TftpOption[], timeoutSeconds?: number): void {
+    this.socket = socket;
+    this.source = source;
+    this.blksize = blksize;
+    this.windowsize = windowsize;
+    this.lastBlock = blockCount(source.size, blksize);
+    if (timeoutSeconds !== undefined) this.baseTimeout = this.interval = timeoutSeconds * 1000;
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    if (oack.length > 0) {
+      this.state = 'oack';
+      this.oackPacket = encodeOack(oack);
+      this.sendOack();
+    } else {
+      this.state = 'data';
+      this.sendWindow();
+    }
+  }
+
+  private send(buf: Buffer): void {
+    this.socket!.send(buf, this.client.port, this.client.address);
+  }
+
+  private sendOack(): void {
+    this.send(this.oackPacket!);
+    this.arm();
+    this.server.awaitReply();
+  }
+
+  private sendWindow(): void {
+    if (this.state !== 'data') return;
+    const first = this.base;
+    const last = Math.min(first + this.windowsize - 1, this.lastBlock);
+    this.arm();
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.source!.ensure(first, last);
+    } catch (e) {
+      return this.fail(ErrorCode.NOT_DEFINED, 'read error', (e as Error).message);
+    }
+    if (pending) {
+      pending.then(
+        () => {
+          if (this.state === 'data' && this.base === first) this.transmit(first, last);
+        },
+        (e: Error) => this.fail(ErrorCode.NOT_DEFINED, 'read error', e.message),
+      );
+      return;
+    }
+    this.transmit(first, last);
+  }
+
+  private transmit(first: number, last: number): void {
+    const source = this.source!;
+    const socket = this.socket!;
+    for (let n = first; n <= last; n++) {
+      const payload = source.block(n);
+      // One packet buffer is reused while the kernel takes every send at once (the usual case);
+      // while a send is still queued it owns that buffer, so this packet gets a fresh one.
+      let packet = this.packet;
+      if (!packet || socket.getSendQueueCount() !== 0) {
+        packet = Buffer.allocUnsafe(4 + this.blksize);
+        this.packet ??= packet;
+      }
+      writeDataHeader(packet, n);
+      payload.copy(packet, 4);
+      const length = 4 + payload.length;
+      this.send(length === packet.length ? packet : packet.subarray(0, length));
+    }
+    if (last > this.sentEnd) this.sentEnd = last;
+    this.server.awaitReply();
+  }
+
+  /**
+   * (Re)start the retransmission clock. One timer per transfer is kept and only moved earlier:
+   * re-arming per ACK just moves the deadline, which keeps lock-step transfers cheap.
+   */
+  private arm(): void {
+    this.deadline = performance.now() + this.interval;
+    if (this.timer && this.timerAt <= this.deadline) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = this.deadline;
+    this.timer = setTimeout(this.onTimer, this.interval);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.state === 'done') return;
+    const left = this.deadline - performance.now();
+    if (left > 0.5) {
+      this.timerAt = this.deadline;
+      this.timer = setTimeout(this.onTimer, left);
+      return;
+    }
+    this.onTimeout();
+  };
+
+  private onTimeout(): void {
+    if (this.retriesLeft-- <= 0) return this.fail(ErrorCode.NOT_DEFINED, 'timed out', 'timed out');
+    this.interval = Math.min(this.interval * 2, Math.max(this.limits.maxTimeoutMs, this.baseTimeout));
+    this.retransmits++;
+    if (this.state === 'oack') this.sendOack();
+    else this.resendWindow();
+  }
+
+  /** Send the current window again; its blocks may reach the client twice, and so may their ACKs. */
+  private resendWindow(): void {
+    this.echoEnd = Math.max(this.echoEnd, Math.min(this.base + this.windowsize - 1, this.lastBlock));
+    this.sendWindow();
+  }
+
+  private progress(): void {
+    this.confirmed = true;
+    this.retriesLeft = this.limits.retries;
+    this.interval = this.baseTimeout;
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    this.server.stats.transferPackets++;
+    if (this.state === 'done') return;
+    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
+      // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
+      if (this.server.errorAllowed(rinfo)) this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      return;
+    }
+    if (msg.length < 4) return;
+    const op = msg.readUInt16BE(0);
+    if (op === Opcode.ACK) this.onAck(msg.readUInt16BE(2));
+    else if (op === Opcode.ERROR) {
+      let text = '';
+      try {
+        const p = decodePacket(msg);
+        if (p.op === Opcode.ERROR) text = p.message;
+      } catch {
+        /* keep the code only */
+      }
+      const code = msg.readUInt16BE(2);
+      this.finish(`client error ${code}${text ? `: ${text.slice(0, 80)}` : ''}`, false);
+    }
+    // Anything else from the client's port is ignored; our timer drives recovery.
+  }
+
+  private onAck(wire: number): void {
+    if (this.state === 'oack') {
+      if (wire !== 0) return;
+      this.progress();
+      this.state = 'data';
+      this.sendWindow();
+      return;
+    }
+    if (this.state !== 'data') return;
+    const prev = this.base - 1;
+    const abs = prev + ((wire - prev) & 0xffff);
+    if (abs > prev && abs <= this.sentEnd) {
+      // An ACK inside the window is the client's loss report: the window restarts after it, which
+      // is this position's one resend. An ACK of the whole window allows one resend on a duplicate.
+      this.dupAllowed = this.windowsize > 1 && abs === this.sentEnd && abs > this.echoEnd;
+      this.base = abs + 1;
+      this.progress();
+      this.source!.release(this.base);
+      if (this.base > this.lastBlock) {
+        this.finish('ok', true);
+        return;
+      }
+      this.sendWindow();
+    } else if (abs === prev && this.dupAllowed && this.sentEnd >= this.base) {
+      // RFC 7440: the client saw nothing of the new window; resend it once for this position.
+      this.dupAllowed = false;
+      this.confirmed = true;
+      this.retransmits++;
+      this.resendWindow();
+    }
+    // Any other duplicate (every one in lock-step) is ignored: the timer drives recovery.
+  }
+
+  /** Bytes the client acknowledged so far. */
+  get bytesAcked(): number {
+    if (!this.source) return 0;
+    return Math.min(this.source.size, (this.base - 1) * this.blksize);
+  }
+
+  fail(code: number, message: string, result: string): void {
+    if (this.state === 'done') return;
+    try {
+      this.socket?.send(encodeError(code, message), this.client.port, this.client.address);
+    } catch {
+      /* socket already gone */
+    }
+    this.finish(result, false);
+  }
+
+  finish(result: string, ok: boolean): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const socket = this.socket;
+    const source = this.source;
+    if (socket) {
+      // Let sends queued this tick (the final error) leave before closing.
+      setImmediate(() => {
+        try {
+          socket.close();
+        } catch {
+          /* already closed */
+        }
+        void source?.close();
+      });
+    } else {
+      void source?.close();
+    }
+    this.server.transferEnded(this, {
+      client: this.key,
+      file: this.file,
+      bytes: ok ? (source?.size ?? 0) : this.bytesAcked,
+      size: source?.size,
+      ms: Date.now() - this.started,
+      result,
+      ok,
+      blksize: this.blksize,
+      windowsize: this.windowsize,
+      retransmits: this.retransmits,
+    });
+  }
+}
