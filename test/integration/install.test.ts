@@ -277,7 +277,7 @@ describe('be install', () => {
     expect(mountsOf(target)).toEqual([]);
   });
 
-  it('installs pre-9.0 split sets: SHA256 (8.4 amd64, over HTTP) and MD5 (5.4 i386, local), kernel in /boot/kernel', async () => {
+  it('installs 6.1-8.x split sets (8.4 amd64, SHA256, over HTTP): kernels/generic.?? becomes /boot/kernel', async () => {
     const cache = join(work, 'cache-split');
     const t84 = await freshBe();
     await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '8.4', '--cache', cache, t84]);
@@ -299,8 +299,9 @@ describe('be install', () => {
       expect(readdirSync(join(dir, 'boot/kernel')).sort()).toEqual(['kernel', 'zfs.ko']);
       expect(existsSync(join(dir, 'boot/GENERIC'))).toBe(false);
     });
+  });
 
-    // 5.4 has no kernels/ set: the default sets are base alone, and base brings the kernel.
+  it('installs pre-6.1 split sets (5.4 i386, MD5, local): base alone by default, the kernel comes with it', async () => {
     const t54 = await freshBe();
     const r54 = await be(['install', '-p', pub, '-a', 'i386', '-r', '5.4', t54]);
     expect(r54.stderr).not.toMatch(/^be: /m);
