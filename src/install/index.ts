@@ -210,7 +210,8 @@ function orderSets(sets: string[]): string[] {
 
 /**
  * The sets for VERSION: the era's default when none were named; before 6.1, where the kernel is
- * part of base, a `kernel` asked for is base (NOTE says so).
+ * part of base (there is no kernels/ distribution: release/Makefile's release.6 tars kernels/
+ * only from 6.1 on), a `kernel` asked for is base (NOTE says so).
  */
 function setsFor(version: string, asked: string[] | undefined, note: (line: string) => void): string[] {
   if (!asked || asked.length === 0) return orderSets(defaultSets(version));
@@ -220,10 +221,11 @@ function setsFor(version: string, asked: string[] | undefined, note: (line: stri
 }
 
 /**
- * Make what a split set unpacked into the directory it belongs in, as the 6.1-8.x installers do:
- * kernels-install.sh keeps an earlier /boot/GENERIC as GENERIC.sav before it unpacks (BEFORE),
+ * Make what a split set unpacked into the directory it belongs in, as the 6.1-8.x installers do
+ * (freebsd-src release/scripts/kernels-install.sh, usr.sbin/sysinstall/install.c):
+ * kernels-install.sh keeps an earlier /boot/GENERIC as GENERIC.sav before it unpacks (BEFORE);
  * sysinstall's installFixupKernel then runs `rm -rf /boot/kernel; mv /boot/GENERIC /boot/kernel`
- * (AFTER).
+ * (AFTER). An earlier /boot/kernel is not kept: installFixupKernel removes it.
  */
 async function renameStep(ctx: BeContext, root: string, rename: { from: string; to: string }, when: 'before' | 'after', what: string): Promise<void> {
   const runner = ctx.runner;
@@ -246,7 +248,10 @@ async function renameStep(ctx: BeContext, root: string, rename: { from: string; 
 /**
  * Install a FreeBSD release into the boot environment BE (a full dataset name): locate the
  * release, fetch and verify every set (nothing is extracted unless all match), mount the BE
- * (unless it is mounted already), extract, write the guest configuration, unmount.
+ * (unless it is mounted already), extract, write the guest configuration, unmount. Where the
+ * sets are and where they go follows releases.ts (freebsd-src
+ * usr.sbin/bsdinstall/scripts/mirrorselect, release/Makefile, release/scripts/kernels-install.sh,
+ * usr.sbin/sysinstall/install.c and dist.c).
  */
 export async function installRelease(ctx: BeContext, be: string, opts: InstallOptions): Promise<InstallSummary> {
   // Everything the user gave is checked before anything happens.
