@@ -210,8 +210,8 @@ function orderSets(sets: string[]): string[] {
 
 /**
  * The sets for VERSION: the era's default when none were named; before 6.1, where the kernel is
- * part of base (there is no kernels/ distribution: release/Makefile's release.6 tars kernels/
- * only from 6.1 on), a `kernel` asked for is base (NOTE says so).
+ * part of base (the change that took the kernel out of the base tarball and added kernels/ was
+ * made for RELENG_6 and shipped from 6.1), a `kernel` asked for is base (NOTE says so).
  */
 function setsFor(version: string, asked: string[] | undefined, note: (line: string) => void): string[] {
   if (!asked || asked.length === 0) return orderSets(defaultSets(version));
