@@ -70,6 +70,11 @@ export interface ReleaseSpec {
   place?: Place;
   branch?: 'release' | 'stable' | 'current';
   sets: Record<string, SetSpec>;
+  /**
+   * 6.1-8.x: the directory the kernels/ tarball is rooted at (default GENERIC, as release.6 makes
+   * it); '' puts the kernel's files at the tarball's top, as a wrongly made mirror would.
+   */
+  kernelRoot?: string;
   /** Piece size of split sets (default 64 KiB). */
   pieceSize?: number;
   /** xz options for txz sets (default ['-T0', '-1']). */
@@ -212,7 +217,7 @@ export async function buildRelease(root: string, spec: ReleaseSpec): Promise<Bui
         const st = join(work, name);
         // kernels/GENERIC is the tree installkernel wrote with KODIR=/GENERIC: the kernel's
         // boot/kernel/… files sit under GENERIC/ in the tarball.
-        await stage(name === 'kernel' ? join(st, 'GENERIC') : st, set, name === 'kernel' ? 'boot/kernel/' : undefined);
+        await stage(name === 'kernel' ? join(st, spec.kernelRoot ?? 'GENERIC') : st, set, name === 'kernel' ? 'boot/kernel/' : undefined);
         const tgz = join(work, `${name}.tgz`);
         await tarCreate(st, tgz, true);
         const whole = await readFile(tgz);

@@ -301,6 +301,17 @@ describe('be install', () => {
     });
   });
 
+  it('a 6.1-8.x kernel set not rooted at GENERIC/: one line naming the set, the BE unmounted', async () => {
+    const odd = join(work, 'pub-odd-kernel');
+    await buildMirror(odd, [{ version: '7.4', arch: 'amd64', kernelRoot: '', sets: { base: base('7.4'), kernel: kernel('7.4') } }]);
+    const target = await freshBe();
+    const r = await be(['install', '-q', '-p', odd, '-a', 'amd64', '-r', '7.4', target]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe("be: set 'kernel' (kernels/generic.aa) made no /boot/GENERIC: a kernels/ set of 6.1-8.x is a tarball rooted at GENERIC/\n");
+    expect(mountsOf(target)).toEqual([]);
+    await inBe(target, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('7.4\n'));
+  });
+
   it('installs pre-6.1 split sets (5.4 i386, MD5, local): base alone by default, the kernel comes with it', async () => {
     const t54 = await freshBe();
     const r54 = await be(['install', '-p', pub, '-a', 'i386', '-r', '5.4', t54]);
