@@ -1,16 +1,21 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename as renamePath, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
 import {
   candidates,
+  checkArchRelease,
   checkBranch,
   checksumFileOf,
+  defaultSets,
+  kernelLayoutOf,
   releaseDirName,
   splitSetLayout,
   archInfo,
+  NEWEST_KNOWN,
+  FIRST_KERNELS_DIR,
   type Branch,
   type Candidate,
   type Era,
@@ -22,7 +27,7 @@ import { makeProgress, type Progress } from './progress.js';
 import { guestFiles, parseRcPairs, checkHostname, defaultHostname } from './guest.js';
 import { checkTemplateDir } from '../render/index.js';
 
-export { knownReleases, compareVersions, expandReleases, eraOf, candidates, ARCHES } from './releases.js';
+export { knownReleases, compareVersions, expandReleases, eraOf, candidates, defaultSets, ARCHES } from './releases.js';
 export type { Branch, Era } from './releases.js';
 
 export interface InstallOptions {
@@ -36,7 +41,7 @@ export interface InstallOptions {
   branch?: Branch | string;
   /** 11.1, 14.1, 5.4, 14.2-RC1 … */
   release: string;
-  /** Sets to install (default base, kernel). */
+  /** Sets to install (default base, kernel; base alone before 6.1, whose base holds the kernel). */
   sets?: string[];
   /** Download cache (default /var/cache/be). */
   cache?: string;
@@ -69,7 +74,6 @@ export interface InstallSummary {
 }
 
 export const DEFAULT_CACHE = '/var/cache/be';
-export const DEFAULT_SETS = ['base', 'kernel'];
 
 const SET_NAME = /^[a-z][a-z0-9_-]*$/;
 
@@ -120,7 +124,7 @@ async function locateRelease(
   progress: Progress,
 ): Promise<ReleaseIndex> {
   const list: Candidate[] = candidates(q);
-  const { name } = releaseDirName(q.branch, q.release);
+  const { name, snapshot } = releaseDirName(q.branch, q.release);
   const era = list[0].era;
   const remote = q.source === undefined || isRemote(q.source);
   const key = `${q.source ?? 'official'}|${q.os}|${q.arch}|${name}`;
@@ -128,7 +132,7 @@ async function locateRelease(
   const what = `${name} (${q.arch})`;
 
   let index: ReleaseIndex | undefined;
-  if (remote && (q.branch === 'release' || offline)) index = await cache.readRecord<ReleaseIndex>(key);
+  if (remote && (!snapshot || offline)) index = await cache.readRecord<ReleaseIndex>(key);
   if (!index) {
     if (offline && remote) throw new BeError(`--offline: release ${what} from ${q.source ?? 'the official mirrors'} is not in the cache ${cache.root}`);
     const tried: string[] = [];
@@ -168,6 +172,8 @@ interface PlannedSet {
   files: SetFile[];
   /** Directory inside the BE it extracts into. */
   target: string;
+  /** A directory the set makes that then replaces another (/boot/GENERIC → /boot/kernel). */
+  rename?: { from: string; to: string };
 }
 
 function planSets(index: ReleaseIndex, sets: string[], arch: string): PlannedSet[] {
@@ -190,6 +196,7 @@ function planSets(index: ReleaseIndex, sets: string[], arch: string): PlannedSet
     return {
       set,
       target: layout.target,
+      rename: layout.rename,
       files: pieces.map((p) => ({ label: `${layout.dir}/${p}`, set, location: `${index.dir}/${layout.dir}/${p}`, expected: { algo, digest: sums.get(p)! } })),
     };
   });
@@ -202,9 +209,49 @@ function orderSets(sets: string[]): string[] {
 }
 
 /**
+ * The sets for VERSION: the era's default when none were named; before 6.1, where the kernel is
+ * part of base (the change that took the kernel out of the base tarball and added kernels/ was
+ * made for RELENG_6 and shipped from 6.1), a `kernel` asked for is base (NOTE says so).
+ */
+function setsFor(version: string, asked: string[] | undefined, note: (line: string) => void): string[] {
+  if (!asked || asked.length === 0) return orderSets(defaultSets(version));
+  if (kernelLayoutOf(version) !== 'in-base' || !asked.includes('kernel')) return orderSets(asked);
+  note(`releases before ${FIRST_KERNELS_DIR} have no kernel set: the kernel comes with base`);
+  return orderSets(asked.map((s) => (s === 'kernel' ? 'base' : s)));
+}
+
+/**
+ * Make what a split set unpacked into the directory it belongs in, as the 6.1-8.x installers do
+ * (freebsd-src release/scripts/kernels-install.sh, usr.sbin/sysinstall/install.c):
+ * kernels-install.sh keeps an earlier /boot/GENERIC as GENERIC.sav before it unpacks (BEFORE);
+ * sysinstall's installFixupKernel then runs `rm -rf /boot/kernel; mv /boot/GENERIC /boot/kernel`
+ * (AFTER). An earlier /boot/kernel is not kept: installFixupKernel removes it.
+ */
+async function renameStep(ctx: BeContext, root: string, rename: { from: string; to: string }, when: 'before' | 'after', what: string): Promise<void> {
+  const runner = ctx.runner;
+  const from = join(root, rename.from);
+  const to = join(root, rename.to);
+  if (when === 'before') {
+    if (runner.dryRun || !existsSync(from)) return;
+    const sav = `${from}.sav`;
+    await runner.act(`rm -rf ${shQuote(sav)}`, () => rm(sav, { recursive: true, force: true }));
+    await runner.act(`mv ${shQuote(from)} ${shQuote(sav)}`, () => renamePath(from, sav));
+    return;
+  }
+  if (!runner.dryRun && !(existsSync(from) && statSync(from).isDirectory())) {
+    throw new BeError(`${what} made no ${rename.from}: a kernels/ set of 6.1-8.x is a tarball rooted at ${rename.from.split('/').pop()}/`);
+  }
+  await runner.act(`rm -rf ${shQuote(to)}`, () => rm(to, { recursive: true, force: true }));
+  await runner.act(`mv ${shQuote(from)} ${shQuote(to)}`, () => renamePath(from, to));
+}
+
+/**
  * Install a FreeBSD release into the boot environment BE (a full dataset name): locate the
  * release, fetch and verify every set (nothing is extracted unless all match), mount the BE
- * (unless it is mounted already), extract, write the guest configuration, unmount.
+ * (unless it is mounted already), extract, write the guest configuration, unmount. Where the
+ * sets are and where they go follows releases.ts (freebsd-src
+ * usr.sbin/bsdinstall/scripts/mirrorselect, release/Makefile, release/scripts/kernels-install.sh,
+ * usr.sbin/sysinstall/install.c and dist.c).
  */
 export async function installRelease(ctx: BeContext, be: string, opts: InstallOptions): Promise<InstallSummary> {
   // Everything the user gave is checked before anything happens.
@@ -214,8 +261,9 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
   archInfo(arch);
   const branch = checkBranch(opts.branch ?? 'release');
   if (!opts.release) throw new BeError('no release given (-r X.Y)');
-  const sets = orderSets(opts.sets && opts.sets.length ? opts.sets : DEFAULT_SETS);
-  for (const s of sets) if (!SET_NAME.test(s)) throw new BeError(`bad set name '${s}'`);
+  for (const s of opts.sets ?? []) if (!SET_NAME.test(s)) throw new BeError(`bad set name '${s}'`);
+  const { version, name: dirName, snapshot } = releaseDirName(branch, opts.release);
+  const known = checkArchRelease(arch, version);
   const hostname = opts.hostname ?? defaultHostname(be);
   checkHostname(hostname);
   const rc = parseRcPairs(opts.rc ?? []);
@@ -224,6 +272,14 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
   const offline = !!opts.offline;
   const progress = opts.progress ?? (await makeProgress({ quiet: opts.quiet }));
   const runner = ctx.runner;
+  const note = (line: string) => {
+    progress.info(line);
+    runner.note(line);
+  };
+  // A release newer than the table (or one it lacks) is looked for as given, as
+  // freebsd-update -r does: the mirror decides whether it exists.
+  if (!known && !snapshot) note(`${dirName} is not in be's release table (newest known: ${NEWEST_KNOWN}); looking for it as given`);
+  const sets = setsFor(version, opts.sets, note);
 
   try {
     if (!(await ctx.zfs.exists(be))) throw new BeError(`boot environment '${be}' does not exist`);
@@ -284,7 +340,9 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
         } else {
           const whole = await assemblePieces(runner, files.map((f) => f.path), p.set);
           try {
+            if (p.rename) await renameStep(ctx, root, p.rename, 'before', what);
             await extractArchive(runner, ctx.flavour, whole.path, target, what);
+            if (p.rename) await renameStep(ctx, root, p.rename, 'after', what);
           } finally {
             await whole.release();
           }

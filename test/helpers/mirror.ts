@@ -1,13 +1,20 @@
 /**
  * Synthetic FreeBSD mirrors for tests and benchmarks.
  *
- * `buildMirror(root, releases)` writes real distribution sets under a pub/-style tree:
+ * `buildMirror(root, releases)` writes real distribution sets under a pub/-style tree, laid out
+ * era by era as the real mirrors are (freebsd-src release/Makefile of each era,
+ * release/scripts/kernels-install.sh, usr.sbin/bsdinstall/scripts/mirrorselect):
  * - 9.0 and later: `<set>.txz` (xz tarballs) and a MANIFEST with each file's sha256;
- * - before 9.0: split sets (`base/base.aa …`, `kernels/generic.aa …`) of a gzip tarball with
- *   `<prefix>.inf`, `install.sh`, and CHECKSUM.MD5 (up to 5.4) or CHECKSUM.SHA256 + .MD5 (5.5 on);
+ * - 6.1 to 8.x: split sets (`base/base.aa …`) of a gzip tarball with `<prefix>.inf`, `install.sh`
+ *   and CHECKSUM.SHA256 + .MD5; the kernel is `kernels/generic.aa …`, a tarball rooted at
+ *   GENERIC/ (release.3 installs it with KODIR=/GENERIC, release.6 tars kernels/GENERIC) whose
+ *   install.sh unpacks it under ${DESTDIR}/boot;
+ * - before 6.1: the same split sets without kernels/: the kernel (boot/kernel/…) is part of
+ *   base, checksummed in CHECKSUM.MD5 (up to 5.4) or CHECKSUM.SHA256 + .MD5 (5.5, 6.0);
  * placed as the real mirrors do: releases/<arch>/X.Y-RELEASE, bsdinstall's
  * releases/<machine>/<machine_arch>/X.Y-RELEASE, FreeBSD-Archive/old-releases/<arch>/X.Y-RELEASE,
- * or snapshots/<machine>/<machine_arch>/X.Y-STABLE.
+ * or snapshots/<machine>/<machine_arch>/ for X.Y-STABLE, -CURRENT, -PRERELEASE and -ALPHAn
+ * builds (mirrorselect's RELDIR="snapshots" cases; BETA and RC builds are under releases/).
  *
  * `serveDir(root)` serves a directory over HTTP on 127.0.0.1 with Range support, logs every
  * request, and can cut a response off after N bytes to simulate a broken download.
@@ -53,16 +60,21 @@ export type Era = 'txz' | 'split-md5' | 'split-sha256';
 export type Place = 'releases' | 'distsite' | 'archive' | 'snapshots';
 
 export interface ReleaseSpec {
-  /** 11.1, 8.4, 5.4, 14.2-RC1, or a snapshot version such as 14.3 with branch stable. */
+  /** 11.1, 8.4, 5.4, 14.2-RC1, 15.0-ALPHA1, or a snapshot version such as 14.3 with branch stable. */
   version: string;
   arch?: string;
   os?: string;
   /** Default: by version (txz from 9.0, split-sha256 from 5.5, split-md5 before). */
   era?: Era;
-  /** Default: releases (plain releases/<arch>/X.Y-RELEASE); snapshots for branch stable/current. */
+  /** Default: releases (plain releases/<arch>/X.Y-RELEASE); snapshots for branch stable/current and -ALPHAn/-CURRENT/-STABLE/-PRERELEASE. */
   place?: Place;
   branch?: 'release' | 'stable' | 'current';
   sets: Record<string, SetSpec>;
+  /**
+   * 6.1-8.x: the directory the kernels/ tarball is rooted at (default GENERIC, as release.6 makes
+   * it); '' puts the kernel's files at the tarball's top, as a wrongly made mirror would.
+   */
+  kernelRoot?: string;
   /** Piece size of split sets (default 64 KiB). */
   pieceSize?: number;
   /** xz options for txz sets (default ['-T0', '-1']). */
@@ -86,6 +98,14 @@ function versionParts(v: string): number[] {
   return v.replace(/-.*$/, '').split('.').map(Number);
 }
 
+/** Whether the kernel is part of base (before 6.1), kernels/generic.?? (6.1-8.x) or kernel.txz. */
+export function kernelLayoutOfVersion(v: string): 'in-base' | 'kernels-dir' | 'txz' {
+  const [maj, min] = versionParts(v);
+  if (maj >= 9) return 'txz';
+  if (maj > 6 || (maj === 6 && min >= 1)) return 'kernels-dir';
+  return 'in-base';
+}
+
 export function eraOfVersion(v: string): Era {
   const [maj, min] = versionParts(v);
   if (maj >= 9) return 'txz';
@@ -99,7 +119,8 @@ export function releaseRelPath(spec: ReleaseSpec): string {
   const arch = spec.arch ?? 'amd64';
   const branch = spec.branch ?? 'release';
   const tag = spec.version.includes('-') ? spec.version : `${spec.version}-${branch === 'release' ? 'RELEASE' : branch === 'stable' ? 'STABLE' : 'CURRENT'}`;
-  const place = spec.place ?? (branch === 'release' ? 'releases' : 'snapshots');
+  const snapshot = /-(ALPHA\d*|CURRENT|STABLE|PRERELEASE)$/.test(tag);
+  const place = spec.place ?? (snapshot ? 'snapshots' : 'releases');
   const march = MACHINE_ARCH[arch] ?? arch;
   switch (place) {
     case 'releases':
@@ -117,7 +138,7 @@ async function sha(path: string, algo: 'sha256' | 'md5'): Promise<string> {
   return createHash(algo).update(await readFile(path)).digest('hex');
 }
 
-/** Write one set's tree into a staging directory. */
+/** Write one set's tree into a staging directory (STRIP: a prefix every path must have, taken off). */
 async function stage(dir: string, set: SetSpec, strip?: string): Promise<number> {
   await mkdir(dir, { recursive: true });
   if (set.root) await execa('cp', ['-a', `${set.root}/.`, dir]);
@@ -187,11 +208,16 @@ export async function buildRelease(root: string, spec: ReleaseSpec): Promise<Bui
       files.push('MANIFEST');
     } else {
       const pieceSize = spec.pieceSize ?? 64 * 1024;
+      if (spec.sets.kernel && kernelLayoutOfVersion(spec.version) === 'in-base') {
+        throw new Error(`mirror: ${spec.version} has no kernels/ set (its kernel is part of base): put boot/kernel/… into base`);
+      }
       for (const [name, set] of Object.entries(spec.sets)) {
         const setDir = name === 'kernel' ? 'kernels' : name;
         const prefix = name === 'kernel' ? 'generic' : name;
         const st = join(work, name);
-        await stage(st, set, name === 'kernel' ? 'boot/kernel/' : undefined);
+        // kernels/GENERIC is the tree installkernel wrote with KODIR=/GENERIC: the kernel's
+        // boot/kernel/… files sit under GENERIC/ in the tarball.
+        await stage(name === 'kernel' ? join(st, spec.kernelRoot ?? 'GENERIC') : st, set, name === 'kernel' ? 'boot/kernel/' : undefined);
         const tgz = join(work, `${name}.tgz`);
         await tarCreate(st, tgz, true);
         const whole = await readFile(tgz);
@@ -203,11 +229,11 @@ export async function buildRelease(root: string, spec: ReleaseSpec): Promise<Bui
           await writeFile(join(dir, setDir, piece), whole.subarray(i, i + pieceSize));
           pieces.push(piece);
         }
-        const target = name === 'kernel' ? '${DESTDIR:-/}boot/kernel' : '${DESTDIR:-/}';
+        const target = name === 'kernel' ? '${DESTDIR}/boot' : '${DESTDIR:-/}';
         await writeFile(join(dir, setDir, `${prefix}.inf`), `Pieces =  ${pieces.length}\n`);
         await writeFile(
           join(dir, setDir, 'install.sh'),
-          `#!/bin/sh\n# synthetic ${name} set: unpack the pieces in order\nmkdir -p ${target}\ncat ${prefix}.?? | tar --unlink -xpzf - -C ${target}\n`,
+          `#!/bin/sh\n# synthetic ${name} set: unpack the pieces in order${name === 'kernel' ? ' (into $BOOT/GENERIC)' : ''}\ncat ${prefix}.?? | tar --unlink -xpzf - -C ${target}\n`,
           { mode: 0o755 },
         );
         const listed = [...pieces, `${prefix}.inf`, 'install.sh'];

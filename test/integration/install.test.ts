@@ -70,8 +70,12 @@ beforeAll(async () => {
     { version: '14.2', arch: 'amd64', place: 'releases', sets: { base: base('14.2'), kernel: kernel('14.2') } },
     // Archive era: txz in old-releases, split sets with SHA256 and with MD5.
     { version: '11.1', arch: 'amd64', place: 'archive', sets: { base: base('11.1'), kernel: kernel('11.1') } },
+    // 6.1-8.x: kernels/generic.?? is a tarball rooted at GENERIC/ (the mirror builds it so).
     { version: '8.4', arch: 'amd64', place: 'archive', pieceSize: 16 * 1024, sets: { base: base('8.4'), kernel: kernel('8.4') } },
-    { version: '5.4', arch: 'i386', place: 'archive', pieceSize: 16 * 1024, sets: { base: base('5.4'), kernel: kernel('5.4') } },
+    // Before 6.1 there is no kernels/ set: the kernel is part of base.
+    { version: '5.4', arch: 'i386', place: 'archive', pieceSize: 16 * 1024, sets: { base: { files: { ...base('5.4').files, ...kernel('5.4').files } } } },
+    // An ALPHA build: under snapshots/, as mirrorselect has it.
+    { version: '15.0-ALPHA1', arch: 'amd64', sets: { base: base('15.0-ALPHA1'), kernel: kernel('15.0-ALPHA1') } },
   ]);
   // Corrupt 14.2's kernel.txz after its MANIFEST was written.
   const bad = join(built[1].dir, 'kernel.txz');
@@ -273,24 +277,75 @@ describe('be install', () => {
     expect(mountsOf(target)).toEqual([]);
   });
 
-  it('installs pre-9.0 split sets: SHA256 (8.4 amd64, over HTTP) and MD5 (5.4 i386, local), kernel in /boot/kernel', async () => {
+  it('installs 6.1-8.x split sets (8.4 amd64, SHA256, over HTTP): kernels/generic.?? becomes /boot/kernel', async () => {
     const cache = join(work, 'cache-split');
     const t84 = await freshBe();
     await beOk(['install', '-p', server.url, '-a', 'amd64', '-r', '8.4', '--cache', cache, t84]);
     const pieces = fetchesOf('.aa').map((q) => q.path);
     expect(pieces).toEqual(expect.arrayContaining(['/FreeBSD-Archive/old-releases/amd64/8.4-RELEASE/base/base.aa', '/FreeBSD-Archive/old-releases/amd64/8.4-RELEASE/kernels/generic.aa']));
-    await inBe(t84, (dir) => {
+    await inBe(t84, async (dir) => {
       expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('8.4\n');
       expect(readFileSync(join(dir, 'usr/share/doc/big')).length).toBe(96 * 1024);
+      // generic.?? unpacks to /boot/GENERIC, which becomes /boot/kernel (installFixupKernel)
       expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 8.4\n');
+      expect(statSync(join(dir, 'boot/kernel/zfs.ko')).mode & 0o777).toBe(0o555);
+      expect([existsSync(join(dir, 'boot/GENERIC')), existsSync(join(dir, 'boot/kernel/GENERIC'))]).toEqual([false, false]);
       expect(statSync(join(dir, 'sbin/ping')).mode & 0o7777).toBe(0o4555);
+      await writeFile(join(dir, 'boot/kernel/stale.ko'), 'from an earlier kernel\n');
     });
+    // Again into the same BE: the new kernel replaces /boot/kernel as a whole (rm -rf, then mv).
+    await beOk(['install', '-q', '-p', server.url, '-a', 'amd64', '-r', '8.4', '--sets', 'kernel', '--cache', cache, t84]);
+    await inBe(t84, (dir) => {
+      expect(readdirSync(join(dir, 'boot/kernel')).sort()).toEqual(['kernel', 'zfs.ko']);
+      expect(existsSync(join(dir, 'boot/GENERIC'))).toBe(false);
+    });
+  });
+
+  it('a 6.1-8.x kernel set not rooted at GENERIC/: one line naming the set, the BE unmounted', async () => {
+    const odd = join(work, 'pub-odd-kernel');
+    await buildMirror(odd, [{ version: '7.4', arch: 'amd64', kernelRoot: '', sets: { base: base('7.4'), kernel: kernel('7.4') } }]);
+    const target = await freshBe();
+    const r = await be(['install', '-q', '-p', odd, '-a', 'amd64', '-r', '7.4', target]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe("be: set 'kernel' (kernels/generic.aa) made no /boot/GENERIC: a kernels/ set of 6.1-8.x is a tarball rooted at GENERIC/\n");
+    expect(mountsOf(target)).toEqual([]);
+    await inBe(target, (dir) => expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('7.4\n'));
+  });
+
+  it('installs pre-6.1 split sets (5.4 i386, MD5, local): base alone by default, the kernel comes with it', async () => {
     const t54 = await freshBe();
-    await beOk(['install', '-q', '-p', pub, '-a', 'i386', '-r', '5.4', t54]);
+    const r54 = await be(['install', '-p', pub, '-a', 'i386', '-r', '5.4', t54]);
+    expect(r54.stderr).not.toMatch(/^be: /m);
+    expect(r54.exitCode).toBe(0);
+    expect(r54.stdout).toContain(`${t54}: installed 5.4-RELEASE (base) from ${pub}/FreeBSD-Archive/old-releases/i386/5.4-RELEASE`);
     await inBe(t54, (dir) => {
       expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 5.4\n');
       expect(readFileSync(join(dir, 'etc/release'), 'utf8')).toBe('5.4\n');
     });
+    // Asking for a kernel set there says where the kernel is and installs base.
+    const t54k = await freshBe();
+    const k = await be(['install', '-p', pub, '-a', 'i386', '-r', '5.4', '--sets', 'base,kernel', t54k]);
+    expect(k.exitCode).toBe(0);
+    expect(k.stderr).toContain('releases before 6.1 have no kernel set: the kernel comes with base\n');
+    await inBe(t54k, (dir) => expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 5.4\n'));
+  });
+
+  it('finds ALPHA builds under snapshots/, and looks for a release the table does not know as given', async () => {
+    const target = await freshBe();
+    const r = await be(['install', '-p', pub, '-a', 'amd64', '-r', '15.0-ALPHA1', target]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain(`release 15.0-ALPHA1 (amd64): ${pub}/FreeBSD/snapshots/amd64/amd64/15.0-ALPHA1\n`);
+    await inBe(target, (dir) => expect(readFileSync(join(dir, 'boot/kernel/kernel'), 'utf8')).toBe('kernel 15.0-ALPHA1\n'));
+
+    const unknown = await be(['install', '-p', pub, '-a', 'amd64', '-r', '15.2', target]);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toBe(
+      "15.2-RELEASE is not in be's release table (newest known: 15.0); looking for it as given\n" +
+        `be: release 15.2-RELEASE (amd64) not found; looked in ${pub}/FreeBSD/releases/amd64/amd64/15.2-RELEASE, ${pub}/FreeBSD/releases/amd64/15.2-RELEASE, ${pub}/FreeBSD-Archive/old-releases/amd64/15.2-RELEASE\n`,
+    );
+    const i386 = await be(['install', '-p', pub, '-a', 'i386', '-r', '15.0', target]);
+    expect(i386.stderr).toBe('be: there is no i386 build of FreeBSD 15.0: i386 ends with the 14.x branch (15.0 retired it)\n');
+    expect(i386.exitCode).toBe(1);
   });
 
   it('names what it could not find, and checks values before touching anything', async () => {
@@ -320,6 +375,12 @@ describe('be install', () => {
     const r = await beOk(['install', '-n', '-p', pub, '-a', 'amd64', '-r', '11.1', target]);
     expect(r).toContain(`tar -x -p --numeric-owner --warning=no-unknown-keyword -f ${pub}/FreeBSD-Archive/old-releases/amd64/11.1-RELEASE/base.txz -C `);
     expect(r).toMatch(/cat > \S+\/etc\/rc\.conf <<'BE_EOF'/);
+    // 8.4: generic.?? goes under /boot, then /boot/GENERIC replaces /boot/kernel
+    const r84 = await beOk(['install', '-n', '-p', pub, '-a', 'amd64', '-r', '8.4', '--sets', 'kernel', target]);
+    const m = /^tar -x .* -f \S+\/kernel\.tgz -C (\S+)\/boot\n/m.exec(r84);
+    expect(m).not.toBeNull();
+    const root = m![1];
+    expect(r84.slice(m!.index)).toMatch(new RegExp(`^tar [^\\n]*\\nrm -rf ${root}/boot/kernel\\nmv ${root}/boot/GENERIC ${root}/boot/kernel\\n`));
     await inBe(target, (dir) => expect(readdirSync(dir)).toEqual([]));
   });
 });

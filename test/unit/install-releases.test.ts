@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { candidates, compareVersions, eraOf, expandReleases, knownReleases, releaseDirName } from '../../src/install/releases.js';
+import { candidates, checkArchRelease, compareVersions, defaultSets, eraOf, expandReleases, kernelLayoutOf, knownReleases, releaseDirName, splitSetLayout } from '../../src/install/releases.js';
 import { parseChecksums, parseManifest, splitPieces } from '../../src/install/manifest.js';
 import { tarExtractArgv } from '../../src/install/extract.js';
 import { renderString } from '../../src/render/index.js';
@@ -10,12 +10,23 @@ describe('release table', () => {
     expect(['10.0', '9.3', '5.2.1', '5.2', '11.10', '11.2'].sort(compareVersions)).toEqual(['5.2', '5.2.1', '9.3', '10.0', '11.2', '11.10']);
   });
 
-  it('knows the releases of each arch: amd64 from 5.1, i386 from 5.0 to 14.3, arm64 from 11.0', () => {
+  it('knows the releases of each arch: amd64 from 5.1 to 15.0, i386 from 5.0 to 14.4 (15.0 retired it), arm64 from 11.0', () => {
     expect(knownReleases('amd64')[0]).toBe('5.1');
+    expect(knownReleases('amd64').slice(-3)).toEqual(['14.3', '14.4', '15.0']);
     expect(knownReleases('i386')[0]).toBe('5.0');
-    expect(knownReleases('i386').at(-1)).toBe('14.3');
+    expect(knownReleases('i386').at(-1)).toBe('14.4');
     expect(knownReleases('arm64')[0]).toBe('11.0');
+    expect(knownReleases('arm64').at(-1)).toBe('15.0');
     expect(knownReleases('amd64')).toContain('11.1');
+  });
+
+  it('refuses a release an arch was never built for, and tells a release the table lacks', () => {
+    expect(() => checkArchRelease('i386', '15.0')).toThrow('there is no i386 build of FreeBSD 15.0: i386 ends with the 14.x branch (15.0 retired it)');
+    expect(() => checkArchRelease('arm64', '10.3')).toThrow('there is no arm64 build of FreeBSD 10.3: arm64 starts with 11.0');
+    expect(checkArchRelease('i386', '14.4')).toBe(true);
+    expect(checkArchRelease('i386', '14.5')).toBe(false); // a 14.x after the table: looked for as given
+    expect(checkArchRelease('amd64', '15.2')).toBe(false);
+    expect(checkArchRelease('amd64', '5.2.1')).toBe(true);
   });
 
   it('expands ranges for the hunt', () => {
@@ -32,11 +43,38 @@ describe('release table', () => {
     expect(eraOf('14.2-RC1')).toBe('txz');
   });
 
+  it('keeps the kernel where each era does: in base before 6.1, kernels/GENERIC to 8.x, kernel.txz from 9.0', () => {
+    expect(['5.4', '5.5', '6.0', '6.1', '8.4', '9.0'].map(kernelLayoutOf)).toEqual(['in-base', 'in-base', 'in-base', 'kernels-dir', 'kernels-dir', 'txz']);
+    expect(defaultSets('5.4')).toEqual(['base']);
+    expect(defaultSets('6.0')).toEqual(['base']);
+    expect(defaultSets('6.1')).toEqual(['base', 'kernel']);
+    expect(defaultSets('14.2-RC1')).toEqual(['base', 'kernel']);
+    // kernels/generic.?? unpacks under /boot; its GENERIC/ becomes /boot/kernel
+    expect(splitSetLayout('kernel')).toEqual({ dir: 'kernels', prefix: 'generic', target: '/boot', rename: { from: '/boot/GENERIC', to: '/boot/kernel' } });
+    expect(splitSetLayout('base')).toEqual({ dir: 'base', prefix: 'base', target: '/' });
+  });
+
   it('names release directories per branch', () => {
     expect(releaseDirName('release', '11.1').name).toBe('11.1-RELEASE');
     expect(releaseDirName('stable', '14.3').name).toBe('14.3-STABLE');
     expect(releaseDirName('current', '16.0').name).toBe('16.0-CURRENT');
     expect(releaseDirName('release', '14.2-RC1').name).toBe('14.2-RC1');
+    expect(releaseDirName('release', '14.1-RELEASE-p3')).toEqual({ name: '14.1-RELEASE', version: '14.1', snapshot: false });
+  });
+
+  it('puts ALPHA, CURRENT, STABLE and PRERELEASE builds under snapshots/, BETA and RC under releases/ (mirrorselect)', () => {
+    const dirs = (release: string) => candidates({ source: '/pub', os: 'FreeBSD', arch: 'amd64', branch: 'release', release }).map((c) => c.dir);
+    expect(dirs('15.0-ALPHA1')).toEqual(['/pub/FreeBSD/snapshots/amd64/amd64/15.0-ALPHA1', '/pub/FreeBSD/snapshots/amd64/15.0-ALPHA1']);
+    expect(dirs('16.0-CURRENT')).toEqual(['/pub/FreeBSD/snapshots/amd64/amd64/16.0-CURRENT', '/pub/FreeBSD/snapshots/amd64/16.0-CURRENT']);
+    expect(dirs('14.3-STABLE')[0]).toBe('/pub/FreeBSD/snapshots/amd64/amd64/14.3-STABLE');
+    expect(dirs('14.4-PRERELEASE')[0]).toBe('/pub/FreeBSD/snapshots/amd64/amd64/14.4-PRERELEASE');
+    expect(dirs('15.0-BETA2')[0]).toBe('/pub/FreeBSD/releases/amd64/amd64/15.0-BETA2');
+    expect(dirs('14.2-RC1')).toEqual([
+      '/pub/FreeBSD/releases/amd64/amd64/14.2-RC1',
+      '/pub/FreeBSD/releases/amd64/14.2-RC1',
+      '/pub/FreeBSD-Archive/old-releases/amd64/14.2-RC1',
+    ]);
+    expect(() => dirs('8.4-STABLE')).toThrow('no snapshot 8.4-STABLE: snapshots exist from 9.0 on');
   });
 
   it('looks in the DISTSITE form, the plain form, then the archive', () => {
@@ -54,7 +92,7 @@ describe('release table', () => {
       'https://download.freebsd.org/ftp/snapshots/amd64/amd64/14.3-STABLE',
       'https://download.freebsd.org/ftp/snapshots/amd64/14.3-STABLE',
     ]);
-    expect(() => candidates({ os: 'FreeBSD', arch: 'amd64', branch: 'stable', release: '8.4' })).toThrow('snapshots exist from 9.0 on');
+    expect(() => candidates({ os: 'FreeBSD', arch: 'amd64', branch: 'stable', release: '8.4' })).toThrow('no snapshot 8.4-STABLE: snapshots exist from 9.0 on');
   });
 });
 
