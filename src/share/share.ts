@@ -12,10 +12,10 @@ import { requireBe, requirePool } from '../be/context.js';
 import { mountBe, mountOrder, mountedDatasets, umountBe } from '../be/access.js';
 import { withoutAltroot } from '../zfs/mount.js';
 import { poolOf } from '../zfs/names.js';
+import { processAlive } from '../sys/lock.js';
 import { BeError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
 import { setBlock, listBlocks } from './blocks.js';
-import { updateFile } from './lockedfile.js';
 import { editExports, exportsBlock } from './exports.js';
 import { ganeshaBlock, exportIds, usedExportIds, includeDirective, includesFile, pseudoPath } from './ganesha.js';
 import { nfsFstabBlock, checkServer, checkMountOptions } from './fstab.js';
@@ -93,12 +93,10 @@ async function ensureShared(ctx: BeContext, be: string, opts: ShareOptions): Pro
   const base = opts.path ? checkSharePath(opts.path) : await defaultShareDir(ctx, be);
   checkSharePath(base);
   if (opts.noMount) return plannedPaths(ctx, be, base);
-  const planned = await plannedPaths(ctx, be, base);
   await ctx.runner.transaction(async () => {
     await mountBe(ctx, be, base);
     await ctx.zfs.set(be, SHARED_PROP, base, { value: '', inherit: true });
   });
-  if (ctx.runner.dryRun) return planned;
   return mountedPaths(ctx, be);
 }
 
@@ -129,9 +127,7 @@ async function applyBlock(ctx: BeContext, be: string, target: ShareTarget, body:
   if (backend !== 'ganesha') {
     const file = target.exportsFile ?? FREEBSD_EXPORTS;
     let usesUserRoot: string | undefined;
-    await updateFile(
-      ctx.runner,
-      file,
+    await ctx.runner.updateFile(file,
       (old) => {
         const edit = editExports(old, be, body(old, file), file);
         usesUserRoot = edit.usesUserRoot;
@@ -139,14 +135,14 @@ async function applyBlock(ctx: BeContext, be: string, target: ShareTarget, body:
       },
       { backup: `${file}.be-bak` },
     );
-    if (usesUserRoot) say(ctx.runner, `${file} has its own 'V4: ${usesUserRoot}' line: be's clients use that NFSv4 root`);
+    if (usesUserRoot) ctx.runner.warn(`${file} has its own 'V4: ${usesUserRoot}' line: be's clients use that NFSv4 root`);
     if (backend === 'exports-file') return { file };
     return { file, reloaded: await reloadMountd(ctx.runner, target.mountdPid ?? MOUNTD_PID) };
   }
   const conf = target.ganeshaConf ?? GANESHA_CONF;
   const file = ganeshaExportsFile(conf);
-  await updateFile(ctx.runner, file, (old) => setBlock(old, be, body(old, file), file), { backup: `${file}.be-bak` });
-  await updateFile(ctx.runner, conf, (old) => (includesFile(old, file) ? old : setBlock(old, 'include', `${includeDirective(file)}\n`, conf)), { backup: `${conf}.be-bak` });
+  await ctx.runner.updateFile(file, (old) => setBlock(old, be, body(old, file), file), { backup: `${file}.be-bak` });
+  await ctx.runner.updateFile(conf, (old) => (includesFile(old, file) ? old : setBlock(old, 'include', `${includeDirective(file)}\n`, conf)), { backup: `${conf}.be-bak` });
   const reloaded = await reloadByPid(ctx.runner, 'ganesha', target.ganeshaPid ?? GANESHA_PID, (pid) => ['kill', '-HUP', String(pid)]);
   return { file, reloaded };
 }
@@ -165,22 +161,11 @@ export function mountdReloadArgv(): string[] {
   return ['service', 'mountd', 'onereload'];
 }
 
-/** One line on stderr (and in a --dry-run plan). */
-function say(runner: Runner, text: string): void {
-  runner.note(text);
-  if (!runner.dryRun) process.stderr.write(`be: ${text}\n`);
-}
 
 /** The live pid in PIDFILE, or undefined (no file, no number, or no such process). */
 async function livePid(pidFile: string): Promise<number | undefined> {
   const pid = parseInt(await readText(pidFile), 10);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
+  return processAlive(pid) ? pid : undefined;
 }
 
 /**
@@ -191,7 +176,7 @@ async function livePid(pidFile: string): Promise<number | undefined> {
 async function reloadByPid(runner: Runner, name: string, pidFile: string, argv: string[] | ((pid: number) => string[])): Promise<string | undefined> {
   const pid = await livePid(pidFile);
   if (pid === undefined) {
-    say(runner, `${name} is not running (no live pid in ${pidFile}); the exports apply when it starts`);
+    runner.warn(`${name} is not running (no live pid in ${pidFile}); the exports apply when it starts`);
     return undefined;
   }
   await runner.change(typeof argv === 'function' ? argv(pid) : argv);
@@ -261,7 +246,7 @@ export async function writeGuestFstab(ctx: BeContext, name: string, opts: FstabO
   const file = join(root!, 'etc', 'fstab');
   try {
     await ctx.runner.act(`mkdir -p ${shQuote(join(root!, 'etc'))}`, () => mkdir(join(root!, 'etc'), { recursive: true }));
-    await updateFile(ctx.runner, file, (old) => setBlock(old, 'nfs', relatives.length > 0 ? lines : null, file), { mode: 0o644 });
+    await ctx.runner.updateFile(file, (old) => setBlock(old, 'nfs', relatives.length > 0 ? lines : null, file), { mode: 0o644 });
   } finally {
     if (weMount) await umountBe(ctx, be);
   }

@@ -1,6 +1,7 @@
 import { CommandError, BeError } from './errors.js';
 import { shJoin, shQuote, shWriteFile } from './shell.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic, updateTextFile, readTextOrEmpty, type UpdateOptions, type UpdateResult } from './files.js';
+import { unifiedDiff } from './diff.js';
 
 export interface RunnerOptions {
   /** Print the plan as a /bin/sh script instead of changing anything. */
@@ -208,6 +209,35 @@ export class Runner {
     if (this.verbose) this.err(`+ write ${path}`);
     await writeFileAtomic(path, content, opts.mode);
     if (opts.undo) this.onUndo(opts.undo);
+  }
+
+  /**
+   * Apply EDIT to a shared text file under its lock, with a backup and an undo that puts the old
+   * text back; a plan shows the diff as comments, then the here-document that writes the file.
+   */
+  async updateFile(path: string, edit: (old: string) => string, opts: UpdateOptions = {}): Promise<UpdateResult> {
+    if (this.dryRun) {
+      const before = await readTextOrEmpty(path);
+      const after = edit(before);
+      if (after !== before) {
+        for (const line of unifiedDiff(before, after, path, `${path} (new)`).trimEnd().split('\n')) this.note(line);
+        if (opts.backup) this.note(`previous content kept in ${opts.backup}`);
+        this.record(shWriteFile(path, after, opts.mode));
+      }
+      return { before, after, changed: after !== before };
+    }
+    const result = await updateTextFile(path, edit, opts);
+    if (result.changed) {
+      if (this.verbose) this.err(`+ write ${path}`);
+      this.onUndo(() => updateTextFile(path, () => result.before, opts));
+    }
+    return result;
+  }
+
+  /** Tell the user something about the host (a reload that did not happen); a plan keeps it as a comment. */
+  warn(text: string): void {
+    if (this.dryRun) this.record(`# ${text.replace(/\n/g, ' ')}`);
+    else this.err(`be: ${text}`);
   }
 
   /** A host change done in-process (mkdir, truncate, ...) shown as `shell` in dry-run. */

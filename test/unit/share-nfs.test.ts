@@ -11,7 +11,7 @@ import { nfsFstabBlock, parseFstab } from '../../src/share/fstab.js';
 import { ganeshaBlock, exportIds, squashFor, pseudoPath, includesFile } from '../../src/share/ganesha.js';
 import { makeShareSpec, parseNetwork } from '../../src/share/spec.js';
 import { setBlock, listBlocks, userText } from '../../src/share/blocks.js';
-import { unifiedDiff } from '../../src/share/diff.js';
+import { unifiedDiff } from '../../src/sys/diff.js';
 
 const golden = (name: string) => readFileSync(fileURLToPath(new URL(`golden/${name}`, import.meta.url)), 'utf8');
 const PATHS = ['/ROOT/head', '/ROOT/head/tmp', '/ROOT/head/usr/home', '/ROOT/head/var/log'];
