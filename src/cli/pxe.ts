@@ -7,7 +7,7 @@ import type { BeContext } from '../be/context.js';
 function serveFlags(cmd: Command): Command {
   return cmd
     .option('--address <ip>', 'the server address clients talk to (DHCP option 54, next-server, TFTP)')
-    .option('--interface <if>', 'the interface serving clients (subnet derived from it when --subnet is absent)')
+    .option('--interface <if>', 'the interface DHCP answers on (default: the one holding --address); replies leave by it only; the subnet is derived from it when --subnet is absent')
     .option('--range <first-last>', 'dynamic addresses, e.g. 10.0.0.100-10.0.0.199')
     .option('--subnet <cidr>', 'client network (default: the subnet of the interface holding --address); one that does not hold --address is served through a DHCP relay agent and needs --router')
     .option('--router <ip>', 'default gateway for clients (option 3)')
