@@ -452,16 +452,11 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   const tftp = s.tftp
     ? createTftpServer({ root: s.tftpRoot, address: s.address, port: o.ports?.tftp ?? 69, portRange: s.tftpPortRange, files: o.files, log: (line) => log(line) })
     : undefined;
-  const { DhcpError } = await import('../net/dhcp/index.js');
-  // The DHCP library's errors are its own: they reach the user as `be: …` lines, word for word.
-  const asBe = (e: unknown) => (e instanceof DhcpError ? new BeError(e.message, { cause: e }) : e);
-  let dhcp: InstanceType<typeof DhcpServer> | undefined;
-  try {
-    dhcp = s.dhcp ? new DhcpServer({
+  const dhcp = s.dhcp
+    ? new DhcpServer({
       serverIp: s.address,
-      // The interface was checked above, also when it has no carrier yet. The DHCP server binds to
-      // a running one (without it, to the one holding the address); one that is not running yet is
-      // passed on only as the subnet derived from it.
+      // Checked above, also without carrier yet; DHCP binds to it once running (before, to the one
+      // holding the address), and the subnet derived from it stands in meanwhile.
       interface: s.interface && runningInterfaces().has(s.interface) ? s.interface : undefined,
       subnet: s.subnet,
       range: s.range,
@@ -479,10 +474,8 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
       port: o.ports?.dhcp,
       proxyPort: o.ports?.proxy,
       clientPort: o.ports?.client,
-    }) : undefined;
-  } catch (e) {
-    throw asBe(e);
-  }
+    })
+    : undefined;
 
   const ports: RunningPxe['ports'] = {};
   try {
@@ -495,7 +488,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   } catch (e) {
     await dhcp?.stop().catch(() => {});
     await tftp?.stop().catch(() => {});
-    throw asBe(e);
+    throw e;
   }
   let finish!: () => void;
   const done = new Promise<void>((r) => (finish = r));

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { changing, collect, context, print } from './common.js';
+import { BeError } from '../sys/errors.js';
 import type { PxeInput, PxeSettings } from '../boot/pxeserve.js';
 import type { BeContext } from '../be/context.js';
 
@@ -68,6 +69,11 @@ async function dryRun(ctx: BeContext, settings: PxeSettings): Promise<void> {
   ctx.runner.flushScript();
 }
 
+/** The network libraries' own errors (DhcpError from src/net/dhcp) reach the user as `be: …` lines, word for word. */
+function asBeError(e: unknown): never {
+  throw e instanceof Error && e.name === 'DhcpError' ? new BeError(e.message, { cause: e }) : e;
+}
+
 /** Network boot: pxe serve (DHCP + TFTP), sharepxe (a BE over PXE and NFS), wol. */
 export function registerPxeCommands(program: Command): void {
   const pxe = program.command('pxe').description('network boot services: DHCP (with PXE and proxyDHCP) and TFTP');
@@ -79,7 +85,7 @@ export function registerPxeCommands(program: Command): void {
       const ctx = await context(cmd);
       const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner });
       if (ctx.runner.dryRun) return dryRun(ctx, settings);
-      const running = await startPxe(settings, { runner: ctx.runner });
+      const running = await startPxe(settings, { runner: ctx.runner }).catch(asBeError);
       await running.done;
     });
 
@@ -100,7 +106,7 @@ export function registerPxeCommands(program: Command): void {
         return dryRun(ctx, settings);
       }
       print(`sharing ${plan.be} from ${plan.dir}${plan.mounted ? ' (mounted now; left mounted)' : ''}: TFTP ${settings.tftpRoot ?? '-'}, root-path ${settings.rootPath ?? '-'}`);
-      const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) });
+      const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) }).catch(asBeError);
       await running.done;
     });
 

@@ -67,13 +67,15 @@ export interface DhcpServerOptions {
   proxyPort?: number;
   relayPort?: number;
   /**
-   * Destination of broadcast replies. Default 255.255.255.255 (RFC 2131 §4.1), sent from the
-   * served interface's address so that it leaves by that interface. Without such an address (an
-   * explicit `address`, or no running interface holds serverIp) the default is the subnet's
-   * broadcast address when the subnet is known: a socket bound to the wildcard address would send
-   * 255.255.255.255 out of the interface of the default route.
+   * Destination of broadcast replies. Default on Linux: 255.255.255.255 (RFC 2131 §4.1), sent from
+   * the served interface's address so that it leaves by that interface. On FreeBSD, and without
+   * such an address (an explicit `address`, or no running interface holds serverIp), the default
+   * is the subnet's broadcast address when the subnet is known: 255.255.255.255 would leave by the
+   * interface of the default route (Linux, wildcard socket) or the first interface (FreeBSD).
    */
   broadcastAddress?: string;
+  /** The kernel whose broadcast rules apply (default: process.platform); see broadcastAddress. */
+  platform?: NodeJS.Platform;
   /** Cap on outstanding offers (default: range size, at most 65536). */
   maxPendingOffers?: number;
 }
@@ -124,7 +126,11 @@ export function checkConfig(opts: DhcpServerOptions): DhcpConfig {
   const every = opts.leaseCompactAfter;
   if (every !== undefined && !(Number.isInteger(every) && every > 0)) throw new DhcpError(`leaseCompactAfter: must be a positive integer, not ${every}`);
   const bound = wildcard && iface?.address !== undefined;
-  const broadcastTo = opts.broadcastAddress ?? (bound ? '255.255.255.255' : subnetBroadcast(net) ?? '255.255.255.255');
+  // Linux sends 255.255.255.255 out of the interface holding the socket's address (see sockets.ts);
+  // FreeBSD rewrites it to the first interface's broadcast address (sys/netinet/in_pcb.c,
+  // in_pcbconnect_setup), so there the served interface's subnet broadcast is what leaves by it.
+  const allOnes = bound && (opts.platform ?? process.platform) === 'linux';
+  const broadcastTo = opts.broadcastAddress ?? (allOnes ? '255.255.255.255' : subnetBroadcast(bound ? iface!.net : net) ?? '255.255.255.255');
   needIp('broadcastAddress', broadcastTo);
   for (const k of ['router', 'dns'] as const) for (const ip of toList(opts[k])) needIp(k, ip);
   if (opts.nextServer) needIp('nextServer', opts.nextServer);

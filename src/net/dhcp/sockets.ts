@@ -12,6 +12,14 @@
  *   no other, and an address-less client bound to 0.0.0.0:68 receives them.
  * Both sockets share the port with SO_REUSEADDR; a bind without it first checks that no other
  * server holds the port.
+ *
+ * FreeBSD: the same two sockets (sys/netinet/in_pcb.c, in_pcbbind_setup: with SO_REUSEADDR the
+ * port lookup is not a wildcard one, so only the same address and port conflict). What dnsmasq (IP_RECVIF on its recvmsg) and ISC dhcpd (BPF,
+ * common/bpf.c) use there to learn the arrival interface, and IP_ONESBCAST (udp_usrreq.c: the
+ * subnet broadcast goes out as 255.255.255.255) to send, are not reachable from Node's dgram.
+ * Sending to 255.255.255.255 is rewritten to the first interface's broadcast address
+ * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
+ * broadcast, which leaves by it (see config.ts).
  */
 import dgram from 'node:dgram';
 import { ipToInt } from './codec.js';
