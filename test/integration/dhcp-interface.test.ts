@@ -54,7 +54,7 @@ beforeAll(async () => {
   nets = await makeTwoNets();
   // No --interface: the interface is the one holding serverIp (bdhlab).
   srv = await startServer(h, nets.server, { serverIp: lab(1), range: `${lab(100)}-${lab(150)}`, leaseTime: 600, leaseFile: join(dir, 'leases') });
-  await srv.waitFor(/^DHCP serving interface bdhlab: replies leave from /);
+  await srv.waitFor(new RegExp(`^DHCP server ${lab(1).replace(/\./g, '\\.')} serves interface bdhlab; replies leave from ${lab(1).replace(/\./g, '\\.')}$`));
   upHeard = watch(['ip', 'netns', 'exec', nets.up, process.execPath, h.listen], { stdoutOnly: true, name: 'uplink listener' });
   await upHeard.waitFor(/^LISTENING$/);
 });

@@ -73,7 +73,7 @@ export class DhcpServer {
     const mode = this.opts.proxy ? 'proxyDHCP' : 'DHCP';
     this.log(`${mode} server ${this.serverIp} listening on ${this.opts.address ?? '0.0.0.0'}:${this.port}${this.opts.proxy ? ` and ${this.proxyPort}` : ''}`);
     const iface = this.cfg.iface;
-    if (iface) this.log(`${mode} serving interface ${iface.name}: replies leave from ${iface.address}`);
+    if (iface) this.log(`${mode} server ${this.serverIp} serves interface ${iface.name}; replies leave from ${iface.address}`);
   }
 
   /** Ports actually bound (useful with port 0 in tests). */
