@@ -460,9 +460,9 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   const dhcp = s.dhcp
     ? new DhcpServer({
       serverIp: s.address,
-      // The interface was checked above, also when it has no carrier yet (the DHCP library looks only
-      // at running ones): it is passed on only when the subnet still has to be derived from it.
-      interface: s.subnet ? undefined : s.interface,
+      // Checked above, also without carrier yet; DHCP binds to it once running (before, to the one
+      // holding the address), and the subnet derived from it stands in meanwhile.
+      interface: s.interface && runningInterfaces().has(s.interface) ? s.interface : undefined,
       subnet: s.subnet,
       range: s.range,
       router: s.router,

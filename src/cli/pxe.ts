@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { changing, collect, context, print } from './common.js';
+import { BeError } from '../sys/errors.js';
 import type { PxeInput, PxeSettings } from '../boot/pxeserve.js';
 import type { BeContext } from '../be/context.js';
 
@@ -7,7 +8,7 @@ import type { BeContext } from '../be/context.js';
 function serveFlags(cmd: Command): Command {
   return cmd
     .option('--address <ip>', 'the server address clients talk to (DHCP option 54, next-server, TFTP)')
-    .option('--interface <if>', 'the interface serving clients (subnet derived from it when --subnet is absent)')
+    .option('--interface <if>', 'the interface DHCP answers on (default: the one holding --address); replies leave by it only; the subnet is derived from it when --subnet is absent')
     .option('--range <first-last>', 'dynamic addresses, e.g. 10.0.0.100-10.0.0.199')
     .option('--subnet <cidr>', 'client network (default: the subnet of the interface holding --address); one that does not hold --address is served through a DHCP relay agent and needs --router')
     .option('--router <ip>', 'default gateway for clients (option 3)')
@@ -68,6 +69,11 @@ async function dryRun(ctx: BeContext, settings: PxeSettings): Promise<void> {
   ctx.runner.flushScript();
 }
 
+/** The network libraries' own errors (DhcpError from src/net/dhcp) reach the user as `be: …` lines, word for word. */
+function asBeError(e: unknown): never {
+  throw e instanceof Error && e.name === 'DhcpError' ? new BeError(e.message, { cause: e }) : e;
+}
+
 /** Network boot: pxe serve (DHCP + TFTP), sharepxe (a BE over PXE and NFS), wol. */
 export function registerPxeCommands(program: Command): void {
   const pxe = program.command('pxe').description('network boot services: DHCP (with PXE and proxyDHCP) and TFTP');
@@ -79,7 +85,7 @@ export function registerPxeCommands(program: Command): void {
       const ctx = await context(cmd);
       const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner });
       if (ctx.runner.dryRun) return dryRun(ctx, settings);
-      const running = await startPxe(settings, { runner: ctx.runner });
+      const running = await startPxe(settings, { runner: ctx.runner }).catch(asBeError);
       await running.done;
     });
 
@@ -100,7 +106,7 @@ export function registerPxeCommands(program: Command): void {
         return dryRun(ctx, settings);
       }
       print(`sharing ${plan.be} from ${plan.dir}${plan.mounted ? ' (mounted now; left mounted)' : ''}: TFTP ${settings.tftpRoot ?? '-'}, root-path ${settings.rootPath ?? '-'}`);
-      const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) });
+      const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) }).catch(asBeError);
       await running.done;
     });
 

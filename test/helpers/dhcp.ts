@@ -20,6 +20,7 @@ export interface Helpers {
   dir: string;
   serve: string;
   exchange: string;
+  listen: string;
   npmClient: string;
   fuzz: string;
   storm: string;
@@ -29,7 +30,7 @@ export interface Helpers {
 export async function buildHelpers(): Promise<Helpers> {
   const dir = await mkdtemp(join(tmpdir(), 'be-dhcp-test-'));
   await build({
-    entryPoints: ['serve', 'exchange', 'npm-client', 'fuzz', 'storm'].map((n) => join(here, `${n}.ts`)),
+    entryPoints: ['serve', 'exchange', 'listen', 'npm-client', 'fuzz', 'storm'].map((n) => join(here, `${n}.ts`)),
     outdir: dir,
     bundle: true,
     format: 'esm',
@@ -46,6 +47,7 @@ export async function buildHelpers(): Promise<Helpers> {
     dir,
     serve: join(dir, 'serve.js'),
     exchange: join(dir, 'exchange.js'),
+    listen: join(dir, 'listen.js'),
     npmClient: join(dir, 'npm-client.js'),
     fuzz: join(dir, 'fuzz.js'),
     storm: join(dir, 'storm.js'),

@@ -2,9 +2,15 @@
  * The lease table and its journal.
  *
  * In memory: one entry per address (and so per client), plus quarantined (declined) addresses.
+ * A client is its client identifier (option 61) when it sends one, else its hardware address
+ * (RFC 2131 §4.2): two NICs sending the same identifier are one client, one NIC sending two
+ * identifiers is two.
  * On disk: an append-only file of JSON lines, one per change:
  *   {"op":"bind","mac":"aa:bb:..","ip":"10.0.0.5","exp":1700000000000,"host":"pc1"}
+ *   {"op":"bind","mac":"aa:bb:..","cid":"01aabb..","ip":"10.0.0.6","exp":1700000000000}
  *   {"op":"decline","ip":"10.0.0.7","until":1700000600000}
+ * `cid` is the client identifier in hex; a record without it (every record written before
+ * identifiers were kept) is keyed by `mac`, as it was.
  * A release is a bind whose `exp` is the release time (the client keeps its affinity to the
  * address). Replaying the lines in order rebuilds the table; an unparsable line (a write torn by
  * a crash) is skipped. Changes are batched: every record committed during one event-loop turn is
@@ -17,22 +23,34 @@ import { dirname } from 'node:path';
 import { ipToInt, intToIp, isIp } from './codec.js';
 
 export interface Lease {
-  /** Client hardware address, "aa:bb:cc:dd:ee:ff". */
+  /** Client hardware address, "aa:bb:cc:dd:ee:ff" (of the last message that bound the lease). */
   mac: string;
+  /** Client identifier (option 61) in hex, when the client sent one: then it, not `mac`, names the client. */
+  clientId?: string;
   ip: string;
   /** Expiry, milliseconds since the epoch. A released lease has expired. */
   expires: number;
   hostname?: string;
 }
 
-type JournalRecord =
-  | { op: 'bind'; mac: string; ip: string; exp: number; host?: string }
+export type JournalRecord =
+  | { op: 'bind'; mac: string; cid?: string; ip: string; exp: number; host?: string }
   | { op: 'decline'; ip: string; until: number };
+
+/** The key that names a client: "id:" + its identifier in hex, else its MAC. */
+export function clientKey(mac: string, clientId?: string): string {
+  return clientId ? `id:${clientId}` : mac;
+}
+
+/** The key of the client holding `lease`. */
+export function leaseKey(lease: Lease): string {
+  return clientKey(lease.mac, lease.clientId);
+}
 
 /** The in-memory table. Pure: no I/O, no clock. */
 export class LeaseTable {
   private readonly byIp = new Map<number, Lease>();
-  private readonly byMac = new Map<string, Lease>();
+  private readonly byClient = new Map<string, Lease>();
   private readonly declined = new Map<number, number>();
 
   get size(): number {
@@ -43,8 +61,14 @@ export class LeaseTable {
     return this.byIp.get(ip);
   }
 
+  /** The lease of a client, by its key (see `clientKey`; a MAC for clients without option 61). */
+  forClient(key: string): Lease | undefined {
+    return this.byClient.get(key);
+  }
+
+  /** The lease of a client that sends no client identifier. */
   forMac(mac: string): Lease | undefined {
-    return this.byMac.get(mac);
+    return this.byClient.get(mac);
   }
 
   /** The quarantine end (ms) of a declined address, if any. */
@@ -55,20 +79,21 @@ export class LeaseTable {
   apply(rec: JournalRecord): void {
     if (rec.op === 'bind') {
       const ip = ipToInt(rec.ip);
-      const old = this.byMac.get(rec.mac);
+      const key = clientKey(rec.mac, rec.cid);
+      const old = this.byClient.get(key);
       if (old) this.byIp.delete(ipToInt(old.ip));
       const other = this.byIp.get(ip);
-      if (other) this.byMac.delete(other.mac);
-      const lease: Lease = { mac: rec.mac, ip: rec.ip, expires: rec.exp, ...(rec.host ? { hostname: rec.host } : {}) };
+      if (other) this.byClient.delete(leaseKey(other));
+      const lease: Lease = { mac: rec.mac, ...(rec.cid ? { clientId: rec.cid } : {}), ip: rec.ip, expires: rec.exp, ...(rec.host ? { hostname: rec.host } : {}) };
       this.byIp.set(ip, lease);
-      this.byMac.set(rec.mac, lease);
+      this.byClient.set(key, lease);
       this.declined.delete(ip);
     } else {
       const ip = ipToInt(rec.ip);
       const other = this.byIp.get(ip);
       if (other) {
         this.byIp.delete(ip);
-        this.byMac.delete(other.mac);
+        this.byClient.delete(leaseKey(other));
       }
       this.declined.set(ip, rec.until);
     }
@@ -86,10 +111,15 @@ export class LeaseTable {
   /** Records that rebuild this table. */
   records(): JournalRecord[] {
     const out: JournalRecord[] = [];
-    for (const l of this.byIp.values()) out.push({ op: 'bind', mac: l.mac, ip: l.ip, exp: l.expires, ...(l.hostname ? { host: l.hostname } : {}) });
+    for (const l of this.byIp.values()) out.push(bindRecord(l, l.expires));
     for (const [ip, until] of this.declined) out.push({ op: 'decline', ip: intToIp(ip), until });
     return out;
   }
+}
+
+/** The journal record that binds `lease` until `exp`. */
+export function bindRecord(lease: Omit<Lease, 'expires'>, exp: number): JournalRecord {
+  return { op: 'bind', mac: lease.mac, ...(lease.clientId ? { cid: lease.clientId } : {}), ip: lease.ip, exp, ...(lease.hostname ? { host: lease.hostname } : {}) };
 }
 
 function validRecord(x: unknown): x is JournalRecord {
@@ -97,7 +127,8 @@ function validRecord(x: unknown): x is JournalRecord {
   const r = x as Record<string, unknown>;
   if (r.op === 'bind') {
     return typeof r.mac === 'string' && /^([0-9a-f]{2}:){0,15}[0-9a-f]{2}$/.test(r.mac) && typeof r.ip === 'string' && isIp(r.ip)
-      && typeof r.exp === 'number' && Number.isFinite(r.exp) && (r.host === undefined || typeof r.host === 'string');
+      && typeof r.exp === 'number' && Number.isFinite(r.exp) && (r.host === undefined || typeof r.host === 'string')
+      && (r.cid === undefined || (typeof r.cid === 'string' && /^([0-9a-f]{2}){1,255}$/.test(r.cid)));
   }
   if (r.op === 'decline') return typeof r.ip === 'string' && isIp(r.ip) && typeof r.until === 'number' && Number.isFinite(r.until);
   return false;

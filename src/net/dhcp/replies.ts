@@ -1,0 +1,168 @@
+/**
+ * Building replies (RFC 2131 §4.1, §4.3): the BOOTREPLY fields, the options a client asked for
+ * (option 55) plus those PXE needs, and where the reply goes.
+ */
+import {
+  BOOTREPLY, DhcpPacket, FLAG_BROADCAST, MessageType, Opt, ipToInt,
+} from './codec.js';
+import type { DhcpConfig, DhcpServerOptions } from './config.js';
+import { broadcastOf, inNet, toList } from './network.js';
+import {
+  clientArchs, ipBytes, optString, optU16, pxeVendorOptions, PXE_DISCOVERY_CONTROL,
+  requestedParams, stringBytes, u32Bytes, userClasses,
+} from './options.js';
+
+/** A reply ready to send. `to: undefined` is a broadcast (the sockets know where that goes). */
+export interface Reply {
+  packet: DhcpPacket;
+  maxSize: number;
+  to?: string;
+  port: number;
+  /** The socket that sends it: the DHCP port's, or the proxyDHCP port's (4011). */
+  via: 'dhcp' | 'pxe';
+}
+
+export function isPxeClient(req: DhcpPacket): boolean {
+  return (optString(req.options, Opt.VENDOR_CLASS) ?? '').startsWith('PXEClient');
+}
+
+export function sanitizeHostname(h: string | undefined): string | undefined {
+  if (!h) return undefined;
+  const clean = h.replace(/[^A-Za-z0-9.-]/g, '').slice(0, 63);
+  return clean || undefined;
+}
+
+/**
+ * RFC 3046 §2.2: a relay agent's information option (82) is echoed, whole and last, in every
+ * reply to a relayed request, so the agent can forward the reply by it and strip it.
+ */
+function echoRelayInfo(req: DhcpPacket, reply: DhcpPacket): void {
+  const info = req.options.get(Opt.RELAY_AGENT_INFO);
+  if (!info || req.giaddr === '0.0.0.0') return;
+  reply.options.delete(Opt.RELAY_AGENT_INFO);
+  reply.options.set(Opt.RELAY_AGENT_INFO, info);
+}
+
+export class ReplyBuilder {
+  constructor(private readonly opts: DhcpServerOptions, private readonly cfg: DhcpConfig) {}
+
+  private relayPort(): number {
+    return this.opts.relayPort ?? (this.opts.port || 67);
+  }
+
+  private basePacket(req: DhcpPacket, yiaddr: string, ciaddr: string): DhcpPacket {
+    const chaddr = Buffer.alloc(16);
+    req.chaddr.copy(chaddr);
+    return {
+      op: BOOTREPLY, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0,
+      flags: req.flags & FLAG_BROADCAST, ciaddr, yiaddr, siaddr: '0.0.0.0', giaddr: req.giaddr,
+      chaddr, sname: '', file: '', options: new Map(),
+    };
+  }
+
+  /** Pick the boot file for this client: user class first, then architecture, then default. */
+  bootFileFor(req: DhcpPacket): string | undefined {
+    const byClass = this.opts.userClassBootFiles ?? {};
+    for (const c of userClasses(req.options)) if (byClass[c] !== undefined) return byClass[c];
+    const files = this.opts.bootFiles ?? {};
+    const archs = clientArchs(req.options);
+    const arch = archs.length ? archs[0] : isPxeClient(req) ? 0 : undefined;
+    if (arch !== undefined && files[String(arch)] !== undefined) return files[String(arch)];
+    return files.default;
+  }
+
+  /**
+   * RFC 2131 §4.3.2: a NAK goes to the relay, or is broadcast (to 255.255.255.255 by default)
+   * when the request was not relayed.
+   */
+  nak(req: DhcpPacket): Reply {
+    const packet = this.basePacket(req, '0.0.0.0', '0.0.0.0');
+    packet.options.set(Opt.MESSAGE_TYPE, Buffer.from([MessageType.NAK]));
+    packet.options.set(Opt.SERVER_ID, ipBytes(this.opts.serverIp));
+    packet.options.set(Opt.MESSAGE, stringBytes('address not available'));
+    echoRelayInfo(req, packet);
+    const giaddr = req.giaddr !== '0.0.0.0';
+    if (giaddr) packet.flags |= FLAG_BROADCAST;
+    return {
+      packet, maxSize: 548, via: 'dhcp',
+      ...(giaddr ? { to: req.giaddr } : {}),
+      port: giaddr ? this.relayPort() : this.opts.clientPort ?? 68,
+    };
+  }
+
+  reply(req: DhcpPacket, type: MessageType, yiaddr: string, mac: string, how: { lease: boolean; proxy?: boolean }): Reply {
+    const { opts, cfg } = this;
+    const net = cfg.net;
+    const ciaddr = type === MessageType.ACK ? req.ciaddr : '0.0.0.0';
+    const p = this.basePacket(req, yiaddr, ciaddr);
+    const pxe = isPxeClient(req);
+    const file = this.bootFileFor(req);
+    const next = opts.nextServer ?? opts.serverIp;
+    if (file !== undefined) {
+      p.siaddr = next;
+      if (Buffer.byteLength(file, 'latin1') < 128) p.file = file;
+    }
+
+    // Values we could send, by option code.
+    const avail = new Map<number, Buffer>();
+    if (!how.proxy) {
+      if (net) avail.set(Opt.SUBNET_MASK, u32Bytes(net.mask));
+      const routers = toList(opts.router);
+      if (routers.length) avail.set(Opt.ROUTER, ipBytes(...routers));
+      const dns = toList(opts.dns);
+      if (dns.length) avail.set(Opt.DNS, ipBytes(...dns));
+      const host = cfg.reservedByMac.get(mac)?.hostname;
+      if (host) avail.set(Opt.HOSTNAME, stringBytes(host));
+      if (opts.domain) avail.set(Opt.DOMAIN, stringBytes(opts.domain));
+      if (opts.rootPath) avail.set(Opt.ROOT_PATH, stringBytes(opts.rootPath));
+      if (net && net.prefix < 31) avail.set(Opt.BROADCAST, u32Bytes(broadcastOf(net)));
+    }
+    if (file !== undefined) {
+      avail.set(Opt.TFTP_SERVER, stringBytes(next));
+      avail.set(Opt.BOOTFILE, stringBytes(file));
+    }
+    const forced: number[] = [];
+    if (pxe) {
+      avail.set(Opt.VENDOR_CLASS, stringBytes('PXEClient'));
+      avail.set(Opt.VENDOR, pxeVendorOptions([[PXE_DISCOVERY_CONTROL, Buffer.from([8])]]));
+      forced.push(Opt.VENDOR_CLASS, Opt.VENDOR);
+      const uuid = req.options.get(Opt.CLIENT_UUID);
+      if (uuid && uuid.length <= 32) {
+        avail.set(Opt.CLIENT_UUID, uuid);
+        forced.push(Opt.CLIENT_UUID);
+      }
+      if (file !== undefined) forced.push(Opt.TFTP_SERVER, Opt.BOOTFILE);
+    }
+
+    p.options.set(Opt.MESSAGE_TYPE, Buffer.from([type]));
+    p.options.set(Opt.SERVER_ID, ipBytes(opts.serverIp));
+    if (how.lease) {
+      const secs = Math.round(cfg.leaseMs / 1000);
+      p.options.set(Opt.LEASE_TIME, u32Bytes(secs));
+      p.options.set(Opt.RENEWAL_TIME, u32Bytes(Math.floor(secs / 2)));
+      p.options.set(Opt.REBINDING_TIME, u32Bytes(Math.floor((secs * 7) / 8)));
+    }
+    const wanted = requestedParams(req.options);
+    const order = wanted ? [...wanted, ...forced] : [...avail.keys()];
+    for (const code of order) {
+      const v = avail.get(code);
+      if (v && !p.options.has(code)) p.options.set(code, v);
+    }
+
+    const giaddr = req.giaddr !== '0.0.0.0';
+    let to: string | undefined;
+    let port = opts.clientPort ?? 68;
+    if (giaddr) {
+      to = req.giaddr;
+      port = this.relayPort();
+    } else if (ciaddr !== '0.0.0.0' && net && inNet(net, ipToInt(ciaddr))) {
+      to = ciaddr;
+    }
+    // Otherwise broadcast flag set, or a client without an address: unicasting to yiaddr would
+    // need an ARP entry only raw sockets can create, so broadcast (RFC 2131 §4.1 allows it).
+    echoRelayInfo(req, p);
+    const max = optU16(req.options, Opt.MAX_SIZE);
+    const maxSize = Math.min(1500, Math.max(548, (max ?? 576) - 28));
+    return { packet: p, maxSize, ...(to !== undefined ? { to } : {}), port, via: 'dhcp' };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The server's sockets, and how they keep it to one interface with Node's dgram (which has no
+ * SO_BINDTODEVICE, IP_PKTINFO or IP_RECVIF):
+ * - `main`, bound to 0.0.0.0:67 (or `address`), receives the broadcasts. The kernel cannot tell
+ *   it on which interface they arrived, so a request from a client that already has an address
+ *   is dropped unless that address is on one of the served interface's networks.
+ * - `own`, bound to the served interface's address on the same port, receives what is unicast to
+ *   that address (relay agents, renewing clients), and sends every reply. A datagram to
+ *   255.255.255.255 from a socket bound to a local address leaves by the interface holding that
+ *   address (Linux: ip_route_output_key_hash_rcu in net/ipv4/route.c, the "special hack" for
+ *   limited broadcast), so broadcast replies go to 255.255.255.255 on the served interface and
+ *   no other, and an address-less client bound to 0.0.0.0:68 receives them.
+ * Both sockets share the port with SO_REUSEADDR; a bind without it first checks that no other
+ * server holds the port.
+ *
+ * FreeBSD: the same two sockets (sys/netinet/in_pcb.c, in_pcbbind_setup: with SO_REUSEADDR the
+ * port lookup is not a wildcard one, so only the same address and port conflict). What dnsmasq (IP_RECVIF on its recvmsg) and ISC dhcpd (BPF,
+ * common/bpf.c) use there to learn the arrival interface, and IP_ONESBCAST (udp_usrreq.c: the
+ * subnet broadcast goes out as 255.255.255.255) to send, are not reachable from Node's dgram.
+ * Sending to 255.255.255.255 is rewritten to the first interface's broadcast address
+ * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
+ * broadcast, which leaves by it (see config.ts).
+ */
+import dgram from 'node:dgram';
+import { ipToInt } from './codec.js';
+import type { DhcpConfig, DhcpServerOptions } from './config.js';
+import { DhcpError } from './errors.js';
+import { inNet, subnetBroadcast } from './network.js';
+import type { Reply } from './replies.js';
+
+export type Kind = 'dhcp' | 'pxe';
+/** One datagram; `offLink`: it came from an address that is not on the served interface. */
+export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean) => void;
+
+function bindSocket(port: number, address: string, reuseAddr: boolean): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const onError = (e: Error) => {
+      s.close();
+      reject(e);
+    };
+    s.once('error', onError);
+    s.bind(port, address, () => {
+      s.off('error', onError);
+      s.setBroadcast(true);
+      resolve(s);
+    });
+  });
+}
+
+function closeSocket(s?: dgram.Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!s) return resolve();
+    try {
+      s.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+export class DhcpSockets {
+  private main?: dgram.Socket;
+  private own?: dgram.Socket;
+  private proxy?: dgram.Socket;
+  private broadcastTo: string;
+
+  constructor(
+    private readonly opts: DhcpServerOptions,
+    private readonly cfg: DhcpConfig,
+    private readonly receive: Receiver,
+    private readonly log: (line: string) => void,
+    private readonly onSendError: () => void,
+  ) {
+    this.broadcastTo = cfg.broadcastTo;
+  }
+
+  get port(): number {
+    return this.main?.address().port ?? 0;
+  }
+
+  get proxyPort(): number {
+    return this.proxy?.address().port ?? 0;
+  }
+
+  /** Bind 67 (plus the interface's address) and, in proxy mode, 4011. Throws DhcpError. */
+  async open(): Promise<void> {
+    const address = this.opts.address ?? '0.0.0.0';
+    const ownAddress = this.cfg.iface?.address;
+    try {
+      let port = this.opts.port ?? 67;
+      if (ownAddress !== undefined && port !== 0) await closeSocket(await bindSocket(port, address, false));
+      this.main = this.listen(await bindSocket(port, address, ownAddress !== undefined), 'dhcp', ownAddress !== undefined);
+      port = this.main.address().port;
+      if (ownAddress !== undefined) this.own = this.listen(await bindSocket(port, ownAddress, true), 'dhcp', false);
+      if (this.opts.proxy) this.proxy = this.listen(await bindSocket(this.opts.proxyPort ?? 4011, address, false), 'pxe', false);
+    } catch (e) {
+      await this.close();
+      throw new DhcpError(`cannot bind DHCP port: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
+    const nets = this.cfg.iface?.nets ?? [];
+    s.on('error', (e) => this.log(`socket error: ${e.message}`));
+    s.on('message', (msg, rinfo) => {
+      const offLink = filter && rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)));
+      this.receive(msg, rinfo, kind, offLink);
+    });
+    return s;
+  }
+
+  async close(): Promise<void> {
+    await closeSocket(this.main);
+    await closeSocket(this.own);
+    await closeSocket(this.proxy);
+    this.main = this.own = this.proxy = undefined;
+  }
+
+  send(r: Reply, buf: Buffer): void {
+    const socket = r.via === 'pxe' ? this.proxy : this.own ?? this.main;
+    const attempt = (to: string, retry: boolean) => {
+      try {
+        socket!.send(buf, r.port, to, (err) => {
+          if (!err) return;
+          const fallback = subnetBroadcast(this.cfg.net);
+          if (retry && to === this.broadcastTo && fallback && fallback !== to && (err as NodeJS.ErrnoException).code === 'ENETUNREACH') {
+            // No route for 255.255.255.255 (no default route): use the subnet broadcast from now on.
+            this.broadcastTo = fallback;
+            attempt(fallback, false);
+            return;
+          }
+          this.onSendError();
+        });
+      } catch {
+        this.onSendError(); // socket closed while a reply was waiting for its fsync
+      }
+    };
+    attempt(r.to ?? this.broadcastTo, true);
+  }
+}

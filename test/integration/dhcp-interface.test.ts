@@ -1,0 +1,142 @@
+/**
+ * One interface served, on a server with two (a lab NIC and an uplink that holds the default
+ * route): replies leave by the lab interface only, broadcast ones to 255.255.255.255 (RFC 2131
+ * §4.1) so that a client without an address receives them, and the uplink's clients get nothing.
+ * Real clients (busybox udhcpc with and without -B, ISC dhclient) and a plain UDP socket bound to
+ * 0.0.0.0:68 on an interface with no address.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildHelpers, exchange, nsRun, parseUdhcpcLog, startServer, udhcpcScript, type Helpers, type ServerProcess } from '../helpers/dhcp.js';
+import { makeTwoNets, type TwoNets } from '../helpers/dhcp-twonets.js';
+import { watch, type Watched } from '../helpers/proc.js';
+import {
+  FLAG_BROADCAST, decodePacket, encodePacket, messageType, MessageType, Opt, readLeaseFile, type DhcpPacket,
+} from '../../src/net/dhcp/index.js';
+
+let nets: TwoNets;
+let h: Helpers;
+let dir: string;
+let srv: ServerProcess;
+/** Everything that reached 0.0.0.0:68 on the uplink while the tests ran. */
+let upHeard: Watched;
+
+const lab = (n: number) => `${nets.labPrefix}.${n}`;
+const ipb = (s: string) => Buffer.from(s.split('.').map(Number));
+
+async function setMac(ns: string, mac: string): Promise<void> {
+  await execa('ip', ['-n', ns, 'addr', 'flush', 'dev', 'eth0']);
+  await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'address', mac]);
+}
+
+function packet(type: MessageType, mac: string, flags: number, opts: Array<[number, Buffer]> = []): Buffer {
+  const p: DhcpPacket = {
+    op: 1, htype: 1, hlen: 6, hops: 0, xid: Math.floor(Math.random() * 0xffffffff), secs: 0, flags,
+    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
+    chaddr: Buffer.from(mac.replace(/:/g, ''), 'hex'), sname: '', file: '',
+    options: new Map<number, Buffer>([[Opt.MESSAGE_TYPE, Buffer.from([type])], ...opts]),
+  };
+  return encodePacket(p);
+}
+
+/** A plain UDP client bound to 0.0.0.0:68 in the lab, which has no address: what does it hear? */
+async function plain(ns: string, p: Buffer, waitMs = 3000): Promise<DhcpPacket[]> {
+  const got = await exchange(h, ns, { bind: '0.0.0.0', bindPort: 68, to: '255.255.255.255', toPort: 67, packet: p, waitMs });
+  return got.map((r) => decodePacket(Buffer.from(r.hex, 'hex')));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bdh-dhcp-if-'));
+  h = await buildHelpers();
+  nets = await makeTwoNets();
+  // No --interface: the interface is the one holding serverIp (bdhlab).
+  srv = await startServer(h, nets.server, { serverIp: lab(1), range: `${lab(100)}-${lab(150)}`, leaseTime: 600, leaseFile: join(dir, 'leases') });
+  await srv.waitFor(new RegExp(`^DHCP server ${lab(1).replace(/\./g, '\\.')} serves interface bdhlab; replies leave from ${lab(1).replace(/\./g, '\\.')}$`));
+  upHeard = watch(['ip', 'netns', 'exec', nets.up, process.execPath, h.listen], { stdoutOnly: true, name: 'uplink listener' });
+  await upHeard.waitFor(/^LISTENING$/);
+});
+
+afterAll(async () => {
+  await upHeard?.stop('SIGTERM').catch(() => {});
+  await srv?.stop().catch(() => {});
+  await nets?.destroy();
+  await h?.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('DHCP on one interface of two', () => {
+  for (const [name, flags] of [['set', FLAG_BROADCAST], ['clear', 0]] as const) {
+    it(`a plain socket client without an address receives OFFER, ACK and NAK (broadcast flag ${name})`, async () => {
+      const mac = flags ? '02:bd:00:00:01:01' : '02:bd:00:00:01:02';
+      await setMac(nets.lab, mac);
+      const [offer] = await plain(nets.lab, packet(MessageType.DISCOVER, mac, flags));
+      expect(offer && messageType(offer)).toBe(MessageType.OFFER);
+      expect(offer.flags & FLAG_BROADCAST).toBe(flags);
+      const [ack] = await plain(nets.lab, packet(MessageType.REQUEST, mac, flags, [[Opt.SERVER_ID, ipb(lab(1))], [Opt.REQUESTED_IP, ipb(offer.yiaddr)]]));
+      expect(ack && messageType(ack)).toBe(MessageType.ACK);
+      expect(ack.yiaddr).toBe(offer.yiaddr);
+      // INIT-REBOOT for an address of another network: NAK (RFC 2131 §4.3.2), broadcast as well
+      const [nak] = await plain(nets.lab, packet(MessageType.REQUEST, mac, flags, [[Opt.REQUESTED_IP, ipb('192.168.213.7')]]));
+      expect(nak && messageType(nak)).toBe(MessageType.NAK);
+    });
+  }
+
+  for (const flag of [[], ['-B']]) {
+    it(`busybox udhcpc ${flag.length ? 'with' : 'without'} -B (broadcast flag) gets a lease`, async () => {
+      const mac = flag.length ? '02:bd:00:00:02:02' : '02:bd:00:00:02:01';
+      await setMac(nets.lab, mac);
+      const { script, log } = await udhcpcScript(dir);
+      await nsRun(nets.lab, ['busybox', 'udhcpc', '-q', '-n', '-f', '-i', 'eth0', '-s', script, '-t', '5', '-T', '1', ...flag]);
+      const bound = parseUdhcpcLog(await readFile(log, 'utf8')).find((e) => e.event === 'bound');
+      expect(bound?.env.ip).toMatch(new RegExp(`^${nets.labPrefix.replace(/\./g, '\\.')}\\.1[0-5]\\d$`));
+      await srv.waitFor(new RegExp(`^DHCPACK ${bound!.env.ip.replace(/\./g, '\\.')} to ${mac} `));
+    });
+  }
+
+  it('ISC dhclient (broadcast flag clear on Linux) gets a lease', async () => {
+    const mac = '02:bd:00:00:03:01';
+    await setMac(nets.lab, mac);
+    const env = join(dir, 'dhclient.env');
+    const script = join(dir, 'dhclient-script');
+    const pf = join(dir, 'dhclient.pid');
+    await writeFile(script, `#!/bin/sh\necho "$reason $new_ip_address" >> ${env}\nexit 0\n`, { mode: 0o755 });
+    try {
+      await nsRun(nets.lab, ['dhclient', '-1', '-sf', script, '-lf', join(dir, 'dhclient.leases'), '-pf', pf, 'eth0'], { timeout: 60_000 });
+      const last = (await readFile(env, 'utf8')).trim().split('\n').pop()!;
+      expect(last).toMatch(new RegExp(`^BOUND ${nets.labPrefix.replace(/\./g, '\\.')}\\.1[0-5]\\d$`));
+    } finally {
+      const pid = Number((await readFile(pf, 'utf8').catch(() => '')).trim());
+      if (pid) try { process.kill(pid); } catch { /* gone */ }
+    }
+  });
+
+  it('answers nobody on the uplink and hands out no lease there', async () => {
+    // a client without an address (busybox udhcpc): no offer reaches it
+    const quiet = '02:bd:00:00:04:01';
+    await setMac(nets.up, quiet);
+    const { script, log } = await udhcpcScript(dir);
+    const r = await nsRun(nets.up, ['busybox', 'udhcpc', '-q', '-n', '-f', '-i', 'eth0', '-s', script, '-t', '3', '-T', '1'], { reject: false });
+    expect(r.exitCode).not.toBe(0);
+    expect(parseUdhcpcLog(await readFile(log, 'utf8').catch(() => '')).filter((e) => e.event === 'bound')).toEqual([]);
+    // a host with an address on the uplink asking for a lab address, naming the server: no answer
+    const addressed = '02:bd:00:00:04:02';
+    await setMac(nets.up, addressed);
+    await execa('ip', ['-n', nets.up, 'addr', 'add', `${nets.upPrefix}.7/24`, 'dev', 'eth0']);
+    const replies = await exchange(h, nets.up, {
+      bind: `${nets.upPrefix}.7`, bindPort: 68, to: '255.255.255.255', toPort: 67, waitMs: 2000,
+      packet: packet(MessageType.REQUEST, addressed, FLAG_BROADCAST, [[Opt.SERVER_ID, ipb(lab(1))], [Opt.REQUESTED_IP, ipb(lab(140))]]),
+    });
+    expect(replies).toEqual([]);
+    // nothing the server sent, to anyone, reached the uplink's port 68
+    expect(upHeard.lines.filter((l) => l !== 'LISTENING')).toEqual([]);
+    const stats = await srv.stop();
+    const leased = readLeaseFile(join(dir, 'leases')).table.leases().map((l) => l.mac);
+    expect(leased).not.toContain(quiet);
+    expect(leased).not.toContain(addressed);
+    expect(leased.length).toBeGreaterThanOrEqual(5);
+    expect(stats.ignored).toBeGreaterThanOrEqual(1);
+  });
+});
