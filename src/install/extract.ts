@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -67,21 +68,20 @@ export async function extractArchive(runner: Runner, flavour: ZfsFlavour, archiv
  * gzip tarball in a private temporary directory; `release` removes it.
  */
 export async function assemblePieces(runner: Runner, pieces: string[], name: string): Promise<{ path: string; release: () => Promise<void> }> {
-  if (runner.dryRun) {
-    const path = join(tmpdir(), `be-install.XXXXXX/${name}.tgz`);
-    runner.note(`assemble ${pieces.length} pieces: cat ${pieces.map(shQuote).join(' ')} > ${path}`);
-    return { path, release: async () => {} };
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'be-install.'));
+  const dir = join(tmpdir(), `be-install.${process.pid}.${randomBytes(4).toString('hex')}`);
   const path = join(dir, `${name}.tgz`);
-  const out = createWriteStream(path, { mode: 0o600 });
-  try {
-    for (const piece of pieces) await pipeline(createReadStream(piece), out, { end: false });
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-  } catch (error) {
-    out.destroy();
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  return { path, release: () => rm(dir, { recursive: true, force: true }) };
+  const release = () => runner.act(`rm -rf ${shQuote(dir)}`, () => rm(dir, { recursive: true, force: true }));
+  await runner.act(`mkdir -m 700 ${shQuote(dir)} && cat ${pieces.map(shQuote).join(' ')} > ${shQuote(path)}`, async () => {
+    await mkdir(dir, { mode: 0o700 });
+    const out = createWriteStream(path, { mode: 0o600 });
+    try {
+      for (const piece of pieces) await pipeline(createReadStream(piece), out, { end: false });
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    } catch (error) {
+      out.destroy();
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  });
+  return { path, release };
 }

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename as renamePath, rm } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
@@ -163,7 +163,10 @@ async function locateRelease(
       throw error;
     }
   }
-  if (remote && !ctx.runner.dryRun && (changed || !(await cache.readRecord(key)))) await cache.writeRecord(key, index);
+  if (remote && (changed || !(await cache.readRecord(key)))) {
+    // be's own record of the release's index: a printed plan keeps no record (its fetches re-read nothing)
+    await ctx.runner.act(`# ${what}: index kept in the cache ${cache.root}`, () => cache.writeRecord(key, index));
+  }
   return index;
 }
 
@@ -232,17 +235,36 @@ async function renameStep(ctx: BeContext, root: string, rename: { from: string; 
   const from = join(root, rename.from);
   const to = join(root, rename.to);
   if (when === 'before') {
-    if (runner.dryRun || !existsSync(from)) return;
     const sav = `${from}.sav`;
-    await runner.act(`rm -rf ${shQuote(sav)}`, () => rm(sav, { recursive: true, force: true }));
-    await runner.act(`mv ${shQuote(from)} ${shQuote(sav)}`, () => renamePath(from, sav));
+    await runner.act(`if [ -e ${shQuote(from)} ]; then rm -rf ${shQuote(sav)} && mv ${shQuote(from)} ${shQuote(sav)}; fi`, async () => {
+      if (!existsSync(from)) return;
+      await rm(sav, { recursive: true, force: true });
+      await renamePath(from, sav);
+    });
     return;
   }
-  if (!runner.dryRun && !(existsSync(from) && statSync(from).isDirectory())) {
-    throw new BeError(`${what} made no ${rename.from}: a kernels/ set of 6.1-8.x is a tarball rooted at ${rename.from.split('/').pop()}/`);
-  }
+  const missing = `${what} made no ${rename.from}: a kernels/ set of 6.1-8.x is a tarball rooted at ${rename.from.split('/').pop()}/`;
+  await runner.act(`[ -d ${shQuote(from)} ] || { echo ${shQuote(`be: ${missing}`)} >&2; exit 1; }`, async () => {
+    if (!(existsSync(from) && statSync(from).isDirectory())) throw new BeError(missing);
+  });
   await runner.act(`rm -rf ${shQuote(to)}`, () => rm(to, { recursive: true, force: true }));
   await runner.act(`mv ${shQuote(from)} ${shQuote(to)}`, () => renamePath(from, to));
+}
+
+/**
+ * A download as /bin/sh: curl into the cache's .part file, checked with the platform's digest
+ * program (FreeBSD's sha256(1)/md5(1) -q, coreutils' sha256sum/md5sum elsewhere), then renamed.
+ */
+function fetchShell(flavour: string, url: string, path: string, expected: { algo: string; digest: string }): string {
+  const part = `${path}.part`;
+  const program = expected.algo === 'md5' ? 'md5' : 'sha256';
+  const digest = flavour === 'freebsd' ? `${program} -q ${shQuote(part)}` : `${program}sum < ${shQuote(part)} | cut -d' ' -f1`;
+  return [
+    `mkdir -p ${shQuote(dirname(path))}`,
+    `curl -fsSL -o ${shQuote(part)} ${shQuote(url)}`,
+    `[ "$(${digest})" = ${expected.digest} ] || { echo ${shQuote(`be: checksum mismatch for ${url}`)} >&2; rm -f ${shQuote(part)}; exit 1; }`,
+    `mv ${shQuote(part)} ${shQuote(path)}`,
+  ].join(' && ');
 }
 
 /**
@@ -301,19 +323,20 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
       while (next < jobs.length) {
         const k = next++;
         const { f } = jobs[k];
-        if (runner.dryRun && isRemote(f.location) && !cache.has(f.location, f.expected)) {
+        const get = () =>
+          obtain(f, {
+            cache,
+            runner,
+            offline,
+            fetchTask: (label, size) => progress.task(label, size),
+            verifyTask: (label, size) => progress.task(label, size),
+          });
+        if (isRemote(f.location) && !cache.has(f.location, f.expected) && !offline) {
+          // a download, as the plan's own steps: fetch into the cache, then check it
           const path = cache.pathFor(f.location, f.expected);
-          runner.note(`fetch ${f.location} -> ${path} (${f.expected.algo} ${f.expected.digest})`);
-          results[k] = { ...f, path, downloaded: 0 };
-          continue;
-        }
-        results[k] = await obtain(f, {
-          cache,
-          runner,
-          offline,
-          fetchTask: (label, size) => progress.task(label, size),
-          verifyTask: (label, size) => progress.task(label, size),
-        });
+          await runner.act(fetchShell(ctx.flavour, f.location, path, f.expected), async () => void (results[k] = await get()));
+          results[k] ??= { ...f, path, downloaded: 0 };
+        } else results[k] = await get();
       }
     };
     const settled = await Promise.allSettled([worker(), worker()].map((w) => w.catch((error) => ((next = jobs.length), Promise.reject(error)))));
@@ -332,7 +355,7 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
       for (const p of planned) {
         const files = fetched.get(p.set)!;
         const target = p.target === '/' ? root : join(root, p.target);
-        const task = progress.task(`extract ${p.set}`, runner.dryRun ? 0 : files.reduce((sum, f) => sum + (existsSync(f.path) ? statSync(f.path).size : 0), 0));
+        const task = progress.task(`extract ${p.set}`, files.reduce((sum, f) => sum + (existsSync(f.path) ? statSync(f.path).size : 0), 0));
         if (p.target !== '/') await runner.act(`mkdir -p ${shQuote(target)}`, () => mkdir(target, { recursive: true, mode: 0o755 }));
         const what = `set '${p.set}' (${files.length === 1 ? files[0].label : `${files[0].label} … ${files[files.length - 1].label}`})`;
         if (index.era === 'txz') {
