@@ -7,6 +7,7 @@ import { TEST_DIR } from './broker.js';
 import { render } from '../render/index.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { bhyveEnd } from '../boot/bhyve.js';
 
 /**
  * chroot(8) into the clone: mounted here so the test can be put in first, then run by the boot
@@ -87,6 +88,17 @@ export async function readGuestResult(root: string, timedOut = false): Promise<T
   return { ...end, status: Number(t) };
 }
 
+/**
+ * A run whose guest left no status says how bhyve ended (usr.sbin/bhyve/amd64/vmexit.c: 0 the
+ * guest rebooted, e.g. after a panic, 3 a triple fault; 1 is the poweroff rc.local ends with).
+ */
+export function withBhyveEnd(end: TestEnd, bhyveStatus: number | undefined): TestEnd {
+  if (!end.failure || bhyveStatus === undefined || bhyveStatus === 1) return end;
+  const e = bhyveEnd(bhyveStatus);
+  const why = e.kind === 'reboot' ? 'the guest rebooted instead of powering off' : e.kind === 'off' ? `the guest ${e.how}` : e.why;
+  return { ...end, failure: `${end.failure}; bhyve exited ${bhyveStatus}: ${why}` };
+}
+
 /** The guest's network for bhyve hunt runs: its address, the NFS server (default: .1 of its network), the tap, memory. */
 export interface VmSettings {
   address: string;
@@ -149,15 +161,20 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
       const hostEnv = { PATH: process.env.PATH ?? '/sbin:/bin:/usr/sbin:/usr/bin' };
       const t0 = Date.now();
       let timedOut = false;
+      let bhyveStatus: number | undefined;
       try {
         const l = await ctx.runner.stream(load, { env: hostEnv, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput });
         if (l.timedOut) timedOut = true;
         else if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status ?? l.signal}`, { command: load });
-        else timedOut = (await ctx.runner.stream(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput })).timedOut;
+        else {
+          const r = await ctx.runner.stream(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput });
+          timedOut = r.timedOut;
+          bhyveStatus = r.status ?? 128;
+        }
       } finally {
         await ctx.runner.change(destroy, { allowFailure: true });
       }
-      return await readGuestResult(dir, timedOut);
+      return withBhyveEnd(await readGuestResult(dir, timedOut), bhyveStatus);
     } finally {
       await unshareNfs(ctx, be, {});
     }
