@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, nfsRootEnv, parseAddress } from '../../src/boot/bhyve.js';
+import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, bhyveEnd, nfsRootEnv, parseAddress, runVm } from '../../src/boot/bhyve.js';
+import { withBhyveEnd } from '../../src/hunt/methods.js';
+import { Runner } from '../../src/sys/run.js';
+import { makeContext } from '../../src/be/context.js';
 import { pxeBhyveArgv, UEFI_FIRMWARE } from '../../src/boot/pxe.js';
 import { jailParams, jailCreateArgv, jailRemoveArgv, jailName, jailConf } from '../../src/boot/jail.js';
 import { platformMounts } from '../../src/boot/chroot.js';
@@ -64,6 +67,39 @@ describe('bhyve(8) and bhyvectl(8)', () => {
   // SYNOPSIS: bhyvectl --vm=<vmname> [--destroy] ...
   it('destroys the VM by name', () => {
     expect(bhyvectlDestroyArgv('head')).toEqual(['bhyvectl', '--destroy', '--vm=head']);
+  });
+});
+
+describe("bhyve's exit status, as usr.sbin/bhyve/amd64/vmexit.c and bhyverun.c write it", () => {
+  it('0 (VM_SUSPEND_RESET) is a reboot: loaded and started again; 1 poweroff and 2 halt end the boot; 3 and 4 are errors', () => {
+    expect(bhyveEnd(0)).toEqual({ kind: 'reboot' });
+    expect(bhyveEnd(1)).toEqual({ kind: 'off', how: 'powered off' });
+    expect(bhyveEnd(2)).toEqual({ kind: 'off', how: 'halted' });
+    expect(bhyveEnd(3)).toEqual({ kind: 'failed', why: 'the guest triple-faulted' });
+    expect(bhyveEnd(4)).toMatchObject({ kind: 'failed', why: expect.stringMatching(/^bhyve failed/) });
+    expect(bhyveEnd(100)).toMatchObject({ kind: 'failed' });
+    // VMEXIT_ABORT is abort(): a signal, reported by the runner as 128 or more
+    expect(bhyveEnd(134)).toEqual({ kind: 'failed', why: 'bhyve was killed (it aborts on a VM exit it cannot handle)' });
+  });
+
+  it('the plan says how the statuses are read, between bhyveload and bhyvectl --destroy', async () => {
+    const lines: string[] = [];
+    const ctx = { ...makeContext({ env: { BE_PLATFORM: 'freebsd' } }), runner: new Runner({ dryRun: true, out: (l) => lines.push(l) }) };
+    expect(await runVm(ctx, 'vm1', ['bhyveload', '-m', '1G', 'vm1'], bhyveArgv({ vm: 'vm1', memory: '1G', tap: 'tap0', console: 'stdio' }))).toBe(0);
+    const script = ctx.runner.scriptText().split('\n');
+    expect(script[2]).toBe('bhyveload -m 1G vm1');
+    expect(script[3]).toMatch(/^# bhyve exits 0 when the guest reboots \(be loads and starts it again\), 1 when it powers off, 2 when it halts; 3 \(triple fault\), 4 \(error\)/);
+    expect(script[4]).toMatch(/^bhyve /);
+    expect(script[5]).toBe('bhyvectl --destroy --vm=vm1');
+  });
+
+  it('a hunt run whose guest left no status names how bhyve ended (a reboot after a panic, a triple fault); a poweroff adds nothing', () => {
+    const none = { status: null, signal: null, timedOut: false, output: '', failure: 'the guest wrote no /var/tmp/be-hunt/status' };
+    expect(withBhyveEnd(none, 0).failure).toBe('the guest wrote no /var/tmp/be-hunt/status; bhyve exited 0: the guest rebooted instead of powering off');
+    expect(withBhyveEnd(none, 3).failure).toBe('the guest wrote no /var/tmp/be-hunt/status; bhyve exited 3: the guest triple-faulted');
+    expect(withBhyveEnd(none, 1)).toBe(none);
+    const good = { status: 0, signal: null, timedOut: false, output: '' };
+    expect(withBhyveEnd(good, 0)).toBe(good);
   });
 });
 
