@@ -60,7 +60,9 @@ export const GUEST_STATUS = `${TEST_DIR}/status`;
 
 /**
  * The guest's /etc/rc.local for a bhyve hunt run (templates/hunt-rc.local.hbs): run ARGV once with
- * ENV, output to GUEST_OUTPUT, exit status to GUEST_STATUS (via a temporary name and mv), power off.
+ * ENV, output to GUEST_OUTPUT, exit status to GUEST_STATUS (via a temporary name and mv), power off
+ * (bhyve then exits 1, usr.sbin/bhyve/amd64/vmexit.c). libexec/rc/rc.d/local sources the file
+ * (`. /etc/rc.local`), so the template never exits.
  */
 export function guestRcLocal(argv: string[], env: Record<string, string>): string {
   return render('hunt-rc.local', { dir: TEST_DIR, env, argv });

@@ -2,6 +2,11 @@ import { describe, it, expect } from 'vitest';
 import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, bhyveEnd, nfsRootEnv, parseAddress, runVm } from '../../src/boot/bhyve.js';
 import { withBhyveEnd } from '../../src/hunt/methods.js';
 import { Runner } from '../../src/sys/run.js';
+import { render } from '../../src/render/index.js';
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { makeContext } from '../../src/be/context.js';
 import { pxeBhyveArgv, UEFI_FIRMWARE } from '../../src/boot/pxe.js';
 import { jailParams, jailCreateArgv, jailRemoveArgv, jailName, jailConf } from '../../src/boot/jail.js';
@@ -100,6 +105,26 @@ describe("bhyve's exit status, as usr.sbin/bhyve/amd64/vmexit.c and bhyverun.c w
     expect(withBhyveEnd(none, 1)).toBe(none);
     const good = { status: 0, signal: null, timedOut: false, output: '' };
     expect(withBhyveEnd(good, 0)).toBe(good);
+  });
+});
+
+describe("the bhyve hunt guest's /etc/rc.local, run as libexec/rc/rc.d/local runs it", () => {
+  it('sourced by local_start in a subshell: the status and output are kept, poweroff runs, rc goes on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bplt-rclocal.'));
+    try {
+      const rcLocal = join(dir, 'rc.local');
+      const test = ['/bin/sh', '-c', 'echo out; if read line; then echo stdin; fi; exit 7'];
+      await writeFile(rcLocal, render('hunt-rc.local', { dir: join(dir, 'hunt'), env: { BE_RELEASE: '14.1', BE_RUN: '1' }, argv: test }));
+      // rc.d/local: local_start() { if [ -f /etc/rc.local ]; then startmsg -n ...; . /etc/rc.local; startmsg '.'; fi }
+      // rc.subr run_rc_script: ( set $_arg; . $_file )
+      const rc = `local_start() { if [ -f "$1" ]; then printf 'Starting local daemons:'; . "$1"; echo '.'; fi; }\n( set start; local_start "$0" )\necho "rc goes on"`;
+      const r = await execa('sh', ['-c', rc, rcLocal], { env: { PATH: process.env.PATH!, BE_HUNT_POWEROFF: 'echo poweroff' }, extendEnv: false, input: 'not for the test\n' });
+      expect(await readFile(join(dir, 'hunt', 'status'), 'utf8')).toBe('7\n');
+      expect(await readFile(join(dir, 'hunt', 'output'), 'utf8')).toBe('out\n');
+      expect(r.stdout.split('\n')).toEqual(['Starting local daemons:be hunt: 14.1 run 1: exit 7', 'poweroff', '.', 'rc goes on']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
