@@ -183,6 +183,20 @@ describe('BE_PLATFORM=freebsd be -n on Linux: the FreeBSD plan of every command 
     expect(await plan(['pxe', 'serve', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--tftp-root', work])).toMatch(/^be pxe serve /m);
   });
 
+  it("sharepxe refuses a root path longer than the loader's rootpath[128] (stand/libsa/net.h), mounting nothing", async () => {
+    const long = `10.77.0.1:/${'d'.repeat(120)}`;
+    for (const env of [FREEBSD, {}]) {
+      const r = await be(['-R', tp.root, 'sharepxe', 'head', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--root-path', long], { env });
+      expect(r.stderr).toBe(`be: root path '${long}' is 131 bytes: FreeBSD's loader keeps at most 127 (share the BE from a shorter path)\n`);
+      expect(r.exitCode).toBe(1);
+      expect((await beOk(['-R', tp.root, 'list', '-H'])).split('\n').find((l) => l.startsWith('head\t'))).toMatch(/^head\t-\t-\t/);
+    }
+    // 127 bytes pass
+    const fits = `10.77.0.1:/${'d'.repeat(116)}`;
+    expect(fits.length).toBe(127);
+    expect(await plan(['sharepxe', 'head', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--root-path', fits])).toContain(`--root-path ${fits}`);
+  });
+
   it('hunt run: jail by default on FreeBSD; --method bhyve', async () => {
     const test = join(work, 'test.sh');
     expect(await plan(['hunt', 'run', '--releases', '14.1', '--test', test])).toMatch(/\bjail -c /);
