@@ -19,7 +19,7 @@ let mirror: string;
 const FREEBSD = { BE_PLATFORM: 'freebsd' };
 
 /** Linux-only steps that must never be in a FreeBSD plan. */
-const LINUX_ONLY = [/-o zfsutil/, /\bdevtmpfs\b/, /mount -t proc\b/, /\blosetup\b/, /\bsfdisk\b/, /\bganesha\b/, /--warning=no-unknown-keyword/, /\bumount -l\b/];
+const LINUX_ONLY = [/-o zfsutil/, /\bdevtmpfs\b/, /mount -t proc\b/, /\blosetup\b/, /\bsfdisk\b/, /\bganesha\b/, /--warning=no-unknown-keyword/, /\bumount -l\b/, /\/var\/lib\/be\//];
 
 async function plan(args: string[]): Promise<string> {
   const r = await be(['-R', tp.root, '-n', ...args], { env: FREEBSD });
@@ -164,6 +164,8 @@ describe('BE_PLATFORM=freebsd be -n on Linux: the FreeBSD plan of every command 
     expect([nfs >= 0, nfs < load, load < run]).toEqual([true, true, true]);
     expect(lines[load]).toContain('-e "boot.nfsroot.nfshandle=${nfs% *}" -e "boot.nfsroot.nfshandlelen=${nfs#* }"');
     expect(lines[run]).toContain('-s 2:0,virtio-net,tap0,mac=02:00:00:00:77:01');
+    // nfs_diskless.c finds the boot interface by boot.netif.hwaddr: the NIC bhyve gives the guest
+    expect(lines[load]).toContain('-e boot.netif.hwaddr=02:00:00:00:77:01 ');
     expect(lines[run + 1]).toBe('bhyvectl --destroy --vm=bplt1');
     // what the shell makes of the bhyveload line, with the handle be nfshandle would print
     const words = await execa('sh', ['-c', `nfs='X0a0bX 2'; bhyveload() { printf '%s\\n' "$@"; }\n${lines[load]}`]);
@@ -180,7 +182,10 @@ describe('BE_PLATFORM=freebsd be -n on Linux: the FreeBSD plan of every command 
     const share = commands(await plan(['sharepxe', 'head', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110']));
     expect(share.some((l) => l.startsWith(`mount -t zfs ${tp.root}/head `))).toBe(true);
     expect(share.some((l) => /^be pxe serve .*--root-path 10\.77\.0\.1:\S+/.test(l))).toBe(true);
-    expect(await plan(['pxe', 'serve', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--tftp-root', work])).toMatch(/^be pxe serve /m);
+    expect(share.some((l) => /^be pxe serve .*--lease-file \/var\/db\/be\/pxe\/leases /.test(l))).toBe(true);
+    expect(await plan(['pxe', 'serve', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--tftp-root', work])).toMatch(
+      /^be pxe serve .*--lease-file \/var\/db\/be\/pxe\/leases /m,
+    );
   });
 
   it("sharepxe refuses a root path longer than the loader's rootpath[128] (stand/libsa/net.h), mounting nothing", async () => {
