@@ -15,11 +15,16 @@ import { bhyveEnd } from '../boot/bhyve.js';
  */
 const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const { mountBe, umountBe } = await import('../be/access.js');
-  const { runInChroot } = await import('../boot/chroot.js');
+  const { runInChroot, ChrootCommandMissing } = await import('../boot/chroot.js');
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
-    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true });
+    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true }).catch((error) => {
+      // the test cannot start in this release: aborted, not judged (FreeBSD's chroot would exit 1)
+      if (error instanceof ChrootCommandMissing) return { failure: error.message };
+      throw error;
+    });
+    if ('failure' in r) return { status: null, signal: null, timedOut: false, output: '', failure: r.failure };
     return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
   } finally {
     await umountBe(ctx, be, true);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { makeContext } from '../../src/be/context.js';
 import { pxeBhyveArgv, UEFI_FIRMWARE } from '../../src/boot/pxe.js';
 import { jailParams, jailCreateArgv, jailRemoveArgv, jailName, jailConf } from '../../src/boot/jail.js';
-import { platformMounts } from '../../src/boot/chroot.js';
+import { platformMounts, chrootCommandProblem } from '../../src/boot/chroot.js';
+import { mkdir, symlink } from 'node:fs/promises';
 import { mountdReloadArgv } from '../../src/share/share.js';
 import { loaderHandle, encodeCall, decodeReply, XdrWriter } from '../../src/share/mountproto.js';
 
@@ -164,6 +165,27 @@ describe('platform argv', () => {
       ['mount', '-t', 'devtmpfs', 'devtmpfs', '/mnt/dev'],
     ]);
   });
+  // usr.sbin/chroot/chroot.c: execvp(argv[1]) inside the root, err(1) when it fails (status 1 = "bad")
+  it('looks for the command and its #! interpreter inside the BE before chroot(8) runs it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'bplt-chroot.'));
+    try {
+      await mkdir(join(root, 'bin'), { recursive: true });
+      await mkdir(join(root, 'var/tmp/be-hunt'), { recursive: true });
+      await writeFile(join(root, 'bin/busybox'), 'ELF', { mode: 0o755 });
+      await symlink('/bin/busybox', join(root, 'bin/sh')); // absolute: it points into the BE, not the host
+      await writeFile(join(root, 'var/tmp/be-hunt/ok.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      await writeFile(join(root, 'var/tmp/be-hunt/bash.sh'), '#! /usr/local/bin/bash -e\nexit 0\n', { mode: 0o755 });
+      expect(await chrootCommandProblem(root, ['/bin/sh'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['sh', '-c', 'true'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['/var/tmp/be-hunt/ok.sh'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['/var/tmp/be-hunt/bash.sh'])).toBe('/var/tmp/be-hunt/bash.sh: its interpreter /usr/local/bin/bash is not in the boot environment');
+      expect(await chrootCommandProblem(root, ['/usr/bin/true'])).toBe('/usr/bin/true: not found in the boot environment');
+      expect(await chrootCommandProblem(root, ['zsh'], '/bin:/usr/bin')).toBe('zsh: not found in the boot environment (PATH /bin:/usr/bin)');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   // service(8): service [-j jail] name command; rc.d/mountd has reload (re-reads exports)
   it('mountd reload through service(8)', () => {
     expect(mountdReloadArgv()).toEqual(['service', 'mountd', 'reload']);
