@@ -202,6 +202,13 @@ describe('BE_PLATFORM=freebsd be -n on Linux: the FreeBSD plan of every command 
     expect(await plan(['sharepxe', 'head', '--address', '10.77.0.1', '--subnet', '10.77.0.0/24', '--range', '10.77.0.100-10.77.0.110', '--root-path', fits])).toContain(`--root-path ${fits}`);
   });
 
+  it('chroot into a BE without the command: one line naming it (FreeBSD chroot(8) would exit 1, a "bad" verdict), nothing left mounted', async () => {
+    const r = await be(['-R', tp.root, 'chroot', 'head', '--', '/usr/local/bin/bash', '-c', 'true']);
+    expect(r.stderr).toBe('be: /usr/local/bin/bash: not found in the boot environment\n');
+    expect(r.exitCode).toBe(1);
+    expect((await beOk(['-R', tp.root, 'list', '-H'])).split('\n').find((l) => l.startsWith('head\t'))).toMatch(/^head\t-\t-\t/);
+  });
+
   it('hunt run: jail by default on FreeBSD; --method bhyve', async () => {
     const test = join(work, 'test.sh');
     expect(await plan(['hunt', 'run', '--releases', '14.1', '--test', test])).toMatch(/\bjail -c /);
