@@ -29,20 +29,16 @@ function unescapeMount(field: string): string {
  * the reader follows the host's system, not the flavour whose plan is built: a FreeBSD plan
  * made on Linux (`BE_PLATFORM=freebsd be -n …`) reads /proc/self/mounts, which works there.
  */
-export function mountTableArgv(flavour: ZfsFlavour, host: NodeJS.Platform = process.platform): string[] | undefined {
-  return flavour === 'freebsd' && host === 'freebsd' ? ['mount', '-p'] : undefined;
+export function mountTableArgv(host: NodeJS.Platform = process.platform): string[] | undefined {
+  return host === 'freebsd' ? ['mount', '-p'] : undefined;
 }
-
-/** Runners whose plan already says where the mount table came from (said once per plan). */
-const toldMountTable = new WeakSet<Runner>();
 
 /** The host's mount table: /proc/self/mounts on Linux, `mount -p` (fstab format) on FreeBSD. */
 export async function mountTable(runner: Runner, flavour: ZfsFlavour, host: NodeJS.Platform = process.platform): Promise<MountEntry[]> {
-  const argv = mountTableArgv(flavour, host);
-  if (!argv && flavour === 'freebsd' && !toldMountTable.has(runner)) {
-    toldMountTable.add(runner);
-    runner.note(`mount table read from /proc/self/mounts of this ${host} host (on FreeBSD: mount -p)`);
-  }
+  const argv = mountTableArgv(host);
+  const note = `mount table read from /proc/self/mounts of this ${host} host (on FreeBSD: mount -p)`;
+  // said once in a FreeBSD plan made elsewhere
+  if (!argv && flavour === 'freebsd' && runner.dryRun && !runner.scriptText().includes(`# ${note}\n`)) runner.note(note);
   const text = argv ? (await runner.query(argv)).stdout : readFileSync('/proc/self/mounts', 'utf8');
   return parseMountTable(text);
 }

@@ -53,13 +53,11 @@ describe("the mount table on FreeBSD: mount -p (mount(8): 'Print mount informati
     putfsent('tmpfs', '/tmp', 'tmpfs', 'rw');
 
   it('is read with `mount -p` there, and from /proc/self/mounts on Linux', () => {
-    expect(mountTableArgv('freebsd', 'freebsd')).toEqual(['mount', '-p']);
-    expect(mountTableArgv('zfs-fuse', 'linux')).toBeUndefined();
-    expect(mountTableArgv('openzfs-linux', 'linux')).toBeUndefined();
+    expect(mountTableArgv('freebsd')).toEqual(['mount', '-p']);
+    expect(mountTableArgv('linux')).toBeUndefined();
   });
 
   it('is the host\'s: a FreeBSD plan made on Linux reads /proc/self/mounts, and its script says so once', async () => {
-    expect(mountTableArgv('freebsd', 'linux')).toBeUndefined();
     const runner = new Runner({ dryRun: true, out: () => {} });
     const table = await mountTable(runner, 'freebsd', 'linux');
     expect(table.find((e) => e.target === '/')).toBeDefined();
