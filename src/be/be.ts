@@ -158,9 +158,11 @@ export async function rollbackBe(ctx: BeContext, spec: string, destroyLater = fa
 }
 
 /**
- * zfsbootcfg(8) for a one-time boot of BE: `zfsbootcfg "zfs:pool/filesystem:"` (its EXAMPLES),
- * read and then deleted by the boot loader at the next boot. `-z POOL` (FreeBSD 13 on) writes it
- * to the BE's own pool; without it zfsbootcfg writes to the pool the system booted from.
+ * zfsbootcfg(8) for a one-time boot of BE, as sbin/zfsbootcfg/zfsbootcfg.c reads its arguments:
+ * `-z POOL` names the pool whose label gets it (without -z it takes the pool of the running
+ * root from kenv vfs.root.mountfrom), and the one operand goes to libzfsbootenv's
+ * lzbe_set_boot_device (lib/libzfsbootenv/lzbe_device.c), which stores a value starting with
+ * "zfs:" as it is, "zfs:pool/filesystem:", for the loader to boot once and then delete.
  */
 export function zfsbootcfgArgv(be: string): string[] {
   return ['zfsbootcfg', '-z', poolOf(be), `zfs:${be}:`];

@@ -1,15 +1,25 @@
 /**
  * bhyve(8) with an NFS root (the talk's slide 48): the BE's NFS file handle from mountd through
- * the MOUNT protocol, bhyveload(8) with the loader variables nfs_diskless.c reads
+ * the MOUNT protocol, bhyveload(8) with the loader variables sys/nfs/nfs_diskless.c reads
  * (boot.netif.*, boot.nfsroot.*) and vfs.root.mountfrom, then bhyve(8) with virtio-net on a tap
- * and an nmdm(4) console, then `bhyvectl --destroy` when the guest exits (bhyve exits 0 on a
- * guest reboot: the guest is loaded and started again).
+ * and an nmdm(4) console, then `bhyvectl --destroy` when the guest exits.
+ *
+ * Follows FreeBSD's sources: usr.sbin/bhyveload/bhyveload.c (options `CSc:d:e:h:l:m:`, one
+ * operand; `-h` is the host directory the loader reads /boot from; it exits 0 only from
+ * cb_exec, when a kernel is loaded and the VM's registers are set), usr.sbin/bhyve/bhyverun.c
+ * (options; `exit(4)` on its own errors, abort() on an unhandled VM exit),
+ * usr.sbin/bhyve/amd64/vmexit.c `vmexit_suspend` (exit 0 the guest reset, 1 powered off, 2
+ * halted, 3 triple fault), usr.sbin/bhyve/pci_virtio_net.c and net_backends.c (`virtio-net,tapN,
+ * mac=…`), share/examples/bhyve/vmrun.sh (load and run again while bhyve exits 0, stop when
+ * bhyveload fails) and sys/nfs/nfs_diskless.c (`nfs_setup_diskless`: the variables, the handle
+ * as X<hex>X whose length must equal boot.nfsroot.nfshandlelen for NFSv3).
  */
 import type { BeContext } from '../be/context.js';
 import { mountedDatasets } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
 import { defaultShareDir } from '../share/share.js';
 import { getFileHandle, loaderHandle, type MountClientOptions } from '../share/mountproto.js';
+import { shJoin } from '../sys/shell.js';
 import { parseIpv4, formatIpv4, prefixMask } from '../share/spec.js';
 import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';
 
@@ -89,25 +99,81 @@ export function bhyvectlDestroyArgv(vm: string): string[] {
   return ['bhyvectl', '--destroy', `--vm=${vm}`];
 }
 
-/** Run bhyve until the guest powers off or halts; reboot (exit 0) loads it again. Returns bhyve's last status. */
+/** How one bhyve run ended, by its exit status (usr.sbin/bhyve/amd64/vmexit.c, bhyverun.c). */
+export type BhyveEnd = { kind: 'reboot' } | { kind: 'off'; how: 'powered off' | 'halted' } | { kind: 'failed'; why: string };
+
+/**
+ * bhyve's exit status read as its source writes it: `vmexit_suspend` exits 0 on VM_SUSPEND_RESET
+ * (the guest rebooted: load and start it again), 1 on POWEROFF, 2 on HALT, 3 on TRIPLEFAULT and
+ * 100 on an unknown reason; bhyverun.c exits 4 on its own errors (vm_create, vm_open, a bad
+ * exit code, …) and 64/71 (EX_USAGE, EX_OSERR) on bad options or a failed sandbox; VMEXIT_ABORT
+ * is abort(), a signal (the runner reports a signal as 128 or more).
+ */
+export function bhyveEnd(status: number): BhyveEnd {
+  switch (status) {
+    case 0:
+      return { kind: 'reboot' };
+    case 1:
+      return { kind: 'off', how: 'powered off' };
+    case 2:
+      return { kind: 'off', how: 'halted' };
+    case 3:
+      return { kind: 'failed', why: 'the guest triple-faulted' };
+    case 4:
+      return { kind: 'failed', why: 'bhyve failed (see its message above)' };
+    case 64:
+      return { kind: 'failed', why: 'bhyve refused its options' };
+    case 71:
+      return { kind: 'failed', why: 'bhyve could not set up its sandbox or memory' };
+    case 100:
+      return { kind: 'failed', why: 'the guest suspended for a reason bhyve does not know' };
+    default:
+      return { kind: 'failed', why: status >= 128 ? 'bhyve was killed (it aborts on a VM exit it cannot handle)' : `bhyve exited ${status}` };
+  }
+}
+
+/**
+ * Run bhyve until the guest powers off or halts (returns 0); a reboot (exit 0) loads it again, as
+ * vmrun.sh does. A triple fault, bhyve's own failure or a signal is a one-line error, as is a
+ * bhyveload that did not load a kernel. The VM is destroyed after every run.
+ */
 export async function runVm(ctx: BeContext, vm: string, load: string[] | undefined, bhyve: string[]): Promise<number> {
   if (ctx.runner.dryRun) {
     if (load) await ctx.runner.change(load);
+    ctx.runner.note('bhyve exits 0 when the guest reboots (be loads and starts it again), 1 when it powers off, 2 when it halts; 3 (triple fault), 4 (error) end with an error');
     await ctx.runner.change(bhyve, { allowFailure: true });
     await ctx.runner.change(bhyvectlDestroyArgv(vm), { allowFailure: true });
     return 0;
   }
   for (;;) {
-    let status: number;
+    let end: BhyveEnd;
     try {
-      if (load) await ctx.runner.change(load, { inherit: true });
-      status = (await ctx.runner.change(bhyve, { inherit: true, allowFailure: true })).status;
+      if (load) {
+        const l = await ctx.runner.change(load, { inherit: true, allowFailure: true });
+        if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status}: the loader did not start a kernel in VM '${vm}'`, { command: load });
+      }
+      end = bhyveEnd((await ctx.runner.change(bhyve, { inherit: true, allowFailure: true })).status);
     } finally {
       await ctx.runner.change(bhyvectlDestroyArgv(vm), { allowFailure: true });
     }
-    if (status !== 0) return status === 1 || status === 2 ? 0 : status;
+    if (end.kind === 'off') return 0;
+    if (end.kind === 'failed') throw new BeError(`VM '${vm}': ${end.why}`, { command: bhyve });
   }
 }
+
+/**
+ * The bhyveload line of a plan whose file handle is asked from mountd when the plan runs
+ * (`be nfshandle` prints `X<hex>X LENGTH`): the dry run could not reach the server now.
+ */
+export function loadLineWithHandleAtRunTime(load: string[], server: string, path: string): string[] {
+  const line = shJoin(load)
+    .replace(`boot.nfsroot.nfshandle=${loaderHandle(HANDLE_LATER)}`, '"boot.nfsroot.nfshandle=${nfs% *}"')
+    .replace(`boot.nfsroot.nfshandlelen=${HANDLE_LATER.length}`, '"boot.nfsroot.nfshandlelen=${nfs#* }"');
+  return [`nfs=$(${shJoin(['be', 'nfshandle', server, path])})`, line];
+}
+
+/** Stands for the handle in a plan made without one (replaced by the shell's $nfs). */
+const HANDLE_LATER = Buffer.alloc(1);
 
 export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions): Promise<number> {
   requireFreeBSD(ctx, 'bhyve(8)');
@@ -122,11 +188,22 @@ export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions):
   const tap = checkTap(opts.tap ?? 'tap0');
   const console = nmdmDevice(opts.nmdm ?? 0);
   const path = opts.path ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
-  const fh = await getFileHandle(server, path, opts.mount);
+  const bhyve = bhyveArgv({ vm, memory, cpus: opts.cpus, tap, mac, console });
+  let fh;
+  try {
+    fh = await getFileHandle(server, path, opts.mount);
+  } catch (error) {
+    // A plan made where the server does not answer yet still shows every step.
+    if (!ctx.runner.dryRun || !(error instanceof BeError)) throw error;
+    ctx.runner.note(`no NFS file handle of ${server}:${path} now (${error.message}): the plan asks mountd for it when it runs`);
+    const env = nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle: HANDLE_LATER });
+    for (const line of loadLineWithHandleAtRunTime(bhyveloadArgv({ vm, hostPath: path, env, memory, console }), server, path)) await ctx.runner.act(line, async () => {});
+    return runVm(ctx, vm, undefined, bhyve);
+  }
   const env = nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle: fh.handle });
   ctx.runner.note(`NFS file handle of ${server}:${path} from its mountd: ${loaderHandle(fh.handle)} (${fh.handle.length} bytes)`);
   const load = bhyveloadArgv({ vm, hostPath: path, env, memory, console });
-  return runVm(ctx, vm, load, bhyveArgv({ vm, memory, cpus: opts.cpus, tap, mac, console }));
+  return runVm(ctx, vm, load, bhyve);
 }
 
 /** Stop a bhyve guest by destroying its VM (every bhyve boot method stops the same way). */

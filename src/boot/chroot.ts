@@ -2,10 +2,15 @@
  * chroot(8): mount the BE and its children (rc.d/zfsbe order), the pseudo file systems the
  * platform needs (Linux: proc and devtmpfs; FreeBSD: devfs), run a command inside, and unmount
  * everything afterwards, also when the command fails or `be` is interrupted.
+ *
+ * FreeBSD's usr.sbin/chroot/chroot.c exits 1 (err(1, …)) when it cannot enter the directory or
+ * exec the command, the same status as a test saying "bad" (GNU chroot says 125-127). So the
+ * command, and the #! interpreter of a script, are looked for inside the BE before chroot runs:
+ * a missing one is a one-line error (a hunt run is aborted), never a verdict.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, open } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
@@ -44,6 +49,46 @@ export function platformMounts(flavour: ZfsFlavour, root: string): Array<{ argv:
 /** The environment a command starts with inside the BE (not the host's). */
 export function chrootEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: '/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin', HOME: '/root', TERM: process.env.TERM ?? 'dumb', ...extra };
+}
+
+/** A command that cannot start inside the BE: chroot(8) would exit 1 for it (chroot.c). */
+export class ChrootCommandMissing extends BeError {}
+
+async function present(root: string, path: string): Promise<boolean> {
+  return lstat(join(root, path)).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The #! interpreter of the file at PATH inside ROOT, if it is a script. */
+async function interpreterOf(root: string, path: string): Promise<string | undefined> {
+  const fh = await open(join(root, path), 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const buf = Buffer.alloc(256);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0).catch(() => ({ bytesRead: 0 }));
+    const first = buf.subarray(0, bytesRead).toString('latin1').split('\n')[0];
+    const m = /^#!\s*(\S+)/.exec(first);
+    return m?.[1];
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Why ARGV cannot start in the tree at ROOT (undefined when it can): the program is looked up as
+ * execvp(3) does inside the chroot (a name without '/' along PATH), then a script's #! interpreter.
+ */
+export async function chrootCommandProblem(root: string, argv: string[], path = chrootEnv().PATH): Promise<string | undefined> {
+  const cmd = argv[0];
+  const candidates = cmd.includes('/') ? [posix.resolve('/', cmd)] : path.split(':').filter(Boolean).map((d) => posix.join(d, cmd));
+  let found: string | undefined;
+  for (const c of candidates) if (!found && (await present(root, c))) found = c;
+  if (!found) return `${cmd}: not found in the boot environment${cmd.includes('/') ? '' : ` (PATH ${path})`}`;
+  const interpreter = await interpreterOf(root, found);
+  if (interpreter && !(await present(root, posix.resolve('/', interpreter)))) return `${found}: its interpreter ${interpreter} is not in the boot environment`;
+  return undefined;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -92,8 +137,11 @@ export async function runInChroot(
       done.push(m.target);
     }
     if (pending) return { status: 128 + (SIGNAL_NUMBERS[pending] ?? 1), signal: pending, timedOut: false, output: '' };
+    const env = chrootEnv(opts.env);
+    const problem = await chrootCommandProblem(root, argv, env.PATH);
+    if (problem) throw new ChrootCommandMissing(problem);
     const r = await ctx.runner.stream(['chroot', root, ...argv], {
-      env: chrootEnv(opts.env),
+      env,
       cwd: '/',
       inherit: opts.inherit,
       timeoutMs: opts.timeoutMs,

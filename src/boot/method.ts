@@ -20,7 +20,10 @@ export function requireFreeBSD(ctx: BeContext, what: string): void {
   if (ctx.flavour !== 'freebsd' && !ctx.runner.dryRun) throw new BeError(`${what} needs FreeBSD (use -n to see the plan)`);
 }
 
-/** A VM or jail name: letters, digits, '_', '-', '.'. */
+/**
+ * A VM or jail name: letters, digits, '_', '-', '.', at most 31: the vmm name limit of
+ * sys/amd64/include/vmm.h before 15.0 (VM_MAX_NAMELEN 32 with the NUL); later kernels allow more.
+ */
 export function checkVmName(name: string, what = 'VM name'): string {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}$/.test(name)) throw new BeError(`invalid ${what} '${name}': letters, digits, '_', '-', '.' (at most 31)`);
   return name;

@@ -1,6 +1,11 @@
 /**
  * PXE boot of a BE in bhyve(8): UEFI firmware (edk2-bhyve's BHYVE_UEFI.fd) and virtio-net on a
  * tap bridged to where `be sharepxe` answers DHCP and TFTP; the firmware does the rest.
+ *
+ * usr.sbin/bhyve/bhyverun.c `do_open`: with `-l bootrom,FILE` bhyve creates the VM itself (no
+ * bhyveload), and a VM that exists already is reinitialised; without a bootrom a VM bhyveload
+ * did not set up "cannot be booted" (exit 4). The firmware path is the sysutils/edk2 package's,
+ * not part of FreeBSD's sources. Exit statuses are read as in bhyve.ts (a reboot boots again).
  */
 import type { BeContext } from '../be/context.js';
 import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';

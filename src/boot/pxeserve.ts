@@ -239,7 +239,8 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
   const widen = async (): Promise<void> => {
     if (everyInterface || !opts.runner) return;
     everyInterface = true;
-    interfaces = await allInterfaces(opts.runner, platform).catch(() => interfaces);
+    // the interfaces are this host's, whichever platform the settings are for
+    interfaces = await allInterfaces(opts.runner).catch(() => interfaces);
   };
   const address = str(input, 'address');
   if (!address) throw new BeError('--address: needed (the server address clients talk to)');

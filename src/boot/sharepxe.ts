@@ -11,6 +11,12 @@
  *
  * The BE is mounted where `be sharenfs` would share it from (unless it is mounted already) and
  * left mounted when the server stops, since its NFS export serves the booted machines.
+ *
+ * The root path follows the loader's reading of it: stand/libsa/bootp.c copies option 17 into
+ * `rootpath[FNAME_SIZE]` (128 bytes with its NUL, stand/libsa/net.h; older loaders overflow it),
+ * and stand/libsa/net.c `net_parse_rootpath` takes `ip:/path` (the part before ':' through
+ * inet_addr, so a dotted address, not a host name) as an NFS root. A longer root path is refused
+ * before anything is mounted.
  */
 import { join } from 'node:path';
 import { readFile, realpath, stat } from 'node:fs/promises';
@@ -34,10 +40,16 @@ export interface SharePxePlan {
 /** Mount the BE if needed and fill in tftp-root = <BE>/boot and root-path = address:<BE dir>. */
 export async function prepareSharePxe(ctx: BeContext, name: string, input: PxeInput): Promise<SharePxePlan> {
   const be = await requireBe(ctx, name);
-  let dir = (await mountedDatasets(ctx, be)).get(be);
+  const already = (await mountedDatasets(ctx, be)).get(be);
+  const target = already ?? (await defaultShareDir(ctx, be));
+  const rootPath = input['root-path'] ?? (typeof input.address === 'string' ? `${input.address}:${target}` : undefined);
+  if (typeof rootPath === 'string' && Buffer.byteLength(rootPath) > MAX_ROOT_PATH) {
+    throw new BeError(`root path '${rootPath}' is ${Buffer.byteLength(rootPath)} bytes: FreeBSD's loader keeps at most ${MAX_ROOT_PATH} (share the BE from a shorter path)`);
+  }
+  let dir = already;
   let mounted = false;
   if (dir === undefined) {
-    dir = await mountBe(ctx, be, await defaultShareDir(ctx, be));
+    dir = await mountBe(ctx, be, target);
     mounted = true;
   }
   const boot = join(dir, 'boot');
@@ -49,6 +61,9 @@ export async function prepareSharePxe(ctx: BeContext, name: string, input: PxeIn
   if (out['root-path'] === undefined && typeof input.address === 'string') out['root-path'] = `${input.address}:${dir}`;
   return { be, dir, mounted, input: out };
 }
+
+/** Longest root path (DHCP option 17) the loader keeps: FNAME_SIZE 128 of stand/libsa/net.h, less the NUL. */
+export const MAX_ROOT_PATH = 127;
 
 /** Largest file served under the root-path prefix (read whole into memory per request). */
 export const MAX_PREFIXED_FILE = 256 * 1024 * 1024;

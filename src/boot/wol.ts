@@ -1,4 +1,8 @@
-/** Wake-on-LAN: the magic packet (6 × 0xff, then the MAC 16 times) as one UDP broadcast. */
+/**
+ * Wake-on-LAN: the magic packet (6 × 0xff, then the MAC 16 times) as one UDP broadcast. Nothing
+ * here is FreeBSD-only (FreeBSD's base has no WoL sender; the packet layout is AMD's), so it runs
+ * and is tested for real on every platform.
+ */
 import { createSocket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { BeError } from '../sys/errors.js';

@@ -4,6 +4,11 @@ import { BeError } from '../sys/errors.js';
 import type { PxeInput, PxeSettings } from '../boot/pxeserve.js';
 import type { BeContext } from '../be/context.js';
 
+/** The platform the settings are for (its defaults, e.g. the lease file): FreeBSD's in a FreeBSD plan. */
+function planPlatform(ctx: BeContext): NodeJS.Platform | undefined {
+  return ctx.flavour === 'freebsd' ? 'freebsd' : undefined;
+}
+
 /** The `be pxe serve` / `be sharepxe` flags (the config file takes the same names as keys). */
 function serveFlags(cmd: Command): Command {
   return cmd
@@ -83,7 +88,7 @@ export function registerPxeCommands(program: Command): void {
     .action(async (opts, cmd: Command) => {
       const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
       const ctx = await context(cmd);
-      const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner });
+      const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner, platform: planPlatform(ctx) });
       if (ctx.runner.dryRun) return dryRun(ctx, settings);
       const running = await startPxe(settings, { runner: ctx.runner }).catch(asBeError);
       await running.done;
@@ -98,9 +103,9 @@ export function registerPxeCommands(program: Command): void {
       const input = await gatherInput(opts, cmd);
       const ctx = await context(cmd);
       // check the flags before touching the BE
-      await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] }, { runner: ctx.runner });
+      await checkPxeSettings({ ...input, 'tftp-root': input['tftp-root'] ?? '/', 'no-tftp': input['no-tftp'] }, { runner: ctx.runner, platform: planPlatform(ctx) });
       const plan = await prepareSharePxe(ctx, name, input);
-      const settings = await checkPxeSettings(plan.input, { checkFiles: !(ctx.runner.dryRun && plan.mounted), runner: ctx.runner });
+      const settings = await checkPxeSettings(plan.input, { checkFiles: !(ctx.runner.dryRun && plan.mounted), runner: ctx.runner, platform: planPlatform(ctx) });
       if (ctx.runner.dryRun) {
         ctx.runner.note(`TFTP also serves ${plan.dir}/boot/* under those names (for TFTP-built loaders)`);
         return dryRun(ctx, settings);

@@ -74,8 +74,8 @@ export async function loadTest(path: string): Promise<TestScript> {
   return { name, data, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-function method(opts: CommonOpts): Method {
-  const m = opts.method ?? (process.platform === 'freebsd' ? 'jail' : 'chroot');
+function method(ctx: BeContext, opts: CommonOpts): Method {
+  const m = opts.method ?? (ctx.flavour === 'freebsd' ? 'jail' : 'chroot');
   if (m !== 'chroot' && m !== 'jail' && m !== 'bhyve') throw new UsageError(`invalid method '${m}': expected chroot, jail or bhyve`);
   return m;
 }
@@ -166,7 +166,7 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   const table = await releaseTable(opts.arch);
   const releases = await resolveReleaseSpec(opts.releases, table, fileIo);
   const test = await loadTest(opts.test);
-  const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
+  const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(ctx, opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
   const vm = vmSettings(opts);
   const progress = opts.progress ?? stderrLine;
   if (!opts.broker) checkMethod(ctx, spec.method, opts.jobs);
@@ -196,7 +196,7 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     kind: 'bisect',
     releases,
     test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 },
-    method: method(opts),
+    method: method(ctx, opts),
     runs: 1,
     timeoutMs: timeoutMs(opts.timeout),
     install: installFlags(opts),

@@ -7,6 +7,7 @@ import { TEST_DIR } from './exec.js';
 import { render } from '../render/index.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { bhyveEnd } from '../boot/bhyve.js';
 
 /**
  * chroot(8) into the clone: mounted here so the test can be put in first, then run by the boot
@@ -14,11 +15,16 @@ import { createHash, randomBytes } from 'node:crypto';
  */
 const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
   const { mountBe, umountBe } = await import('../be/access.js');
-  const { runInChroot } = await import('../boot/chroot.js');
+  const { runInChroot, ChrootCommandMissing } = await import('../boot/chroot.js');
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
-    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true, scriptStatus: opts.scriptStatus });
+    const r = await runInChroot(ctx, be, argv, { env: opts.env, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, handleSignals: true, scriptStatus: opts.scriptStatus }).catch((error) => {
+      // the test cannot start in this release: aborted, not judged (FreeBSD's chroot would exit 1)
+      if (error instanceof ChrootCommandMissing) return { failure: error.message };
+      throw error;
+    });
+    if ('failure' in r) return { status: null, signal: null, timedOut: false, output: '', failure: r.failure };
     return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
   } finally {
     await umountBe(ctx, be, true);
@@ -96,7 +102,9 @@ export const GUEST_STATUS = `${TEST_DIR}/status`;
 
 /**
  * The guest's /etc/rc.local for a bhyve hunt run (templates/hunt-rc.local.hbs): run ARGV once with
- * ENV, output to GUEST_OUTPUT, exit status to GUEST_STATUS (via a temporary name and mv), power off.
+ * ENV, output to GUEST_OUTPUT, exit status to GUEST_STATUS (via a temporary name and mv), power off
+ * (bhyve then exits 1, usr.sbin/bhyve/amd64/vmexit.c). libexec/rc/rc.d/local sources the file
+ * (`. /etc/rc.local`), so the template never exits.
  */
 export function guestRcLocal(argv: string[], env: Record<string, string>): string {
   return render('hunt-rc.local', { dir: TEST_DIR, env, argv });
@@ -122,6 +130,17 @@ export async function readGuestResult(root: string, timedOut = false): Promise<T
   const t = text.trim();
   if (!/^\d{1,3}$/.test(t) || Number(t) > 255) return { ...end, failure: `${GUEST_STATUS} holds '${t.slice(0, 20)}', not an exit status` };
   return { ...end, status: Number(t) };
+}
+
+/**
+ * A run whose guest left no status says how bhyve ended (usr.sbin/bhyve/amd64/vmexit.c: 0 the
+ * guest rebooted, e.g. after a panic, 3 a triple fault; 1 is the poweroff rc.local ends with).
+ */
+export function withBhyveEnd(end: TestEnd, bhyveStatus: number | undefined): TestEnd {
+  if (!end.failure || bhyveStatus === undefined || bhyveStatus === 1) return end;
+  const e = bhyveEnd(bhyveStatus);
+  const why = e.kind === 'reboot' ? 'the guest rebooted instead of powering off' : e.kind === 'off' ? `the guest ${e.how}` : e.why;
+  return { ...end, failure: `${end.failure}; bhyve exited ${bhyveStatus}: ${why}` };
 }
 
 /** The guest's network for bhyve hunt runs: its address, the NFS server (default: .1 of its network), the tap, memory. */
@@ -186,15 +205,20 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
       const hostEnv = { PATH: process.env.PATH ?? '/sbin:/bin:/usr/sbin:/usr/bin' };
       const t0 = Date.now();
       let timedOut = false;
+      let bhyveStatus: number | undefined;
       try {
         const l = await ctx.runner.stream(load, { env: hostEnv, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput });
         if (l.timedOut) timedOut = true;
         else if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status ?? l.signal}`, { command: load });
-        else timedOut = (await ctx.runner.stream(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput })).timedOut;
+        else {
+          const r = await ctx.runner.stream(run, { env: hostEnv, timeoutMs: Math.max(1, opts.timeoutMs - (Date.now() - t0)), onOutput: opts.onOutput });
+          timedOut = r.timedOut;
+          bhyveStatus = r.status ?? 128;
+        }
       } finally {
         await ctx.runner.change(destroy, { allowFailure: true });
       }
-      return await readGuestResult(dir, timedOut);
+      return withBhyveEnd(await readGuestResult(dir, timedOut), bhyveStatus);
     } finally {
       await unshareNfs(ctx, be, {});
     }

@@ -163,7 +163,10 @@ export async function callUdp(host: string, port: number, call: RpcCall, what: s
     return await new Promise<XdrReader>((resolve, reject) => {
       const send = () => sock.send(packet, port, host, (err) => err && reject(new BeError(`${what}: ${err.message}`)));
       const resend = setInterval(send, Math.max(200, Math.floor(timeout / 5)));
-      const timer = setTimeout(() => reject(new BeError(`${what}: no answer from ${host}:${port}/udp`)), timeout);
+      const timer = setTimeout(() => {
+        clearInterval(resend); // no resend on the socket closed below
+        reject(new BeError(`${what}: no answer from ${host}:${port}/udp`));
+      }, timeout);
       const done = () => {
         clearInterval(resend);
         clearTimeout(timer);

@@ -24,15 +24,21 @@ function unescapeMount(field: string): string {
 
 /**
  * The command that prints the mount table where there is no /proc/self/mounts: FreeBSD's
- * `mount -p` (mount(8): "Print mount information in fstab(5) format"). Linux: none, the file is read.
+ * `mount -p` (sbin/mount/mount.c: `-p` prints every mount through putfsent(), one fstab(5) line
+ * each). Linux: none, the file is read. The mount table is a fact of the host `be` runs on, so
+ * the reader follows the host's system, not the flavour whose plan is built: a FreeBSD plan
+ * made on Linux (`BE_PLATFORM=freebsd be -n …`) reads /proc/self/mounts, which works there.
  */
-export function mountTableArgv(flavour: ZfsFlavour): string[] | undefined {
-  return flavour === 'freebsd' ? ['mount', '-p'] : undefined;
+export function mountTableArgv(host: NodeJS.Platform = process.platform): string[] | undefined {
+  return host === 'freebsd' ? ['mount', '-p'] : undefined;
 }
 
 /** The host's mount table: /proc/self/mounts on Linux, `mount -p` (fstab format) on FreeBSD. */
-export async function mountTable(runner: Runner, flavour: ZfsFlavour): Promise<MountEntry[]> {
-  const argv = mountTableArgv(flavour);
+export async function mountTable(runner: Runner, flavour: ZfsFlavour, host: NodeJS.Platform = process.platform): Promise<MountEntry[]> {
+  const argv = mountTableArgv(host);
+  const note = `mount table read from /proc/self/mounts of this ${host} host (on FreeBSD: mount -p)`;
+  // said once in a FreeBSD plan made elsewhere
+  if (!argv && flavour === 'freebsd' && runner.dryRun && !runner.scriptText().includes(`# ${note}\n`)) runner.note(note);
   const text = argv ? (await runner.query(argv)).stdout : readFileSync('/proc/self/mounts', 'utf8');
   return parseMountTable(text);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { Runner } from '../../src/sys/run.js';
-import { mountTableArgv, parseMountTable, rootDataset } from '../../src/sys/platform.js';
+import { mountTable, mountTableArgv, parseMountTable, rootDataset } from '../../src/sys/platform.js';
 import { zfsbootcfgArgv } from '../../src/be/be.js';
 import { be } from '../helpers/cli.js';
 
@@ -54,8 +54,15 @@ describe("the mount table on FreeBSD: mount -p (mount(8): 'Print mount informati
 
   it('is read with `mount -p` there, and from /proc/self/mounts on Linux', () => {
     expect(mountTableArgv('freebsd')).toEqual(['mount', '-p']);
-    expect(mountTableArgv('zfs-fuse')).toBeUndefined();
-    expect(mountTableArgv('openzfs-linux')).toBeUndefined();
+    expect(mountTableArgv('linux')).toBeUndefined();
+  });
+
+  it('is the host\'s: a FreeBSD plan made on Linux reads /proc/self/mounts, and its script says so once', async () => {
+    const runner = new Runner({ dryRun: true, out: () => {} });
+    const table = await mountTable(runner, 'freebsd', 'linux');
+    expect(table.find((e) => e.target === '/')).toBeDefined();
+    await mountTable(runner, 'freebsd', 'linux');
+    expect(runner.scriptText()).toBe('#!/bin/sh\nset -e\n# mount table read from /proc/self/mounts of this linux host (on FreeBSD: mount -p)\n');
   });
 
   it('parses tab-aligned and space-separated fields alike', () => {

@@ -1,7 +1,16 @@
 import { describe, it, expect } from 'vitest';
-import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, nfsRootEnv, parseAddress } from '../../src/boot/bhyve.js';
+import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, bhyveEnd, nfsRootEnv, parseAddress, runVm } from '../../src/boot/bhyve.js';
+import { withBhyveEnd } from '../../src/hunt/methods.js';
+import { Runner } from '../../src/sys/run.js';
+import { render } from '../../src/render/index.js';
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeContext } from '../../src/be/context.js';
 import { pxeBhyveArgv, UEFI_FIRMWARE } from '../../src/boot/pxe.js';
-import { platformMounts } from '../../src/boot/chroot.js';
+import { platformMounts, chrootCommandProblem } from '../../src/boot/chroot.js';
+import { mkdir, symlink } from 'node:fs/promises';
 import { mountdReloadArgv } from '../../src/share/share.js';
 import { loaderHandle, encodeCall, decodeReply, XdrWriter } from '../../src/share/mountproto.js';
 
@@ -66,6 +75,59 @@ describe('bhyve(8) and bhyvectl(8)', () => {
   });
 });
 
+describe("bhyve's exit status, as usr.sbin/bhyve/amd64/vmexit.c and bhyverun.c write it", () => {
+  it('0 (VM_SUSPEND_RESET) is a reboot: loaded and started again; 1 poweroff and 2 halt end the boot; 3 and 4 are errors', () => {
+    expect(bhyveEnd(0)).toEqual({ kind: 'reboot' });
+    expect(bhyveEnd(1)).toEqual({ kind: 'off', how: 'powered off' });
+    expect(bhyveEnd(2)).toEqual({ kind: 'off', how: 'halted' });
+    expect(bhyveEnd(3)).toEqual({ kind: 'failed', why: 'the guest triple-faulted' });
+    expect(bhyveEnd(4)).toMatchObject({ kind: 'failed', why: expect.stringMatching(/^bhyve failed/) });
+    expect(bhyveEnd(100)).toMatchObject({ kind: 'failed' });
+    // VMEXIT_ABORT is abort(): a signal, reported by the runner as 128 or more
+    expect(bhyveEnd(134)).toEqual({ kind: 'failed', why: 'bhyve was killed (it aborts on a VM exit it cannot handle)' });
+  });
+
+  it('the plan says how the statuses are read, between bhyveload and bhyvectl --destroy', async () => {
+    const lines: string[] = [];
+    const ctx = { ...makeContext({ env: { BE_PLATFORM: 'freebsd' } }), runner: new Runner({ dryRun: true, out: (l) => lines.push(l) }) };
+    expect(await runVm(ctx, 'vm1', ['bhyveload', '-m', '1G', 'vm1'], bhyveArgv({ vm: 'vm1', memory: '1G', tap: 'tap0', console: 'stdio' }))).toBe(0);
+    const script = ctx.runner.scriptText().split('\n');
+    expect(script[2]).toBe('bhyveload -m 1G vm1');
+    expect(script[3]).toMatch(/^# bhyve exits 0 when the guest reboots \(be loads and starts it again\), 1 when it powers off, 2 when it halts; 3 \(triple fault\), 4 \(error\)/);
+    expect(script[4]).toMatch(/^bhyve /);
+    expect(script[5]).toBe('bhyvectl --destroy --vm=vm1');
+  });
+
+  it('a hunt run whose guest left no status names how bhyve ended (a reboot after a panic, a triple fault); a poweroff adds nothing', () => {
+    const none = { status: null, signal: null, timedOut: false, output: '', failure: 'the guest wrote no /var/tmp/be-hunt/status' };
+    expect(withBhyveEnd(none, 0).failure).toBe('the guest wrote no /var/tmp/be-hunt/status; bhyve exited 0: the guest rebooted instead of powering off');
+    expect(withBhyveEnd(none, 3).failure).toBe('the guest wrote no /var/tmp/be-hunt/status; bhyve exited 3: the guest triple-faulted');
+    expect(withBhyveEnd(none, 1)).toBe(none);
+    const good = { status: 0, signal: null, timedOut: false, output: '' };
+    expect(withBhyveEnd(good, 0)).toBe(good);
+  });
+});
+
+describe("the bhyve hunt guest's /etc/rc.local, run as libexec/rc/rc.d/local runs it", () => {
+  it('sourced by local_start in a subshell: the status and output are kept, poweroff runs, rc goes on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bplt-rclocal.'));
+    try {
+      const rcLocal = join(dir, 'rc.local');
+      const test = ['/bin/sh', '-c', 'echo out; if read line; then echo stdin; fi; exit 7'];
+      await writeFile(rcLocal, render('hunt-rc.local', { dir: join(dir, 'hunt'), env: { BE_RELEASE: '14.1', BE_RUN: '1' }, argv: test }));
+      // rc.d/local: local_start() { if [ -f /etc/rc.local ]; then startmsg -n ...; . /etc/rc.local; startmsg '.'; fi }
+      // rc.subr run_rc_script: ( set $_arg; . $_file )
+      const rc = `local_start() { if [ -f "$1" ]; then printf 'Starting local daemons:'; . "$1"; echo '.'; fi; }\n( set start; local_start "$0" )\necho "rc goes on"`;
+      const r = await execa('sh', ['-c', rc, rcLocal], { env: { PATH: process.env.PATH!, BE_HUNT_POWEROFF: 'echo poweroff' }, extendEnv: false, input: 'not for the test\n' });
+      expect(await readFile(join(dir, 'hunt', 'status'), 'utf8')).toBe('7\n');
+      expect(await readFile(join(dir, 'hunt', 'output'), 'utf8')).toBe('out\n');
+      expect(r.stdout.split('\n')).toEqual(['Starting local daemons:be hunt: 14.1 run 1: exit 7', 'poweroff', '.', 'rc goes on']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('platform argv', () => {
   it('chroot mounts devfs on FreeBSD, proc and devtmpfs on Linux', () => {
     expect(platformMounts('freebsd', '/mnt').map((m) => m.argv)).toEqual([['mount', '-t', 'devfs', 'devfs', '/mnt/dev']]);
@@ -74,6 +136,27 @@ describe('platform argv', () => {
       ['mount', '-t', 'devtmpfs', 'devtmpfs', '/mnt/dev'],
     ]);
   });
+  // usr.sbin/chroot/chroot.c: execvp(argv[1]) inside the root, err(1) when it fails (status 1 = "bad")
+  it('looks for the command and its #! interpreter inside the BE before chroot(8) runs it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'bplt-chroot.'));
+    try {
+      await mkdir(join(root, 'bin'), { recursive: true });
+      await mkdir(join(root, 'var/tmp/be-hunt'), { recursive: true });
+      await writeFile(join(root, 'bin/busybox'), 'ELF', { mode: 0o755 });
+      await symlink('/bin/busybox', join(root, 'bin/sh')); // absolute: it points into the BE, not the host
+      await writeFile(join(root, 'var/tmp/be-hunt/ok.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      await writeFile(join(root, 'var/tmp/be-hunt/bash.sh'), '#! /usr/local/bin/bash -e\nexit 0\n', { mode: 0o755 });
+      expect(await chrootCommandProblem(root, ['/bin/sh'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['sh', '-c', 'true'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['/var/tmp/be-hunt/ok.sh'])).toBeUndefined();
+      expect(await chrootCommandProblem(root, ['/var/tmp/be-hunt/bash.sh'])).toBe('/var/tmp/be-hunt/bash.sh: its interpreter /usr/local/bin/bash is not in the boot environment');
+      expect(await chrootCommandProblem(root, ['/usr/bin/true'])).toBe('/usr/bin/true: not found in the boot environment');
+      expect(await chrootCommandProblem(root, ['zsh'], '/bin:/usr/bin')).toBe('zsh: not found in the boot environment (PATH /bin:/usr/bin)');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   // rc.subr refuses `reload` when mountd_enable is unset (nfsd starts mountd by force_depend): onereload
   it('mountd reload through service(8)', () => {
     expect(mountdReloadArgv()).toEqual(['service', 'mountd', 'onereload']);
