@@ -154,6 +154,57 @@ export class Runner {
     });
   }
 
+  /**
+   * Run `from | to` without a shell (e.g. `zfs send | zfs recv`): both programs are spawned, the
+   * first one's stdout feeds the second one's stdin. Fails with the first program's error if either
+   * one fails. Recorded as one pipeline line in dry-run.
+   */
+  async pipe(from: string[], to: string[], opts: { undo?: string[] | Undo } = {}): Promise<void> {
+    if (this.dryRun) {
+      this.record(`${shJoin(from)} | ${shJoin(to)}`);
+      return;
+    }
+    for (const argv of [from, to]) if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
+    if (this.verbose) this.err(`+ ${shJoin(from)} | ${shJoin(to)}`);
+    this.spawns += 2;
+    const { spawn } = await import('node:child_process');
+    const env = this.env ? { ...process.env, ...this.env } : process.env;
+    const run = (argv: string[], stdio: ('pipe' | 'ignore')[]) => {
+      const child = spawn(argv[0], argv.slice(1), { env, stdio: stdio as ['pipe' | 'ignore', 'pipe', 'pipe'] });
+      const err: Buffer[] = [];
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      const done = new Promise<{ status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }>((resolve) => {
+        let error: NodeJS.ErrnoException | undefined;
+        child.on('error', (e) => (error = e));
+        child.on('close', (code, signal) => resolve({ status: code ?? 128, signal, error, stderr: Buffer.concat(err).toString('utf8') }));
+      });
+      return { child, done };
+    };
+    const producer = run(from, ['ignore', 'pipe', 'pipe']);
+    const consumer = run(to, ['pipe', 'ignore', 'pipe']);
+    consumer.child.stdin?.on('error', () => {});
+    producer.child.stdout?.on('error', () => {});
+    if (producer.child.stdout && consumer.child.stdin) producer.child.stdout.pipe(consumer.child.stdin);
+    else consumer.child.stdin?.end();
+    // A consumer that dies early must not leave the producer blocked on a full pipe.
+    consumer.done.then(() => producer.child.stdout?.destroy()).catch(() => {});
+    // The program that failed first is the cause (the other one then sees a broken pipe or stream).
+    const failed: Array<{ argv: string[]; status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }> = [];
+    const watch = (argv: string[], p: typeof producer.done) =>
+      p.then((r) => {
+        if (r.error || r.signal || r.status !== 0) failed.push({ argv, ...r });
+      });
+    await Promise.all([watch(from, producer.done), watch(to, consumer.done)]);
+    const first = failed[0];
+    if (first) {
+      const { argv, error } = first;
+      if (error) throw new BeError(error.code === 'ENOENT' ? `${argv[0]}: command not found` : `cannot run ${argv[0]}: ${error.message}`, { command: argv });
+      if (first.signal) throw new BeError(`${argv[0]} killed by ${first.signal}`, { command: argv });
+      throw new CommandError(argv, first.status, first.stderr);
+    }
+    if (opts.undo) this.onUndo(opts.undo);
+  }
+
   /** Write a file atomically (or print the here-document that would). */
   async writeFile(path: string, content: string, opts: { mode?: number; undo?: Undo } = {}): Promise<void> {
     if (this.dryRun) {
