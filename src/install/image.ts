@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BeContext } from '../be/context.js';
-import { requireBe } from '../be/context.js';
-import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
+import { requireBe, requirePool } from '../be/context.js';
+import { mountedDatasets } from '../be/access.js';
 import { BeError, CommandError } from '../sys/errors.js';
 import { shJoin, shQuote } from '../sys/shell.js';
 import { withFileLock } from '../sys/lock.js';
-import { FUSE_MOUNT_LOCK, SAVED_MOUNTPOINT } from '../zfs/mount.js';
-import { checkPoolName } from '../zfs/names.js';
+import { FUSE_MOUNT_LOCK, SAVED_MOUNTPOINT, mountBackend } from '../zfs/mount.js';
+import { checkPoolName, poolOf } from '../zfs/names.js';
 import { espFiles, imageLayout, layDisk, parseSize, BOOT_SECTORS, SECTOR, type BootKind, type Partition } from './image-disk.js';
 
 /**
@@ -104,12 +104,20 @@ async function readBootFiles(ctx: BeContext, be: string): Promise<BootFiles | un
     ctx.runner.note(`${be} is not mounted: its /boot files are read and checked when this runs`);
     return undefined;
   }
-  const dir = await mountBe(ctx, be);
-  try {
-    return await readFrom(dir);
-  } finally {
-    await umountBe(ctx, be);
-  }
+  // Only the BE's root dataset is mounted for this (bsdinstall keeps /boot there): mounting every
+  // child would cost a mount and an unmount each, for nothing.
+  const { altroot = '-' } = await requirePool(ctx, poolOf(be));
+  const base = ctx.flavour === 'zfs-fuse' && altroot !== '-' && altroot !== '/' ? altroot : tmpdir();
+  const dir = join(base, `be_image.${randomBytes(4).toString('hex')}`);
+  const backend = mountBackend(ctx.flavour, ctx.runner, ctx.zfs, altroot);
+  return ctx.runner.transaction(async () => {
+    await ctx.runner.act(`mkdir -m 700 ${shQuote(dir)}`, () => mkdir(dir, { mode: 0o700 }), () => rmdir(dir).catch(() => {}));
+    await backend.mount(be, dir);
+    const files = await readFrom(dir);
+    await backend.unmount(be, dir, false);
+    await ctx.runner.act(`rmdir ${shQuote(dir)}`, () => rmdir(dir));
+    return files;
+  });
 }
 
 /** A pool name from the image's file name, changed until no pool of the host has it. */
@@ -199,15 +207,16 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
     let snapped = true;
     await runner.change(['zfs', 'snapshot', '-r', `${be}@${snap}`], {
       undo: async () => {
-        if (snapped) await runner.change(['zfs', 'destroy', '-r', `${be}@${snap}`]);
+        if (snapped) await zfs.destroy(`${be}@${snap}`, { recursive: true });
       },
     });
     // zfs-fuse's receive has no -u and mounts what it received (under the image pool's altroot).
     const recv = ['zfs', 'receive', ...(ctx.flavour === 'zfs-fuse' ? [] : ['-u']), target];
     await fuseLocked(() => runner.pipe(['zfs', 'send', '-R', `${be}@${snap}`], recv));
-    await runner.change(['zfs', 'destroy', '-r', `${be}@${snap}`]);
+    // zfs-fuse answers "busy" for a moment after a send (Zfs retries that)
+    await zfs.destroy(`${be}@${snap}`, { recursive: true });
     snapped = false;
-    await runner.change(['zfs', 'destroy', '-r', `${target}@${snap}`]);
+    await zfs.destroy(`${target}@${snap}`, { recursive: true });
     if (ctx.flavour === 'zfs-fuse' && !runner.dryRun) {
       await fuseLocked(() => unmountPool(ctx, pool));
     }

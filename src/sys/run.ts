@@ -1,6 +1,9 @@
 import { CommandError, BeError } from './errors.js';
 import { shJoin, shWriteFile } from './shell.js';
 import { writeFileAtomic } from './files.js';
+import type { Writable } from 'node:stream';
+
+type StdioNull = 'ignore';
 
 export interface RunnerOptions {
   /** Print the plan as a /bin/sh script instead of changing anything. */
@@ -169,8 +172,8 @@ export class Runner {
     this.spawns += 2;
     const { spawn } = await import('node:child_process');
     const env = this.env ? { ...process.env, ...this.env } : process.env;
-    const run = (argv: string[], stdio: ('pipe' | 'ignore')[]) => {
-      const child = spawn(argv[0], argv.slice(1), { env, stdio: stdio as ['pipe' | 'ignore', 'pipe', 'pipe'] });
+    const run = (argv: string[], stdio: [StdioNull | 'pipe', StdioNull | Writable]) => {
+      const child = spawn(argv[0], argv.slice(1), { env, stdio: [...stdio, 'pipe'] });
       const err: Buffer[] = [];
       child.stderr?.on('data', (b: Buffer) => err.push(b));
       const done = new Promise<{ status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }>((resolve) => {
@@ -180,14 +183,11 @@ export class Runner {
       });
       return { child, done };
     };
-    const producer = run(from, ['ignore', 'pipe', 'pipe']);
-    const consumer = run(to, ['pipe', 'ignore', 'pipe']);
-    consumer.child.stdin?.on('error', () => {});
-    producer.child.stdout?.on('error', () => {});
-    if (producer.child.stdout && consumer.child.stdin) producer.child.stdout.pipe(consumer.child.stdin);
-    else consumer.child.stdin?.end();
-    // A consumer that dies early must not leave the producer blocked on a full pipe.
-    consumer.done.then(() => producer.child.stdout?.destroy()).catch(() => {});
+    // As a shell pipeline: the consumer's stdin pipe is handed to the producer as its stdout and
+    // be keeps no end of it, so the producer sees EPIPE the moment the consumer goes away.
+    const consumer = run(to, ['pipe', 'ignore']);
+    const producer = run(from, ['ignore', consumer.child.stdin ?? 'ignore']);
+    consumer.child.stdin?.destroy();
     // The program that failed first is the cause (the other one then sees a broken pipe or stream).
     const failed: Array<{ argv: string[]; status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }> = [];
     const watch = (argv: string[], p: typeof producer.done) =>

@@ -243,7 +243,7 @@ describe('be image (zfs-fuse, sfdisk, losetup, mkfs.vfat, mtools)', () => {
     const tmpBefore = await leftovers();
     const r = await be([...R(), 'image', '--size', '101M', '--pool', pool, 'web', img]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr.split('\n').filter(Boolean), r.stderr).toHaveLength(1);
     expect(r.stderr).toMatch(/^be: zfs exited 1: .*(space|quota)/i);
     expect(existsSync(img)).toBe(false);
     expect(await loopsOf(img)).toBe('');
