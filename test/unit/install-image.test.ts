@@ -139,3 +139,27 @@ describe('be image: bad input is one line and makes nothing', () => {
     }
   });
 });
+
+describe('Runner.pipe: zfs send | zfs receive without a shell', () => {
+  it('feeds the first program into the second, and records one pipeline line in dry-run', async () => {
+    const { Runner } = await import('../../src/sys/run.js');
+    const dir = await mkdtemp(join(tmpdir(), 'bimg-pipe.'));
+    try {
+      const out = join(dir, 'out');
+      await new Runner().pipe(['head', '-c', '300000', '/dev/zero'], ['dd', `of=${out}`, 'status=none']);
+      expect((await import('node:fs')).statSync(out).size).toBe(300000);
+      const dry = new Runner({ dryRun: true, out: () => {} });
+      await dry.pipe(['zfs', 'send', '-R', 'a/b@s'], ['zfs', 'receive', 'p/ROOT/b']);
+      expect(dry.scriptText()).toContain('\nzfs send -R a/b@s | zfs receive p/ROOT/b\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('names the program that failed first: a consumer that quits leaves no producer blocked', async () => {
+    const { Runner } = await import('../../src/sys/run.js');
+    // yes(1) writes for ever: it ends only when the consumer's going closes its pipe
+    await expect(new Runner().pipe(['yes'], ['sh', '-c', 'head -c 10 >/dev/null; echo no room >&2; exit 3'])).rejects.toThrow('sh exited 3: no room');
+    await expect(new Runner().pipe(['sh', '-c', 'echo no snapshot >&2; exit 1'], ['cat'])).rejects.toThrow('sh exited 1: no snapshot');
+    await expect(new Runner().pipe(['nosuchprogram-bimg'], ['cat'])).rejects.toThrow('nosuchprogram-bimg: command not found');
+  });
+});
