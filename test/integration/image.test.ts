@@ -179,6 +179,25 @@ describe('be image (zfs-fuse, sfdisk, losetup, mkfs.vfat, mtools)', () => {
     }
   }, 180_000);
 
+  it('--boot bios makes no ESP and --boot uefi no freebsd-boot partition', async () => {
+    const img = join(dir, 'bios.img');
+    const r = await be([...R(), 'image', '--size', '120M', '--boot', 'bios', '--pool', `bimg${randomBytes(3).toString('hex')}`, 'web', img]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const parts = await partitions(img);
+    expect(parts.map((p) => [p.type, p.name, p.start])).toEqual([
+      [GPT.boot, 'gptboot0', 2048],
+      [GPT.zfs, 'zfs0', 2 * 2048],
+    ]);
+    expect((await readAt(img, 0, 446)).equals(files.pmbr.subarray(0, 446))).toBe(true);
+    expect((await readAt(img, 2048 * 512, files.gptzfsboot.length)).equals(files.gptzfsboot)).toBe(true);
+    expect(await loopsOf(img)).toBe('');
+    const plan = await be([...R(), '-n', 'image', '--boot', 'uefi', 'web', join(dir, 'uefi.img')]);
+    expect(plan.stderr).toBe('');
+    expect(plan.stdout).toContain(`start=2048, size=67584, type=${GPT.efi}, name="efiboot0"\nstart=${34 * 2048}, `);
+    expect(plan.stdout).not.toMatch(/gptboot0|dd if=/);
+    expect(plan.stdout.trimEnd().split('\n').pop()).toBe(`qemu-system-x86_64 -m 2G -bios /usr/share/ovmf/OVMF.fd -drive file=${join(dir, 'uefi.img')},format=raw`);
+  }, 120_000);
+
   it('prints the FreeBSD plan with BE_PLATFORM=freebsd -n: md(4), gpart, newfs_msdos; no host pool or GELI touched', async () => {
     const img = join(dir, 'fbsd.img');
     const r = await be([...R(), '-n', 'image', '--pool', 'bimgplan', 'web', img], { env: { BE_PLATFORM: 'freebsd' } });
