@@ -200,7 +200,9 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
     let imported = true;
     await runner.change(['zpool', 'create', '-R', altroot, '-O', 'compression=on', '-O', 'atime=off', '-m', 'none', pool, disk.part(part('freebsd-zfs')!.index)], {
       undo: async () => {
-        if (imported) await fuseLocked(() => runner.change(['zpool', 'destroy', '-f', pool]));
+        if (!imported) return;
+        if (ctx.flavour === 'zfs-fuse') await fuseLocked(() => unmountPool(ctx, pool)).catch(() => {});
+        await fuseLocked(() => poolChange(ctx, ['zpool', 'destroy', '-f', pool]));
       },
     });
     await runner.change(['zfs', 'create', '-o', 'mountpoint=none', `${pool}/ROOT`]); // the pool's undo takes it
@@ -223,7 +225,7 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
     await zfs.set(target, 'canmount', 'noauto');
     await zfs.set(target, 'mountpoint', '/');
     await zfs.setPool(pool, 'bootfs', target);
-    await fuseLocked(() => exportPool(ctx, pool));
+    await fuseLocked(() => poolChange(ctx, ['zpool', 'export', pool]));
     imported = false;
     await disk.detach();
     // Mountpoint directories the mounts left behind go too; a file found there stops it.
@@ -248,15 +250,18 @@ async function unmountPool(ctx: BeContext, pool: string): Promise<void> {
   for (const name of mounted.reverse()) await ctx.zfs.umount(name);
 }
 
-/** zpool export; zfs-fuse answers "busy" for a moment after its own mounts, so that is retried. */
-async function exportPool(ctx: BeContext, pool: string): Promise<void> {
+/**
+ * A zpool command that zfs-fuse may answer with "busy" for a few seconds after mounts and sends
+ * of the pool, even with nothing mounted: retried there for up to about 15 s.
+ */
+async function poolChange(ctx: BeContext, argv: string[]): Promise<void> {
   for (let tries = 1; ; tries++) {
     try {
-      await ctx.runner.change(['zpool', 'export', pool]);
+      await ctx.runner.change(argv);
       return;
     } catch (error) {
-      if (tries >= 10 || !(error instanceof CommandError) || !/busy/.test(error.stderr)) throw error;
-      await new Promise((r) => setTimeout(r, 100 * tries));
+      if (ctx.flavour !== 'zfs-fuse' || tries >= 20 || !(error instanceof CommandError) || !/busy/.test(error.stderr)) throw error;
+      await new Promise((r) => setTimeout(r, 50 * tries));
     }
   }
 }
