@@ -86,16 +86,16 @@ export function registerInstallCommands(program: Command): void {
     });
 
   changing(program.command('image'))
-    .description('make a disk image with bsdinstall (FreeBSD) and print the bhyve command that boots it')
-    .argument('<out.img>')
-    .option('-s, --size <size>', 'image size', '10G')
-    .option('-c, --config <file>', 'installerconfig JSON or YAML (its disks are replaced by the image)')
-    .option('--name <vm>', 'VM name for the vmrun.sh command (default: image file name)')
-    .option('--memory <size>', 'VM memory for the vmrun.sh command', '2G')
-    .action(async (out: string, opts, cmd: Command) => {
+    .description('make a bootable GPT disk image (BIOS and/or UEFI) from a boot environment and print how to boot it')
+    .argument('<be>', 'the boot environment to put in the image')
+    .argument('<out.img>', 'the image file to create (must not exist)')
+    .option('-s, --size <size>', 'image size (K, M, G, T)', '10G')
+    .option('--boot <kind>', 'bios, uefi or both', 'both')
+    .option('--pool <name>', "the image's pool name (default: the image's file name, unique on this host)")
+    .action(async (be: string, out: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { makeImage } = await import('../install/image.js');
-      const boot = await makeImage(ctx, { out, size: opts.size, config: opts.config, name: opts.name, memory: opts.memory });
+      const boot = await makeImage(ctx, { be, out, size: opts.size, boot: opts.boot, pool: opts.pool });
       ctx.runner.flushScript();
       print(boot);
     });

@@ -2,6 +2,9 @@ import { CommandError, BeError } from './errors.js';
 import { shJoin, shQuote, shWriteFile } from './shell.js';
 import { writeFileAtomic, updateTextFile, readTextOrEmpty, type UpdateOptions, type UpdateResult } from './files.js';
 import { unifiedDiff } from './diff.js';
+import type { Writable } from 'node:stream';
+
+type StdioNull = 'ignore';
 
 export interface RunnerOptions {
   /** Print the plan as a /bin/sh script instead of changing anything. */
@@ -198,6 +201,54 @@ export class Runner {
     }
     this.record(`be_status=0\n${cd ? `(${cd}${command})` : command} || be_status=$?`);
     for (const line of opts.scriptStatus('be_status')) this.record(line);
+  }
+
+  /**
+   * Run `from | to` without a shell (e.g. `zfs send | zfs recv`): both programs are spawned, the
+   * first one's stdout feeds the second one's stdin. Fails with the first program's error if either
+   * one fails. Recorded as one pipeline line in dry-run.
+   */
+  async pipe(from: string[], to: string[], opts: { undo?: string[] | Undo } = {}): Promise<void> {
+    if (this.dryRun) {
+      this.record(`${shJoin(from)} | ${shJoin(to)}`);
+      return;
+    }
+    for (const argv of [from, to]) if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
+    if (this.verbose) this.err(`+ ${shJoin(from)} | ${shJoin(to)}`);
+    this.spawns += 2;
+    const { spawn } = await import('node:child_process');
+    const env = this.env ? { ...process.env, ...this.env } : process.env;
+    const run = (argv: string[], stdio: [StdioNull | 'pipe', StdioNull | Writable]) => {
+      const child = spawn(argv[0], argv.slice(1), { env, stdio: [...stdio, 'pipe'] });
+      const err: Buffer[] = [];
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      const done = new Promise<{ status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }>((resolve) => {
+        let error: NodeJS.ErrnoException | undefined;
+        child.on('error', (e) => (error = e));
+        child.on('close', (code, signal) => resolve({ status: code ?? 128, signal, error, stderr: Buffer.concat(err).toString('utf8') }));
+      });
+      return { child, done };
+    };
+    // As a shell pipeline: the consumer's stdin pipe is handed to the producer as its stdout and
+    // be keeps no end of it, so the producer sees EPIPE the moment the consumer goes away.
+    const consumer = run(to, ['pipe', 'ignore']);
+    const producer = run(from, ['ignore', consumer.child.stdin ?? 'ignore']);
+    consumer.child.stdin?.destroy();
+    // The program that failed first is the cause (the other one then sees a broken pipe or stream).
+    const failed: Array<{ argv: string[]; status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }> = [];
+    const watch = (argv: string[], p: typeof producer.done) =>
+      p.then((r) => {
+        if (r.error || r.signal || r.status !== 0) failed.push({ argv, ...r });
+      });
+    await Promise.all([watch(from, producer.done), watch(to, consumer.done)]);
+    const first = failed[0];
+    if (first) {
+      const { argv, error } = first;
+      if (error) throw new BeError(error.code === 'ENOENT' ? `${argv[0]}: command not found` : `cannot run ${argv[0]}: ${error.message}`, { command: argv });
+      if (first.signal) throw new BeError(`${argv[0]} killed by ${first.signal}`, { command: argv });
+      throw new CommandError(argv, first.status, first.stderr);
+    }
+    if (opts.undo) this.onUndo(opts.undo);
   }
 
   /** Write a file atomically (or print the here-document that would). */

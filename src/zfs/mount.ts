@@ -49,7 +49,7 @@ export function withoutAltroot(path: string, altroot: string): string {
  * zfs-fuse hangs when two mounts or unmounts run at once (a new mount's FUSE session is never
  * initialised), so they take turns across every `be` process on the host.
  */
-const FUSE_MOUNT_LOCK = join(existsSync('/run') ? '/run' : tmpdir(), 'be-zfs-fuse-mount');
+export const FUSE_MOUNT_LOCK = join(existsSync('/run') ? '/run' : tmpdir(), 'be-zfs-fuse-mount');
 
 class FuseMount implements MountBackend {
   constructor(private readonly zfs: Zfs, private readonly altroot: string) {}
