@@ -138,8 +138,14 @@ export async function runInChroot(
     }
     if (pending) return { status: 128 + (SIGNAL_NUMBERS[pending] ?? 1), signal: pending, timedOut: false, output: '' };
     const env = chrootEnv(opts.env);
-    const problem = await chrootCommandProblem(root, argv, env.PATH);
-    if (problem) throw new ChrootCommandMissing(problem);
+    if (ctx.zfs.planned.mounts.get(be)) {
+      // mounted by the plan itself: its files are not there to look at yet, so the script looks
+      const cmd = argv[0].includes('/') ? posix.resolve('/', argv[0]) : undefined;
+      if (cmd) await ctx.runner.act(`[ -e ${shQuote(join(root, cmd))} ] || { echo ${shQuote(`be: ${cmd}: not found in the boot environment`)} >&2; exit 1; }`, async () => {});
+    } else {
+      const problem = await chrootCommandProblem(root, argv, env.PATH);
+      if (problem) throw new ChrootCommandMissing(problem);
+    }
     const r = await ctx.runner.stream(['chroot', root, ...argv], {
       env,
       cwd: '/',
