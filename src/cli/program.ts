@@ -6,7 +6,7 @@ import { registerHuntCommands } from './hunt.js';
 import { registerShareCommands } from './share.js';
 import { registerBootCommands } from './boot.js';
 import { registerPxeCommands } from './pxe.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../sys/version.js';
 
 export function buildProgram(): Command {
   const program = new Command('be')

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { BeContext } from '../be/context.js';
 import { forkContext } from '../be/context.js';
 import { BeError, UsageError } from '../sys/errors.js';
-import { VERSION } from '../cli/version.js';
+import { VERSION } from '../sys/version.js';
 import { resolveReleaseSpec, naturalCompare, type ReleaseTable } from './releases.js';
 import { parseDuration } from './verdict.js';
 import { HuntStore, DEFAULT_HUNTS_DIR, huntId, latestHunt, type HuntSpec, type InstallFlags, type Method } from './state.js';

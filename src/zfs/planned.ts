@@ -1,4 +1,4 @@
-import type { PropTable, PropValue } from './zfs.js';
+import type { PropTable, PropValue } from './props.js';
 
 interface Made {
   /** Properties set on it (source local). */

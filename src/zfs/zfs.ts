@@ -2,12 +2,8 @@ import type { Runner } from '../sys/run.js';
 import { BeError, CommandError } from '../sys/errors.js';
 import { PlannedZfs } from './planned.js';
 
-export interface PropValue {
-  value: string;
-  source: string;
-}
-/** dataset name → property → value/source, in `zfs get` order (parents before children). */
-export type PropTable = Map<string, Record<string, PropValue>>;
+import type { PropTable } from './props.js';
+export type { PropTable, PropValue } from './props.js';
 
 /**
  * Typed calls to zfs(8) and zpool(8). Reads use `-H -p` (tabs, exact numbers); pool properties
