@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BeContext } from '../be/context.js';
 import { resolveBeRoot } from '../be/context.js';
+import { cloneBe, createFromLayout, destroyBe } from '../be/be.js';
+import { mountedDatasets } from '../be/access.js';
+import { loadLayout } from '../be/layouts.js';
+import { installRelease } from '../install/index.js';
+import { lineProgress } from '../install/progress.js';
+import { clearChroot } from '../boot/chroot.js';
 import { BeError } from '../sys/errors.js';
 import { processAlive, withFileLock } from '../sys/lock.js';
 import type { InstallFlags, Method, PreparedRecord } from './state.js';
@@ -87,14 +93,9 @@ export class BeHost implements ReleaseHost {
         }
         // A BE without @installed is what an interrupted install left: start it again.
         log(`${new Date().toISOString()} ${be}: no @${INSTALLED_SNAPSHOT}, left by an interrupted install; destroying it\n`);
-        const { destroyBe } = await import('../be/be.js');
         await destroyBe(ctx, be, { force: true });
       }
       log(`${new Date().toISOString()} ${be}: installing ${release}\n`);
-      const { createFromLayout } = await import('../be/be.js');
-      const { loadLayout } = await import('../be/layouts.js');
-      const { installRelease } = await import('../install/index.js');
-      const { lineProgress } = await import('../install/progress.js');
       await createFromLayout(ctx, be, loadLayout('flat'));
       try {
         await installRelease(ctx, be, {
@@ -110,7 +111,6 @@ export class BeHost implements ReleaseHost {
         (await this.installedSnapshots(ctx, root)).add(snap);
       } catch (error) {
         log(`be: ${(error as Error).message}\n`);
-        const { destroyBe } = await import('../be/be.js');
         await destroyBe(ctx, be, { force: true }).catch(() => {});
         throw error;
       }
@@ -152,7 +152,6 @@ export class BeHost implements ReleaseHost {
   }
 
   private async cloneFor(ctx: BeContext, be: string, req: RunRequest): Promise<string> {
-    const { cloneBe } = await import('../be/be.js');
     const clone = `${be}.run${req.run}-${process.pid}-${randomBytes(3).toString('hex')}`;
     await cloneBe(ctx, clone, `${be}@${INSTALLED_SNAPSHOT}`, [`${OWNER_PROP}=${this.me}`]);
     return clone;
@@ -180,7 +179,6 @@ export class BeHost implements ReleaseHost {
   /** A finished run's clone is destroyed off the run's path; settle() waits for it. */
   private destroyLater(clone: string): void {
     const done = (async () => {
-      const { destroyBe } = await import('../be/be.js');
       await destroyBe(this.newContext(), clone, { force: true });
     })().catch((error) => void this.destroyErrors.push(`could not destroy ${clone}: ${(error as Error).message.split('\n')[0]}`));
     this.destroying.add(done);
@@ -215,9 +213,6 @@ export class BeHost implements ReleaseHost {
     if (!(await ctx.zfs.exists(root))) return [];
     const props = await ctx.zfs.get([root], [OWNER_PROP], { recursive: true, sources: ['local'] });
     const gone: string[] = [];
-    const { destroyBe } = await import('../be/be.js');
-    const { mountedDatasets } = await import('../be/access.js');
-    const { clearChroot } = await import('../boot/chroot.js');
     for (const [name, p] of props) {
       const owner = p[OWNER_PROP]?.value ?? '';
       const [host, pid] = [owner.slice(0, owner.lastIndexOf(':')), Number(owner.slice(owner.lastIndexOf(':') + 1))];
