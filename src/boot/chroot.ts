@@ -9,7 +9,7 @@
  * a missing one is a one-line error (a hunt run is aborted), never a verdict.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { lstat, mkdir, open } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
@@ -209,7 +209,6 @@ export async function clearChroot(ctx: BeContext, dir: string): Promise<void> {
  * such tests in jails, which `jail -r` ends, so this is a no-op there.
  */
 async function killChrooted(dir: string): Promise<number[]> {
-  const { readdir, readlink } = await import('node:fs/promises');
   if (process.platform !== 'linux') return [];
   const killed: number[] = [];
   for (const entry of await readdir('/proc')) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JackdClient } from 'jackd';
+import Jackd, { type JackdClient } from 'jackd';
 import { BeError } from '../sys/errors.js';
 import type { InstallFlags, Method, PreparedRecord, RunOutcome } from './state.js';
 import { TEST_DIR, type RunRequest } from './exec.js';
@@ -113,7 +113,6 @@ export function parseJob(payload: Buffer | string): JobMessage {
 }
 
 export async function connect(addr: BrokerAddress): Promise<JackdClient> {
-  const { default: Jackd } = await import('jackd');
   const client = new (Jackd as unknown as new () => JackdClient)();
   try {
     await client.connect({ host: addr.host, port: addr.port });

@@ -3,7 +3,9 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { writeFileAtomic } from '../sys/files.js';
 import { BeError } from '../sys/errors.js';
 import type { Runner } from '../sys/run.js';
 import type { ProgressTask } from './progress.js';
@@ -68,7 +70,7 @@ const IDLE_TIMEOUT_MS = 60_000;
 
 async function httpRequest(url: string, headers: Record<string, string> = {}, redirects = 0): Promise<IncomingMessage> {
   const u = new URL(url);
-  const mod = u.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const mod = u.protocol === 'https:' ? https : http;
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const req = mod.get(u, { headers: { 'user-agent': 'be-install', ...headers } }, resolve);
     req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no answer from ${u.host} for ${IDLE_TIMEOUT_MS / 1000}s`)));
@@ -263,7 +265,6 @@ export class DistCache {
   async writeRecord(key: string, value: unknown): Promise<void> {
     const path = this.recordPath(key);
     await mkdir(dirname(path), { recursive: true });
-    const { writeFileAtomic } = await import('../sys/files.js');
     await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
   }
 }

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename as renamePath, rm } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { BeContext } from '../be/context.js';
+import { mountedDatasets, mountBe, umountBe } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
 import { shQuote } from '../sys/shell.js';
 import {
@@ -347,7 +348,6 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
       fetched.set(j.set, [...(fetched.get(j.set) ?? []), results[k]]);
     });
 
-    const { mountedDatasets, mountBe, umountBe } = await import('../be/access.js');
     const already = (await mountedDatasets(ctx, be)).get(be);
     const root = already ?? (await mountBe(ctx, be));
     const configured: string[] = [];

@@ -73,7 +73,6 @@ export function barLayout(columns: number): { format: string; barsize: number } 
 
 /** Bars on a terminal. cli-progress is loaded only when a terminal asks for it. */
 export async function barProgress(stream: NodeJS.WriteStream): Promise<Progress> {
-  const { default: cliProgress } = await import('cli-progress');
   const { format, barsize } = barLayout(stream.columns || 80);
   const multi = new cliProgress.MultiBar(
     {
