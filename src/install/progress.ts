@@ -2,6 +2,8 @@
  * Progress of downloads and extractions: a bar per task (bytes, rate, ETA) from cli-progress
  * when stderr is a terminal, otherwise one plain line per step; `quiet` silences both.
  */
+import cliProgress from 'cli-progress';
+
 export interface ProgressTask {
   /** Bytes done so far (absolute). */
   update(done: number): void;
