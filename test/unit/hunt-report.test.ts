@@ -42,7 +42,9 @@ describe('hunt reports', () => {
 
   it('JSON carries every run', () => {
     const j = JSON.parse(jsonReport(state));
-    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'skip', 'bad', 'aborted', 'pending']);
+    expect(j.releases[3].runs[0]).toMatchObject({ run: 1, verdict: 'aborted', exit: null, reason: 'timed out after 10m', durationMs: 1500 });
+    expect(j.releases[0].metrics.ratio).toEqual({ n: 1, median: 0.5, min: 0.5, max: 0.5, q1: 0.5, q3: 0.5, change: null, relative: null, p: null, from: null, tooFew: false });
     expect(j.command).toBe("be hunt run --releases 13.0..13.3 --test 'my test.sh'");
   });
 
@@ -58,7 +60,7 @@ describe('hunt reports', () => {
 
   it('HTML: a timeline cell per release and a chart per metric, escaped, nothing fetched', () => {
     const html = renderString(readFileSync(new URL('../../templates/report.html.hbs', import.meta.url), 'utf8'), reportModel({ ...state, spec: { ...state.spec, test: { ...state.spec.test, name: '<x>.sh' } } }), 'report.html');
-    expect([...html.matchAll(/data-verdict="(\w+)"/g)].map((m) => m[1])).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect([...html.matchAll(/data-verdict="(\w+)"/g)].map((m) => m[1])).toEqual(['good', 'skip', 'bad', 'aborted', 'pending']);
     expect(html).toContain('<svg class="metric" data-metric="ratio"');
     expect((html.match(/<circle /g) ?? []).length).toBe(2);
     expect(html).toContain('&lt;x&gt;.sh');
