@@ -33,7 +33,7 @@ export interface HuntSpec {
   /** bisect: how a flaky release (runs both good and bad) counts; absent means bad. */
   flaky?: 'bad' | 'good' | 'skip';
   /** bisect --metric: the first release where NAME moved beyond the noise in DIRECTION by at least MINCHANGE. */
-  metric?: { name: string; direction: 'up' | 'down'; minChange: number };
+  metric?: { name: string; direction: 'up' | 'down' | 'any'; minChange: number };
 }
 
 /** How one test run ended: what a local run records and what a worker replies alike. */
