@@ -98,7 +98,8 @@ export function terminalHuntProgress(stream: { write(text: string): unknown; col
     for (let j = 0; j < t.jobs; j++) {
       const s = t.started.get(j);
       const who = t.jobs > 1 ? `job ${j + 1}: ` : '';
-      lines.push(s ? `${who}testing ${s.release} run ${s.run} (${formatDuration(Math.round((clock.now() - s.at) / 1000) * 1000)})` : `${who}idle`);
+      const secs = s ? Math.round((clock.now() - s.at) / 1000) : 0;
+      lines.push(s ? `${who}testing ${s.release} run ${s.run} (${secs ? formatDuration(secs * 1000) : '0s'})` : `${who}idle`);
     }
     return lines.map(cut);
   };
