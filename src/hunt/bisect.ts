@@ -168,7 +168,7 @@ export function bisectReportText(r: {
     row('first bad', r.suspects.length ? `${r.firstBad} or earlier: ${r.suspects.join(' ')}` : r.firstBad);
     row('last good', r.lastGood);
   }
-  if (r.flaky?.releases.length) row(`flaky (as ${r.flaky.as})`, r.flaky.releases.join(' '));
+  if (r.flaky?.releases.length) row('flaky', `${r.flaky.releases.join(' ')}, counted as ${r.flaky.as}`);
   if (r.skipped.length) row(m ? 'skipped' : 'skipped (125)', r.skipped.join(' '));
   const each = r.runsEach && r.runsEach > 1 ? ` releases × ${r.runsEach} runs` : '';
   row('test runs', `${r.runs}${each} (bound ceil(log2 ${r.range.length}) + ${r.skipped.length} skips = ${r.bound})${m ? `, besides ${m.baseline.release} as the baseline` : ''}`);
