@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { be, beOk } from '../helpers/cli.js';
+import { be, beOk, BE_BIN } from '../helpers/cli.js';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
 import { decodePng, countColours } from './hunt-png.js';
 // the demo's own mirror: eight releases with a regression, a flaky release and a metric step planted
@@ -93,6 +93,23 @@ describe('be hunt run --runs 5 over 8 releases on zfs-fuse BEs', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('8 releases: 5 good, 2 bad, 1 flaky');
   }, 60_000);
+
+  it('progress on a terminal (a pty): a block redrawn in place with runs done, time left and one line per job', async () => {
+    // python's pty.spawn gives be a terminal on its standard streams and copies what it draws
+    const args = [BE_BIN, ...common, 'hunt', 'run', '--releases', RELEASES.slice(0, 2).join(','), '--runs', '2', '--jobs', '2', '--test', test, '--state', join(dir, 'tty'), ...install()];
+    const r = await execa('python3', ['-c', 'import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)', ...args], { reject: false, env: { COLUMNS: '100' } });
+    expect(r.exitCode, r.stdout).toBe(0);
+    const raw = r.stdout;
+    expect(raw).toMatch(/\x1b\[\d+A\x1b\[J/); // moved up over the block and cleared it
+    expect(raw).toMatch(/0 of 4 runs done, time left not known yet\r?\n/);
+    expect(raw).toMatch(/[123] of 4 runs done, about \d+\S* left\r?\n/);
+    expect(raw).toMatch(new RegExp(`job 1: testing ${esc(RELEASES[0])} run 1 \\(\\d+\\S*\\)`));
+    expect(raw).toMatch(/job 2: testing \S+ run \d \(\d+\S*\)/);
+    // finished runs are plain lines above the block (no count: the block has it), the report after it
+    expect(raw).toMatch(new RegExp(`${esc(RELEASES[0])} run 1: good in \\S+ boot_ms=[\\d.]+\\r?\\n`));
+    expect(raw).not.toMatch(/runs done\]/);
+    expect(raw).toContain('2 releases: 2 good');
+  }, 120_000);
 
   it('JUnit marks the flaky release; the HTML report draws error bars and marks the step in Chromium', async () => {
     const junit = await beOk(['hunt', 'report', '--state', state(), '--format', 'junit']);
