@@ -29,7 +29,8 @@ function huntFlags(cmd: Command): Command {
     .option('--broker <host:port>', 'fan the runs out to `be worker`s through beanstalkd')
     .option('--tube <name>', 'beanstalkd tube for the jobs', 'be-hunt')
     .option('--ttr <seconds>', 'beanstalkd time-to-run of a job (workers touch it while running)', positiveInt('--ttr'), 120)
-    .option('--wait <duration>', 'with --broker: give up after this long without progress (default: wait for workers)');
+    .option('--wait <duration>', 'with --broker: give up after this long without progress (default: wait for workers)')
+    .option('-q, --quiet', 'no progress output (the report is still printed)');
   return vmFlags(cmd);
 }
 
@@ -61,7 +62,8 @@ export function registerHuntCommands(program: Command): void {
     .description('run a test in every release (each run in a fresh clone of the release BE) and report')
     .requiredOption('--releases <list|file>', "releases: 13.2,14.0, a range 9.0..14.1, a file (one a line, # comments) or '-' for stdin")
     .option('-j, --jobs <n>', 'runs at a time', positiveInt('--jobs'), 1)
-    .option('--runs <n>', 'runs per release', positiveInt('--runs'), 1)
+    .option('--runs <n>', 'runs per release (each in a fresh clone)', positiveInt('--runs'), 1)
+    .option('--min-change <percent>', 'smallest change of a metric median that is flagged (default 5%)')
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
       const { huntRun } = await import('../hunt/command.js');
@@ -89,6 +91,12 @@ export function registerHuntCommands(program: Command): void {
     .requiredOption('--good <release>', 'a release where the test passes')
     .requiredOption('--bad <release>', 'a later release where it fails')
     .option('--releases <list|file>', 'the ordered releases to search (default: the release table between good and bad)')
+    .option('--runs <n>', 'runs per release tested (default 1, 5 with --metric)', positiveInt('--runs'))
+    .option('--flaky <bad|good|skip>', 'how a release whose runs disagree counts (default bad)')
+    .option('--metric <name>', 'search for the first release where this BE-METRIC moved beyond the noise')
+    .option('--up', 'with --metric: the first release where it went up')
+    .option('--down', 'with --metric: the first release where it went down')
+    .option('--min-change <percent>', 'with --metric: the smallest change of the median that counts (default 5%)')
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
       if (isDryRun(cmd)) {
@@ -106,6 +114,7 @@ export function registerHuntCommands(program: Command): void {
     .option('--state <dir>', 'state directory (default: the newest hunt under /var/db/be/hunts)')
     .option('--format <format>', 'table, json, junit or html', 'table')
     .option('--out <file>', 'write to a file instead of standard output')
+    .option('--min-change <percent>', 'smallest change of a metric median that is flagged (default: the hunt\'s, else 5%)')
     .action(async (opts) => {
       const { huntReport } = await import('../hunt/command.js');
       const text = await huntReport(opts);

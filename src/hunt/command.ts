@@ -7,6 +7,8 @@ import { BeError, UsageError } from '../sys/errors.js';
 import { VERSION } from '../sys/version.js';
 import { resolveReleaseSpec, naturalCompare, type ReleaseTable } from './releases.js';
 import { parseDuration } from './verdict.js';
+import { parsePercent, fewestRuns, DEFAULT_MIN_CHANGE } from './stats.js';
+import { makeHuntProgress, type HuntProgress } from './progress.js';
 import { HuntStore, DEFAULT_HUNTS_DIR, huntId, latestHunt, type HuntSpec, type InstallFlags, type Method } from './state.js';
 import type { TestScript } from './exec.js';
 import { DEFAULT_VM, type VmSettings } from './methods.js';
@@ -32,8 +34,25 @@ interface CommonOpts {
   vmTap?: string;
   vmMemory?: string;
   argv: string[];
-  /** Where progress lines go (default: standard error). */
+  /** Where progress lines go (default: standard error, a block redrawn in place on a terminal). */
   progress?: (line: string) => void;
+  quiet?: boolean;
+  minChange?: string;
+}
+
+/** --min-change 5% → 0.05 (undefined when not given). */
+export function minChangeOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = parsePercent(text);
+  if (!Number.isFinite(v)) throw new UsageError(`invalid --min-change '${text}': expected a percentage such as 5%`);
+  return v;
+}
+
+/** Progress lines and the run tracker: given lines (tests, -n), nothing with -q, else standard error. */
+function progressOf(opts: Pick<CommonOpts, 'progress' | 'quiet'>): { line: (text: string) => void; tracker?: HuntProgress } {
+  if (opts.progress) return { line: opts.progress };
+  const tracker = makeHuntProgress({ quiet: opts.quiet });
+  return { line: (text) => tracker.line(text), tracker };
 }
 
 async function releaseTable(arch?: string): Promise<ReleaseTable> {
@@ -168,24 +187,41 @@ export async function huntRun(ctx: BeContext, opts: CommonOpts & { releases: str
   const test = await loadTest(opts.test);
   const spec: HuntSpec = { kind: 'run', releases, test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 }, method: method(ctx, opts), runs: opts.runs, timeoutMs: timeoutMs(opts.timeout), install: installFlags(opts) };
   const vm = vmSettings(opts);
-  const progress = opts.progress ?? stderrLine;
+  const minChange = minChangeOf(opts.minChange);
+  const { line: progress, tracker } = progressOf(opts);
   if (!opts.broker) checkMethod(ctx, spec.method, opts.jobs);
-  const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
+  const bopts = opts.broker ? await brokerOptions({ ...opts, progress }, test) : undefined;
   const store = await openStore(spec, opts);
-  progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}, state in ${store.dir}`);
-  if (bopts) {
-    const { runBrokered } = await import('./collector.js');
-    await runBrokered(store, bopts);
-  } else {
-    const { runMatrix } = await import('./exec.js');
-    const host = await localHost(ctx, vm, progress);
-    await interruptible(store, progress, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, stopped }));
+  if (minChange !== undefined) await store.update((s) => void (s.minChange = minChange));
+  progress(`hunt ${store.state.id}: ${releases.length} release${releases.length === 1 ? '' : 's'}${spec.runs > 1 ? ` × ${spec.runs} runs` : ''}, state in ${store.dir}`);
+  try {
+    if (bopts) {
+      const { runBrokered } = await import('./collector.js');
+      await runBrokered(store, bopts);
+    } else {
+      const { runMatrix } = await import('./exec.js');
+      const host = await localHost(ctx, vm, progress);
+      await interruptible(store, progress, (stopped) => runMatrix(store, host, { jobs: opts.jobs, test, progress, tracker, stopped }));
+    }
+  } finally {
+    tracker?.stop();
   }
   const { tableReport } = await import('./report.js');
   return tableReport(store.state);
 }
 
-export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string }): Promise<string> {
+export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: string; bad: string; releases?: string; runs?: number; flaky?: string; metric?: string; up?: boolean; down?: boolean }): Promise<string> {
+  const minChange = minChangeOf(opts.minChange);
+  if (opts.flaky !== undefined && !['bad', 'good', 'skip'].includes(opts.flaky)) throw new UsageError(`invalid --flaky '${opts.flaky}': expected bad, good or skip`);
+  if (opts.up && opts.down) throw new UsageError('--up and --down: give one direction (or neither, for a move either way)');
+  if (!opts.metric) {
+    for (const [given, flag] of [[opts.up, '--up'], [opts.down, '--down'], [minChange !== undefined, '--min-change']] as const) if (given) throw new UsageError(`${flag}: only with --metric NAME`);
+  } else {
+    if (!/^[A-Za-z_][A-Za-z0-9_.:-]*$/.test(opts.metric)) throw new UsageError(`invalid --metric '${opts.metric}': expected a BE-METRIC name (letters, digits, _ . : -)`);
+    if (opts.flaky !== undefined) throw new UsageError('--flaky: not used with --metric (a metric bisect measures every run)');
+    if (opts.runs !== undefined && opts.runs < fewestRuns()) throw new UsageError(`--runs ${opts.runs}: too few runs to tell a change from the noise; --metric needs at least ${fewestRuns()} per release`);
+  }
+  const runs = opts.runs ?? (opts.metric ? 5 : 1);
   const table = await releaseTable(opts.arch);
   const releases = await resolveReleaseSpec(opts.releases ?? `${opts.good}..${opts.bad}`, table, fileIo);
   for (const r of [opts.good, opts.bad]) if (!releases.includes(r)) throw new BeError(`release '${r}' is not among the releases to search`);
@@ -197,43 +233,51 @@ export async function huntBisect(ctx: BeContext, opts: CommonOpts & { good: stri
     releases,
     test: { path: resolve(opts.test), name: test.name, sha256: test.sha256 },
     method: method(ctx, opts),
-    runs: 1,
+    runs,
     timeoutMs: timeoutMs(opts.timeout),
     install: installFlags(opts),
     good: opts.good,
     bad: opts.bad,
+    ...(opts.flaky && opts.flaky !== 'bad' ? { flaky: opts.flaky as 'good' | 'skip' } : {}),
+    ...(opts.metric ? { metric: { name: opts.metric, direction: opts.up ? ('up' as const) : opts.down ? ('down' as const) : ('any' as const), minChange: minChange ?? DEFAULT_MIN_CHANGE } } : {}),
   };
-  const progress = opts.progress ?? stderrLine;
+  const { line: progress, tracker } = progressOf(opts);
   if (!opts.broker) checkMethod(ctx, spec.method, 1);
-  const bopts = opts.broker ? await brokerOptions(opts, test) : undefined;
+  const bopts = opts.broker ? await brokerOptions({ ...opts, progress }, test) : undefined;
   const store = await openStore(spec, opts);
-  progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}, state in ${store.dir}`);
-  if (bopts) {
-    // Each step is one job on the tube: bisect is sequential, whichever worker takes it.
-    const { Collector } = await import('./collector.js');
-    const { bisectWith } = await import('./exec.js');
-    const collector = await Collector.open(store, bopts);
-    try {
-      return await interruptible(store, progress, (stopped) =>
-        bisectWith(store, undefined, async (release, run) => {
-          const [rec] = await collector.collect([{ release, run }]);
-          return rec;
-        }, { progress, stopped }),
-      );
-    } finally {
-      await collector.close();
+  if (minChange !== undefined) await store.update((s) => void (s.minChange = minChange));
+  progress(`hunt ${store.state.id}: bisect ${opts.good}..${opts.bad}${opts.metric ? ` for a move of ${opts.metric}` : ''}${runs > 1 ? `, ${runs} runs a release` : ''}, state in ${store.dir}`);
+  try {
+    if (bopts) {
+      // Each step is one job on the tube: bisect is sequential, whichever worker takes it.
+      const { Collector } = await import('./collector.js');
+      const { bisectWith } = await import('./exec.js');
+      const collector = await Collector.open(store, bopts);
+      try {
+        return await interruptible(store, progress, (stopped) =>
+          bisectWith(store, undefined, async (release, run) => {
+            const [rec] = await collector.collect([{ release, run }]);
+            return rec;
+          }, { progress, tracker, stopped }),
+        );
+      } finally {
+        await collector.close();
+      }
     }
+    const { runBisect } = await import('./exec.js');
+    const host = await localHost(ctx, vmSettings(opts), progress);
+    return await interruptible(store, progress, (stopped) => runBisect(store, host, { jobs: 1, test, progress, tracker, stopped }));
+  } finally {
+    tracker?.stop();
   }
-  const { runBisect } = await import('./exec.js');
-  const host = await localHost(ctx, vmSettings(opts), progress);
-  return interruptible(store, progress, (stopped) => runBisect(store, host, { jobs: 1, test, progress, stopped }));
 }
 
 const REPORT_FORMATS = ['table', 'json', 'junit', 'html'];
 
-export async function huntReport(opts: { state?: string; format: string; out?: string }): Promise<string | undefined> {
-  // the flag first: a bad one is named before any state is looked for
+export async function huntReport(opts: { state?: string; format: string; out?: string; minChange?: string }): Promise<string | undefined> {
+  // the flags first: a bad one is named before any state is looked for
   if (!REPORT_FORMATS.includes(opts.format)) throw new UsageError(`invalid --format '${opts.format}': expected ${REPORT_FORMATS.join(', ')}`);
+  const analysis = { minChange: minChangeOf(opts.minChange) };
   const dir = resolve(opts.state ?? (await latestHunt()));
   const state = await HuntStore.read(dir);
   if (!state) throw new BeError(`no hunt in '${dir}'`);
@@ -241,10 +285,10 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
   let text: string;
   switch (opts.format) {
     case 'table':
-      text = report.tableReport(state);
+      text = report.tableReport(state, analysis);
       break;
     case 'json':
-      text = report.jsonReport(state);
+      text = report.jsonReport(state, analysis);
       break;
     case 'junit': {
       const { readFileSync } = await import('node:fs');
@@ -260,7 +304,7 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
     case 'html': {
       const { reportModel } = await import('./html.js');
       const { render } = await import('../render/index.js');
-      text = render('report.html', reportModel(state));
+      text = render('report.html', reportModel(state, analysis));
       break;
     }
     default:

@@ -1,6 +1,10 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { classify, parseMetrics, formatDuration, type RunEnd } from './verdict.js';
-import { bisectStep, bisectRange, runBound, bisectReportText } from './bisect.js';
+import { classify, parseMetrics, formatDuration, type RunEnd, type Verdict } from './verdict.js';
+import { bisectStep, bisectRange, runBound, bisectReportText, bisectVerdict, metricVerdict, metricValues, type MetricReport } from './bisect.js';
+import { releaseVerdict } from './summary.js';
+import type { Change } from './stats.js';
+import type { HuntProgress } from './progress.js';
+import { BeError } from '../sys/errors.js';
 import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunOutcome, type RunRecord } from './state.js';
 import { commandLine, formatMetric } from './summary.js';
 
@@ -180,6 +184,8 @@ export interface HuntOptions {
   jobs: number;
   test: TestScript;
   progress: (line: string) => void;
+  /** Told when each run starts and ends (the terminal's progress block, the plain lines' counts). */
+  tracker?: HuntProgress;
   /** True once the user asked to stop (Ctrl-C): no new runs start. */
   stopped?: () => boolean;
 }
@@ -221,17 +227,21 @@ export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntO
   await session(store, preparer, async () => {
     const todo = pendingRuns(store);
     let next = 0;
-    const worker = async () => {
+    const jobs = Math.max(1, Math.min(opts.jobs, todo.length));
+    opts.tracker?.start(todo.length, jobs);
+    const worker = async (job: number) => {
       while (next < todo.length && !opts.stopped?.()) {
         const { release, run } = todo[next++];
         // the next run's clone is made while this one runs
         if (next < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[next].release, todo[next].run));
+        opts.tracker?.begin(job, release, run);
         const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
+        opts.tracker?.end(job);
         opts.progress(runLine(rec, store.state.spec.runs));
       }
     };
     try {
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+      await Promise.all(Array.from({ length: jobs }, (_, job) => worker(job)));
     } finally {
       await settle(host, opts.progress);
     }
@@ -261,20 +271,78 @@ export async function runBisect(store: HuntStore, host: ReleaseHost, opts: HuntO
   }
 }
 
-/** The bisect loop: one run at a time by RUNONE until the first bad release is known. */
-export async function bisectWith(store: HuntStore, preparer: { clock: BusyClock } | undefined, runOne: RunOne, opts: Pick<HuntOptions, 'progress' | 'stopped'>): Promise<string> {
+/** The bisect loop: runs by RUNONE (each step a release's --runs runs) until the first bad (or first moved) release is known. */
+export async function bisectWith(store: HuntStore, preparer: { clock: BusyClock } | undefined, runOne: RunOne, opts: Pick<HuntOptions, 'progress' | 'stopped' | 'tracker'>): Promise<string> {
   const spec = store.state.spec;
+  const n = spec.runs;
+  const runsOf = (release: string) => store.state.runs.filter((r) => r.release === release).sort((a, b) => a.run - b.run);
+  /** Every run a release still owes, one after the other; false when the user stopped. */
+  const test = async (release: string, what: string): Promise<boolean> => {
+    opts.progress(what);
+    for (let run = 1; run <= n; run++) {
+      if (store.finished(release, run)) continue;
+      if (opts.stopped?.()) return false;
+      opts.tracker?.begin(0, release, run);
+      const rec = await runOne(release, run);
+      opts.tracker?.end(0);
+      opts.progress(runLine(rec, n));
+      // An aborted run is in the state now and stops the bisect at the next step, as `git bisect run` does.
+      if (rec.verdict === 'error') break;
+    }
+    return true;
+  };
   return session(store, preparer, async () => {
     const range = bisectRange(spec.releases, spec.good!, spec.bad!);
+    const metric = spec.metric;
+    // at most: the bound's steps of N runs each (and the baseline's with --metric), less those done
+    const most = (runBound(range.length, 0) + (metric ? 2 : 0)) * n;
+    opts.tracker?.start(Math.max(most - store.state.runs.length, 1), 1, true);
+    let baseline: number[] = [];
+    if (metric) {
+      if (!(await test(spec.good!, `bisect: measuring ${metric.name} in ${spec.good} (the baseline)`))) return '';
+      const runs = runsOf(spec.good!);
+      const aborted = runs.find((r) => r.verdict === 'error');
+      if (aborted) throw new BeError(`bisect --metric: the baseline ${spec.good} was aborted: ${aborted.reason}`);
+      baseline = metricValues(runs.filter((r) => r.verdict !== 'skip'), metric.name);
+      if (baseline.length < n) throw new BeError(`bisect --metric: the test printed BE-METRIC ${metric.name} in ${baseline.length} of ${n} runs of ${spec.good} (see the logs in ${store.dir})`);
+    }
+    const changes = new Map<string, Change | undefined>();
+    const verdictOf = (release: string): Verdict | undefined => {
+      if (!metric) return bisectVerdict(runsOf(release), n, spec.flaky);
+      const v = metricVerdict(baseline, runsOf(release), n, metric);
+      changes.set(release, v.change);
+      return v.verdict;
+    };
     for (;;) {
       if (opts.stopped?.()) return '';
-      const verdicts = new Map(store.state.runs.filter((r) => r.run === 1).map((r) => [r.release, r.verdict]));
+      const verdicts = new Map<string, Verdict>();
+      for (const r of range.slice(1, -1)) {
+        const v = verdictOf(r);
+        if (v) verdicts.set(r, v);
+      }
       const step = bisectStep({ ordered: spec.releases, good: spec.good!, bad: spec.bad!, verdicts });
+      if (step.done && metric && !step.aborted && step.firstBad === spec.bad && !step.suspects.length && verdictOf(spec.bad!) === undefined) {
+        // Nothing in between moved: the bad end is the answer only if it did move.
+        if (!(await test(spec.bad!, `bisect: no release in between moved; measuring ${spec.bad}`))) return '';
+      }
       if (step.done) {
-        const tested = range.filter((r) => verdicts.has(r));
+        const tested = range.slice(1, -1).filter((r) => verdicts.has(r));
         const skipped = tested.filter((r) => verdicts.get(r) === 'skip');
         const bound = runBound(range.length, skipped.length);
-        const aborted = step.aborted ? { release: step.aborted, reason: store.state.runs.find((r) => r.release === step.aborted)?.reason ?? '' } : undefined;
+        const aborted = step.aborted ? { release: step.aborted, reason: runsOf(step.aborted).find((r) => r.verdict === 'error')?.reason ?? '' } : undefined;
+        const flaky = range.filter((r) => releaseVerdict(runsOf(r)) === 'flaky');
+        let metricReport: MetricReport | undefined;
+        if (metric) {
+          const valuesOf = (r: string) => (r === spec.good ? baseline : metricValues(runsOf(r).filter((x) => x.verdict !== 'skip'), metric.name));
+          const badVerdict = step.firstBad === spec.bad ? verdictOf(spec.bad!) : 'bad';
+          const moved = badVerdict === 'bad' ? step.firstBad : undefined;
+          metricReport = {
+            ...metric,
+            baseline: { release: spec.good!, values: baseline },
+            lastUnmoved: { release: step.lastGood, values: valuesOf(step.lastGood) },
+            firstMoved: moved ? { release: moved, values: valuesOf(moved), change: changes.get(moved)! } : undefined,
+          };
+        }
         const text = bisectReportText({
           range,
           firstBad: step.firstBad,
@@ -288,16 +356,16 @@ export async function bisectWith(store: HuntStore, preparer: { clock: BusyClock 
           method: spec.method,
           command: commandLine(store.state.command),
           beVersion: store.state.beVersion,
+          runsEach: n,
+          flaky: flaky.length ? { releases: flaky.map((r) => `${r} (${runsOf(r).filter((x) => x.verdict === 'bad').length} of ${runsOf(r).length} bad)`), as: metric ? 'measured' : (spec.flaky ?? 'bad') } : undefined,
+          metric: metricReport,
         });
         await store.update((s) => {
-          s.bisect = { firstBad: step.firstBad, lastGood: step.lastGood, suspects: step.suspects, aborted: step.aborted, runs: tested.length, bound, text };
+          s.bisect = { firstBad: metricReport && !metricReport.firstMoved ? '' : step.firstBad, lastGood: step.lastGood, suspects: step.suspects, aborted: step.aborted, runs: tested.length, bound, text, ...(flaky.length ? { flaky } : {}) };
         });
         return text;
       }
-      opts.progress(`bisect: ${step.remaining} release${step.remaining === 1 ? '' : 's'} left to test, trying ${step.next}`);
-      const rec = await runOne(step.next, 1);
-      // An aborted run is in the state now and stops the bisect at the next step, as `git bisect run` does.
-      opts.progress(runLine(rec, 1));
+      if (!(await test(step.next, `bisect: ${step.remaining} release${step.remaining === 1 ? '' : 's'} left to test, trying ${step.next}`))) return '';
     }
   });
 }

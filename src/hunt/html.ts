@@ -1,11 +1,11 @@
 import type { HuntState } from './state.js';
-import { summarize, formatMetric, verdictWord, durationText } from './summary.js';
-import { countsLine } from './report.js';
+import { summarize, durationText, verdictText } from './summary.js';
+import { countsLine, metricCell, notes } from './report.js';
 import { timeline, metricChart } from './charts.js';
 
 /** What templates/report.html.hbs is given: everything precomputed, the template only draws. */
-export function reportModel(state: HuntState): Record<string, unknown> {
-  const s = summarize(state);
+export function reportModel(state: HuntState, opts: { minChange?: number } = {}): Record<string, unknown> {
+  const s = summarize(state, opts);
   return {
     id: s.id,
     test: s.test,
@@ -14,6 +14,7 @@ export function reportModel(state: HuntState): Record<string, unknown> {
     updated: s.updated,
     command: s.command,
     countsLine: countsLine(s),
+    notes: notes(s),
     releases: s.releases,
     metricNames: s.metricNames,
     timeline: timeline(s),
@@ -22,11 +23,10 @@ export function reportModel(state: HuntState): Record<string, unknown> {
     rows: s.releases.map((r) => ({
       release: r.release,
       verdict: r.verdict,
-      word: verdictWord(r.verdict),
-      reason: r.verdict === 'error' ? r.reason : '',
+      word: verdictText(r),
       runs: r.runs.length,
       duration: durationText(r.durationMs),
-      metrics: s.metricNames.map((m) => formatMetric(r.metrics[m])),
+      metrics: s.metricNames.map((m) => ({ text: metricCell(r.metrics[m]), change: r.metrics[m]?.change ?? '' })),
     })),
   };
 }

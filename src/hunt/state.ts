@@ -30,6 +30,10 @@ export interface HuntSpec {
   install: InstallFlags;
   good?: string;
   bad?: string;
+  /** bisect: how a flaky release (runs both good and bad) counts; absent means bad. */
+  flaky?: 'bad' | 'good' | 'skip';
+  /** bisect --metric: the first release where NAME moved beyond the noise in DIRECTION by at least MINCHANGE. */
+  metric?: { name: string; direction: 'up' | 'down' | 'any'; minChange: number };
 }
 
 /** How one test run ended: what a local run records and what a worker replies alike. */
@@ -70,6 +74,8 @@ export interface BisectResult {
   runs: number;
   bound: number;
   text: string;
+  /** Releases whose runs disagreed, and how they were counted. */
+  flaky?: string[];
 }
 
 export interface HuntState {
@@ -83,6 +89,8 @@ export interface HuntState {
   prepared: Record<string, PreparedRecord>;
   runs: RunRecord[];
   bisect?: BisectResult;
+  /** The smallest relative change of a metric's median the reports flag (--min-change; default 5%). */
+  minChange?: number;
   /** Broker hunts: the beanstalkd job id queued for each run key, so a resumed collector does not queue twice. */
   broker?: { jobs: Record<string, string> };
   /** Wall time of each `be hunt` invocation on this state, with the part spent preparing BEs. */

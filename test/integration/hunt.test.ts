@@ -15,7 +15,7 @@ let fx: Fixture;
 let common: string[];
 
 interface JsonReport {
-  releases: Array<{ release: string; verdict: string; metrics: Record<string, number>; runs: Array<{ startedAt: string; worker?: string }> }>;
+  releases: Array<{ release: string; verdict: string; metrics: Record<string, { median: number; n: number }>; runs: Array<{ startedAt: string; worker?: string }> }>;
 }
 
 async function jsonReport(state: string): Promise<JsonReport> {
@@ -50,7 +50,7 @@ describe('be hunt run --method chroot on zfs-fuse BEs', () => {
     for (const rel of RELEASES) expect(r.stdout).toMatch(new RegExp(`^${rel.replace('.', '\\.')}\\s+${expectedVerdict(rel)}\\s+1\\s+\\S+\\s+${manpages(rel)}$`, 'm'));
     expect(r.stdout).toContain('7 releases: 4 good, 2 bad, 1 skip');
     const report = await jsonReport(state);
-    expect(report.releases.map((x) => [x.release, x.verdict, x.metrics.manpages])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), manpages(rel)]));
+    expect(report.releases.map((x) => [x.release, x.verdict, x.metrics.manpages.median])).toEqual(RELEASES.map((rel) => [rel, expectedVerdict(rel), manpages(rel)]));
     // Every release BE holds its @installed snapshot and no run clone is left.
     const names = (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.root])).stdout.split('\n');
     for (const rel of RELEASES) expect(names).toContain(`${pool.root}/hunt-${rel}@installed`);

@@ -42,7 +42,9 @@ describe('hunt reports', () => {
 
   it('JSON carries every run', () => {
     const j = JSON.parse(jsonReport(state));
-    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'skip', 'bad', 'aborted', 'pending']);
+    expect(j.releases[3].runs[0]).toMatchObject({ run: 1, verdict: 'aborted', exit: null, reason: 'timed out after 10m', durationMs: 1500 });
+    expect(j.releases[0].metrics.ratio).toEqual({ n: 1, median: 0.5, min: 0.5, max: 0.5, q1: 0.5, q3: 0.5, change: null, relative: null, p: null, from: null, tooFew: false });
     expect(j.command).toBe("be hunt run --releases 13.0..13.3 --test 'my test.sh'");
   });
 
@@ -58,7 +60,7 @@ describe('hunt reports', () => {
 
   it('HTML: a timeline cell per release and a chart per metric, escaped, nothing fetched', () => {
     const html = renderString(readFileSync(new URL('../../templates/report.html.hbs', import.meta.url), 'utf8'), reportModel({ ...state, spec: { ...state.spec, test: { ...state.spec.test, name: '<x>.sh' } } }), 'report.html');
-    expect([...html.matchAll(/data-verdict="(\w+)"/g)].map((m) => m[1])).toEqual(['good', 'skip', 'bad', 'error', 'pending']);
+    expect([...html.matchAll(/data-verdict="(\w+)"/g)].map((m) => m[1])).toEqual(['good', 'skip', 'bad', 'aborted', 'pending']);
     expect(html).toContain('<svg class="metric" data-metric="ratio"');
     expect((html.match(/<circle /g) ?? []).length).toBe(2);
     expect(html).toContain('&lt;x&gt;.sh');
@@ -90,5 +92,57 @@ describe('be hunt report on the command line', () => {
     const r = await be(['hunt', 'report', '--format', 'pdf', '--state', '/nonexistent/hunt']);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toBe("be: invalid --format 'pdf': expected table, json, junit, html\n");
+  });
+});
+
+describe('hunt reports over repeated runs', () => {
+  const runs = (release: string, verdicts: Array<RunRecord['verdict']>, values: number[]) =>
+    verdicts.map((v, i) => run(release, v, { ms: values[i] }, { run: i + 1, log: `logs/${release}/run-${i + 1}.log` }));
+  const many: HuntState = {
+    ...state,
+    spec: { ...state.spec, releases: ['13.0', '13.1', '13.2', '13.3'], runs: 5 },
+    runs: [
+      ...runs('13.0', ['good', 'good', 'good', 'good', 'good'], [100, 101, 99, 102, 98]),
+      ...runs('13.1', ['good', 'bad', 'good', 'bad', 'good'], [100, 103, 97, 101, 99]),
+      ...runs('13.2', ['bad', 'bad', 'bad', 'bad', 'bad'], [120, 121, 119, 122, 118]),
+      ...runs('13.3', ['bad', 'bad', 'bad'], [150, 151, 149]),
+    ],
+  };
+
+  it('table: flaky with counts, median ± half the IQR, the arrow and size of a flagged change, too few runs said', () => {
+    const t = tableReport(many);
+    expect(t).toMatch(/^13\.0\s+good\s+5\s+1\.5s\s+100 ±1$/m);
+    expect(t).toMatch(/^13\.1\s+flaky \(2 of 5 bad\)\s+5\s+1\.5s\s+100 ±1$/m);
+    expect(t).toMatch(/^13\.2\s+bad\s+5\s+1\.5s\s+120 ±1 ↑\+20%$/m);
+    // 3 runs against 5: the smallest p is 2/56 = 0.036, a change can be told
+    expect(t).toMatch(/^13\.3\s+bad\s+3\/5\s+1\.5s\s+150 ±0\.5 ↑\+25%$/m);
+    expect(t).toContain('4 releases: 1 good, 2 bad, 1 flaky');
+    expect(t).toContain('flaky: 13.1 (2 of 5 bad)');
+    expect(t).toMatch(/^ms: ↑ \+20% at 13\.2 \(median 120 ±1, range 118\.\.122\) from 13\.1 \(median 100 ±1, range 97\.\.103\), p = 0\.0079$/m);
+    const few = tableReport({ ...many, spec: { ...many.spec, runs: 1 }, runs: [run('13.0', 'good', { ms: 1 }), run('13.1', 'good', { ms: 2 })] });
+    expect(few).toContain('ms: too few runs to tell a change from the noise (4 runs per release are needed: --runs 4)');
+    expect(few).toMatch(/^13\.1\s+good\s+1\s+1\.5s\s+2$/m);
+  });
+
+  it('JSON: per release verdict and counts, per metric median, min, max, q1, q3 and change', () => {
+    const j = JSON.parse(jsonReport(many));
+    expect(j.releases.map((r: { verdict: string }) => r.verdict)).toEqual(['good', 'flaky', 'bad', 'bad']);
+    expect(j.releases[1].counts).toEqual({ good: 3, bad: 2, skip: 0, aborted: 0 });
+    expect(j.releases[1].metrics.ms).toMatchObject({ n: 5, median: 100, min: 97, max: 103, q1: 99, q3: 101, change: null, from: '13.0' });
+    expect(j.releases[2].metrics.ms).toMatchObject({ median: 120, change: 'up', relative: 0.2, from: '13.1' });
+    expect(j.releases[1].runs.map((r: { exit: number; metrics: { ms: number } }) => [r.exit, r.metrics.ms])).toEqual([[0, 100], [1, 103], [0, 97], [1, 101], [0, 99]]);
+    // --min-change 30%: neither the +20% nor the +25% is flagged
+    expect(JSON.parse(jsonReport(many, { minChange: 0.3 })).releases.map((r: { metrics: { ms: { change: string | null } } }) => r.metrics.ms.change)).toEqual([null, null, null, null]);
+  });
+
+  it('JUnit marks the flaky release; HTML draws an error bar per release and marks the change', () => {
+    const x = junitReport(many);
+    expect(x).toMatch(/<testsuite [^>]*flaky="1"/);
+    expect((x.match(/<property name="flaky" value="2 of 5 runs bad"\/>/g) ?? []).length).toBe(5);
+    expect(x).toContain('<failure message="test exited 1 (flaky: 2 of 5 runs bad)" type="flaky"/>');
+    const html = renderString(readFileSync(new URL('../../templates/report.html.hbs', import.meta.url), 'utf8'), reportModel(many), 'report.html');
+    expect([...html.matchAll(/<g class="error-bar" data-release="([^"]+)"/g)].map((m) => m[1])).toEqual(['13.0', '13.1', '13.2', '13.3']);
+    expect([...html.matchAll(/<g class="change" data-release="([^"]+)" data-change="(\w+)"/g)].map((m) => [m[1], m[2]])).toEqual([['13.2', 'up'], ['13.3', 'up']]);
+    expect(html).toContain('<td class="v-flaky">flaky (2 of 5 bad)</td>');
   });
 });

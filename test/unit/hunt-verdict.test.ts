@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { classify, parseMetrics, parseDuration } from '../../src/hunt/verdict.js';
 import { parseReleaseText, naturalCompare, resolveReleaseSpec } from '../../src/hunt/releases.js';
-import { bisectStep, runBound } from '../../src/hunt/bisect.js';
+import { bisectStep, runBound, bisectVerdict, metricVerdict } from '../../src/hunt/bisect.js';
+import type { RunRecord } from '../../src/hunt/state.js';
 
 describe('verdicts follow git bisect run', () => {
   it('0 is good, 125 skip, 1-127 bad, the rest aborts with a reason', () => {
@@ -95,5 +96,32 @@ describe('bisect over releases', () => {
 
   it('refuses a good release after the bad one', () => {
     expect(() => bisectStep({ ordered: ['a1', 'b2'], good: 'b2', bad: 'a1', verdicts: new Map() })).toThrow("good release 'b2' must come before bad release 'a1'");
+  });
+});
+
+describe('a bisect step over repeated runs', () => {
+  const rec = (verdict: RunRecord['verdict'], ms?: number, run = 1): RunRecord => ({ release: 'r', run, verdict, status: { good: 0, bad: 1, skip: 125, error: null }[verdict], signal: null, reason: '', metrics: ms === undefined ? {} : { ms }, startedAt: '', durationMs: 1, log: '' });
+  const all = (vs: Array<RunRecord['verdict']>) => vs.map((v, i) => rec(v, undefined, i + 1));
+
+  it('waits for every run, counts a flaky release as --flaky says, stops at an aborted run', () => {
+    expect(bisectVerdict(all(['good', 'good']), 3)).toBeUndefined();
+    expect(bisectVerdict(all(['good', 'bad', 'good']), 3)).toBe('bad');
+    expect(bisectVerdict(all(['good', 'bad', 'good']), 3, 'good')).toBe('good');
+    expect(bisectVerdict(all(['good', 'bad', 'good']), 3, 'skip')).toBe('skip');
+    expect(bisectVerdict(all(['good', 'skip', 'good']), 3)).toBe('good');
+    expect(bisectVerdict(all(['good', 'error']), 3)).toBe('error');
+  });
+
+  it('--metric: bad once the runs moved from the baseline in the direction asked, skip when they cannot tell', () => {
+    const base = [100, 101, 99, 102, 98];
+    const runs = (values: number[]) => values.map((v, i) => rec('good', v, i + 1));
+    const up = { name: 'ms', direction: 'up' as const, minChange: 0.05 };
+    expect(metricVerdict(base, runs([120, 121, 119, 122, 118]), 5, up).verdict).toBe('bad');
+    expect(metricVerdict(base, runs([80, 81, 79, 82, 78]), 5, up).verdict).toBe('good');
+    expect(metricVerdict(base, runs([80, 81, 79, 82, 78]), 5, { ...up, direction: 'any' }).verdict).toBe('bad');
+    expect(metricVerdict(base, runs([103, 104, 102, 105, 101]), 5, up).verdict).toBe('good'); // beyond the noise, but 3%
+    expect(metricVerdict(base, runs([120, 121]), 5, up).verdict).toBeUndefined();
+    expect(metricVerdict(base, [rec('skip', undefined, 1), rec('skip', undefined, 2)], 2, up).verdict).toBe('skip');
+    expect(metricVerdict(base, runs([120]), 1, up).verdict).toBe('skip'); // 1 against 5: too few to tell
   });
 });
