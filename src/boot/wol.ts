@@ -6,7 +6,7 @@
 import { createSocket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { BeError } from '../sys/errors.js';
-import { normalizeMac } from './pxeserve.js';
+import { normalizeMac } from '../pxe/settings.js';
 
 export function magicPacket(mac: string): Buffer {
   const bytes = Buffer.from(normalizeMac(mac).split(':').map((h) => parseInt(h, 16)));
