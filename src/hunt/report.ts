@@ -1,11 +1,8 @@
 import type { HuntState } from './state.js';
+import { alignColumns } from '../sys/table.js';
 import { summarize, formatMetric, verdictWord, durationText, type HuntSummary } from './summary.js';
 
-function formatTable(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
-}
+const formatTable = (header: string[], rows: string[][]): string => alignColumns([header, ...rows], '  ');
 
 export type ReportFormat = 'table' | 'json' | 'junit' | 'html';
 
