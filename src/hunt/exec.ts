@@ -3,6 +3,7 @@ import { classify, parseMetrics, formatDuration, type RunEnd } from './verdict.j
 import { bisectStep, bisectRange, runBound, bisectReportText } from './bisect.js';
 import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunOutcome, type RunRecord } from './state.js';
 import { commandLine, formatMetric } from './summary.js';
+import { runPool } from '../sys/pool.js';
 
 /** Where a run's test goes inside its BE: chroot, jail and guest alike (a guest keeps its output and status there too). */
 export const TEST_DIR = '/var/tmp/be-hunt';
@@ -220,18 +221,14 @@ export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntO
   const preparer = new Preparer(host, store.state.spec.install, (release) => prepareLog(store, release));
   await session(store, preparer, async () => {
     const todo = pendingRuns(store);
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length && !opts.stopped?.()) {
-        const { release, run } = todo[next++];
-        // the next run's clone is made while this one runs
-        if (next < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[next].release, todo[next].run));
-        const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
-        opts.progress(runLine(rec, store.state.spec.runs));
-      }
+    const runOne = async ({ release, run }: (typeof todo)[number], k: number) => {
+      // the next run's clone is made while this one runs
+      if (k + 1 < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[k + 1].release, todo[k + 1].run));
+      const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
+      opts.progress(runLine(rec, store.state.spec.runs));
     };
     try {
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+      await runPool(todo, opts.jobs, runOne, { stopped: opts.stopped });
     } finally {
       await settle(host, opts.progress);
     }
