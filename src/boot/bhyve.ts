@@ -20,7 +20,8 @@ import { BeError } from '../sys/errors.js';
 import { defaultShareDir } from '../share/share.js';
 import { getFileHandle, loaderHandle, type MountClientOptions } from '../share/mountproto.js';
 import { shJoin } from '../sys/shell.js';
-import { parseIpv4, formatIpv4, prefixMask } from '../share/spec.js';
+import { checkIpv4 } from '../share/spec.js';
+import { formatIpv4, prefixMask } from '../net/ipv4.js';
 import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';
 
 export interface NfsBootOptions {
@@ -44,10 +45,10 @@ export interface NfsBootOptions {
 export function parseAddress(text: string): { ip: string; netmask: string } {
   const slash = text.indexOf('/');
   if (slash < 0) throw new BeError(`invalid address '${text}': expected IP/MASK like 192.168.2.10/24`);
-  const ip = formatIpv4(parseIpv4(text.slice(0, slash), 'address'));
+  const ip = formatIpv4(checkIpv4(text.slice(0, slash), 'address'));
   const mask = text.slice(slash + 1);
   if (/^\d{1,2}$/.test(mask) && Number(mask) <= 32) return { ip, netmask: formatIpv4(prefixMask(Number(mask))) };
-  const m = parseIpv4(mask, 'netmask');
+  const m = checkIpv4(mask, 'netmask');
   if (!/^1*0*$/.test(m.toString(2).padStart(32, '0'))) throw new BeError(`invalid netmask '${mask}'`);
   return { ip, netmask: formatIpv4(m) };
 }
@@ -180,10 +181,10 @@ export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions):
   const vm = checkVmName(opts.vm);
   const { ip, netmask } = parseAddress(opts.address);
   const mac = checkMac(opts.mac);
-  const gateway = opts.gateway === undefined ? undefined : formatIpv4(parseIpv4(opts.gateway, 'gateway'));
+  const gateway = opts.gateway === undefined ? undefined : formatIpv4(checkIpv4(opts.gateway, 'gateway'));
   const serverText = opts.server ?? gateway;
   if (!serverText) throw new BeError('bootnfs: give --server (the NFS server) or --gateway');
-  const server = formatIpv4(parseIpv4(serverText, 'server'));
+  const server = formatIpv4(checkIpv4(serverText, 'server'));
   const memory = checkMemory(opts.memory ?? '1G');
   const tap = checkTap(opts.tap ?? 'tap0');
   const console = nmdmDevice(opts.nmdm ?? 0);

@@ -6,6 +6,7 @@
  */
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
+import { parseMac } from '../net/mac.js';
 
 export interface BootMethod<Options> {
   readonly name: string;
@@ -39,9 +40,15 @@ export function checkTap(text: string): string {
   return text;
 }
 
+/**
+ * A guest NIC's MAC (any spelling src/net/mac.ts reads), in the colon form bhyve's mac= takes:
+ * usr.sbin/bhyve/net_utils.c (net_parsemac) reads it with ether_aton(3), colon-separated hex
+ * (lib/libc/net/ether_addr.c).
+ */
 export function checkMac(text: string): string {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) throw new BeError(`invalid MAC address '${text}': expected 02:01:02:03:04:05`);
-  return text.toLowerCase();
+  const mac = parseMac(text);
+  if (!mac) throw new BeError(`invalid MAC address '${text}': expected 02:01:02:03:04:05`);
+  return mac;
 }
 
 /** nmdm(4) console pair N: bhyve takes the A side, `cu -l /dev/nmdmNB` attaches to the guest. */

@@ -25,7 +25,7 @@ import { requireBe } from '../be/context.js';
 import { mountBe, mountedDatasets } from '../be/access.js';
 import { defaultShareDir } from '../share/share.js';
 import { BeError } from '../sys/errors.js';
-import type { PxeInput } from './pxeserve.js';
+import type { PxeInput } from '../pxe/settings.js';
 
 export interface SharePxePlan {
   be: string;

@@ -4,9 +4,9 @@
  * and is tested for real on every platform.
  */
 import { createSocket } from 'node:dgram';
-import { isIPv4 } from 'node:net';
 import { BeError } from '../sys/errors.js';
-import { normalizeMac } from './pxeserve.js';
+import { normalizeMac } from '../pxe/settings.js';
+import { isIpv4 } from '../net/ipv4.js';
 
 export function magicPacket(mac: string): Buffer {
   const bytes = Buffer.from(normalizeMac(mac).split(':').map((h) => parseInt(h, 16)));
@@ -30,7 +30,7 @@ export interface WolOptions {
 export async function wake(mac: string, opts: WolOptions = {}): Promise<{ mac: string; to: string; port: number; bytes: number }> {
   const packet = magicPacket(mac);
   const to = opts.broadcast ?? '255.255.255.255';
-  if (!isIPv4(to)) throw new BeError(`--broadcast ${to}: not an IPv4 address`);
+  if (!isIpv4(to)) throw new BeError(`--broadcast ${to}: not an IPv4 address`);
   const port = checkPort(opts.port ?? 9);
   const socket = createSocket('udp4');
   try {

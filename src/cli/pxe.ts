@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { changing, collect, context, print } from './common.js';
 import { BeError } from '../sys/errors.js';
-import type { PxeInput, PxeSettings } from '../boot/pxeserve.js';
+import type { PxeInput, PxeSettings } from '../pxe/settings.js';
 import type { BeContext } from '../be/context.js';
 
 /** The platform the settings are for (its defaults, e.g. the lease file): FreeBSD's in a FreeBSD plan. */
@@ -61,14 +61,14 @@ function flagInput(opts: Record<string, unknown>, cmd: Command): PxeInput {
 }
 
 async function gatherInput(opts: Record<string, unknown>, cmd: Command): Promise<PxeInput> {
-  const { readPxeConfig, mergePxeInput } = await import('../boot/pxeserve.js');
+  const { readPxeConfig, mergePxeInput } = await import('../pxe/settings.js');
   const file = typeof opts.config === 'string' ? await readPxeConfig(opts.config) : {};
   return mergePxeInput(file, flagInput(opts, cmd));
 }
 
 /** -n: the servers are not started; the script shows the serve step with every setting spelled out. */
 async function dryRun(ctx: BeContext, settings: PxeSettings): Promise<void> {
-  const { lookupUser, pxeServeArgv } = await import('../boot/pxeserve.js');
+  const [{ lookupUser }, { pxeServeArgv }] = await Promise.all([import('../sys/privileges.js'), import('../pxe/settings.js')]);
   await lookupUser(ctx.runner, settings.user);
   await ctx.runner.change(['be', 'pxe', 'serve', ...pxeServeArgv(settings)]);
   ctx.runner.flushScript();
@@ -86,10 +86,11 @@ export function registerPxeCommands(program: Command): void {
   serveFlags(changing(pxe.command('serve')))
     .description('run the DHCP and TFTP servers in the foreground until SIGINT or SIGTERM')
     .action(async (opts, cmd: Command) => {
-      const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
+      const { checkPxeSettings } = await import('../pxe/settings.js');
       const ctx = await context(cmd);
       const settings = await checkPxeSettings(await gatherInput(opts, cmd), { runner: ctx.runner, platform: planPlatform(ctx) });
       if (ctx.runner.dryRun) return dryRun(ctx, settings);
+      const { startPxe } = await import('../pxe/serve.js');
       const running = await startPxe(settings, { runner: ctx.runner }).catch(asBeError);
       await running.done;
     });
@@ -98,7 +99,7 @@ export function registerPxeCommands(program: Command): void {
     .description("serve a BE over PXE: TFTP from its /boot, DHCP root-path to its NFS export (see sharenfs)")
     .argument('<be>')
     .action(async (name: string, opts, cmd: Command) => {
-      const { checkPxeSettings, startPxe } = await import('../boot/pxeserve.js');
+      const { checkPxeSettings } = await import('../pxe/settings.js');
       const { prepareSharePxe, bootFilesByRootPath } = await import('../boot/sharepxe.js');
       const input = await gatherInput(opts, cmd);
       const ctx = await context(cmd);
@@ -110,6 +111,7 @@ export function registerPxeCommands(program: Command): void {
         ctx.runner.note(`TFTP also serves ${plan.dir}/boot/* under those names (for TFTP-built loaders)`);
         return dryRun(ctx, settings);
       }
+      const { startPxe } = await import('../pxe/serve.js');
       print(`sharing ${plan.be} from ${plan.dir}${plan.mounted ? ' (mounted now; left mounted)' : ''}: TFTP ${settings.tftpRoot ?? '-'}, root-path ${settings.rootPath ?? '-'}`);
       const running = await startPxe(settings, { runner: ctx.runner, files: bootFilesByRootPath(plan.dir) }).catch(asBeError);
       await running.done;

@@ -7,6 +7,7 @@ import type { HuntProgress } from './progress.js';
 import { BeError } from '../sys/errors.js';
 import { HuntStore, runLogName, prepareLogName, type InstallFlags, type Method, type PreparedRecord, type RunOutcome, type RunRecord } from './state.js';
 import { commandLine, formatMetric } from './summary.js';
+import { runPool } from '../sys/pool.js';
 
 /** Where a run's test goes inside its BE: chroot, jail and guest alike (a guest keeps its output and status there too). */
 export const TEST_DIR = '/var/tmp/be-hunt';
@@ -226,22 +227,27 @@ export async function runMatrix(store: HuntStore, host: ReleaseHost, opts: HuntO
   const preparer = new Preparer(host, store.state.spec.install, (release) => prepareLog(store, release));
   await session(store, preparer, async () => {
     const todo = pendingRuns(store);
-    let next = 0;
     const jobs = Math.max(1, Math.min(opts.jobs, todo.length));
     opts.tracker?.start(todo.length, jobs);
-    const worker = async (job: number) => {
-      while (next < todo.length && !opts.stopped?.()) {
-        const { release, run } = todo[next++];
-        // the next run's clone is made while this one runs
-        if (next < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[next].release, todo[next].run));
-        opts.tracker?.begin(job, release, run);
-        const rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
+    // which of the N job lines of the progress display a run takes
+    const free = Array.from({ length: jobs }, (_, job) => job);
+    const runOne = async ({ release, run }: (typeof todo)[number], k: number) => {
+      // the next run's clone is made while this one runs
+      if (k + 1 < todo.length) host.cloneAhead?.(requestFor(store, opts.test, todo[k + 1].release, todo[k + 1].run));
+      const job = free.shift()!;
+      opts.tracker?.begin(job, release, run);
+      let rec: RunRecord;
+      try {
+        rec = await runAndRecord(store, host, preparer, requestFor(store, opts.test, release, run));
+      } finally {
         opts.tracker?.end(job);
-        opts.progress(runLine(rec, store.state.spec.runs));
+        free.push(job);
+        free.sort((x, y) => x - y);
       }
+      opts.progress(runLine(rec, store.state.spec.runs));
     };
     try {
-      await Promise.all(Array.from({ length: jobs }, (_, job) => worker(job)));
+      await runPool(todo, jobs, runOne, { stopped: opts.stopped });
     } finally {
       await settle(host, opts.progress);
     }

@@ -156,7 +156,8 @@ export const DEFAULT_VM: VmSettings = { address: '10.254.0.2/24', tap: 'tap0', m
 export async function vmNetwork(vm: VmSettings): Promise<{ ip: string; netmask: string; server: string; tap: string; memory: string }> {
   const { parseAddress } = await import('../boot/bhyve.js');
   const { checkTap, checkMemory } = await import('../boot/method.js');
-  const { parseIpv4, formatIpv4 } = await import('../share/spec.js');
+  const { checkIpv4: parseIpv4 } = await import('../share/spec.js');
+  const { formatIpv4 } = await import('../net/ipv4.js');
   const { ip, netmask } = parseAddress(vm.address);
   const server = vm.server ? formatIpv4(parseIpv4(vm.server, 'server')) : formatIpv4((((parseIpv4(ip) & parseIpv4(netmask)) >>> 0) + 1) >>> 0);
   return { ip, netmask, server, tap: checkTap(vm.tap), memory: checkMemory(vm.memory) };

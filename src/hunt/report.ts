@@ -1,12 +1,9 @@
 import type { HuntState, RunRecord } from './state.js';
 import { summarize, formatMetric, medianText, arrow, verdictText, durationText, RELEASE_VERDICTS, type HuntSummary, type MetricSummary } from './summary.js';
 import { ALPHA, fewestRuns, percent } from './stats.js';
+import { alignColumns } from '../sys/table.js';
 
-function formatTable(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n');
-}
+const formatTable = (header: string[], rows: string[][]): string => alignColumns([header, ...rows], '  ');
 
 export type ReportFormat = 'table' | 'json' | 'junit' | 'html';
 

@@ -27,6 +27,7 @@ import { assemblePieces, extractArchive } from './extract.js';
 import { makeProgress, type Progress } from './progress.js';
 import { guestFiles, parseRcPairs, checkHostname, defaultHostname } from './guest.js';
 import { checkTemplateDir } from '../render/index.js';
+import { runPool } from '../sys/pool.js';
 
 export { knownReleases, compareVersions, expandReleases, eraOf, candidates, defaultSets, ARCHES } from './releases.js';
 export type { Branch, Era } from './releases.js';
@@ -318,31 +319,24 @@ export async function installRelease(ctx: BeContext, be: string, opts: InstallOp
     const fetched = new Map<string, Fetched[]>();
     let downloaded = 0;
     const jobs = planned.flatMap((p) => p.files.map((f, i) => ({ set: p.set, i, f })));
-    const results: Fetched[] = new Array(jobs.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < jobs.length) {
-        const k = next++;
-        const { f } = jobs[k];
-        const get = () =>
-          obtain(f, {
-            cache,
-            runner,
-            offline,
-            fetchTask: (label, size) => progress.task(label, size),
-            verifyTask: (label, size) => progress.task(label, size),
-          });
-        if (isRemote(f.location) && !cache.has(f.location, f.expected) && !offline) {
-          // a download, as the plan's own steps: fetch into the cache, then check it
-          const path = cache.pathFor(f.location, f.expected);
-          await runner.act(fetchShell(ctx.flavour, f.location, path, f.expected), async () => void (results[k] = await get()));
-          results[k] ??= { ...f, path, downloaded: 0 };
-        } else results[k] = await get();
+    const results = await runPool(jobs, 2, async ({ f }): Promise<Fetched> => {
+      const get = () =>
+        obtain(f, {
+          cache,
+          runner,
+          offline,
+          fetchTask: (label, size) => progress.task(label, size),
+          verifyTask: (label, size) => progress.task(label, size),
+        });
+      if (isRemote(f.location) && !cache.has(f.location, f.expected) && !offline) {
+        // a download, as the plan's own steps: fetch into the cache, then check it
+        const path = cache.pathFor(f.location, f.expected);
+        let got: Fetched | undefined;
+        await runner.act(fetchShell(ctx.flavour, f.location, path, f.expected), async () => void (got = await get()));
+        return got ?? { ...f, path, downloaded: 0 };
       }
-    };
-    const settled = await Promise.allSettled([worker(), worker()].map((w) => w.catch((error) => ((next = jobs.length), Promise.reject(error)))));
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+      return get();
+    });
     jobs.forEach((j, k) => {
       downloaded += results[k].downloaded;
       fetched.set(j.set, [...(fetched.get(j.set) ?? []), results[k]]);

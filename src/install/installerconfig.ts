@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { BeError } from '../sys/errors.js';
+import { readConfigFile } from '../sys/configfile.js';
 import { render, type RenderOptions } from '../render/index.js';
 import { loadLayout } from '../be/layouts.js';
 import { checkPoolName } from '../zfs/names.js';
@@ -391,41 +390,6 @@ export function flagsToConfig(opts: Record<string, unknown>): RawConfig {
   return out;
 }
 
-/** Read a JSON or YAML config file. */
-export function readConfigFile(file: string): RawConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new BeError(`cannot read config '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  return parseConfigText(text, file);
-}
-
-export function parseConfigText(text: string, name: string): RawConfig {
-  let doc: unknown;
-  if (/\.json$/i.test(name) || /^\s*\{/.test(text)) {
-    try {
-      doc = JSON.parse(text);
-    } catch (error) {
-      throw new BeError(`config '${name}': invalid JSON: ${(error as Error).message}`);
-    }
-  } else {
-    doc = yamlParse(text, name);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new BeError(`config '${name}': expected a mapping at the top`);
-  return doc as RawConfig;
-}
-
-function yamlParse(text: string, name: string): unknown {
-  try {
-    return parseYaml(text);
-  } catch (error) {
-    throw new BeError(`config '${name}': invalid YAML: ${(error as Error).message.split('\n')[0]}`);
-  }
-}
-
 /** Merge: flags override the file; rc entries and packages add up. */
 export function mergeConfig(file: RawConfig, flags: RawConfig): RawConfig {
   const out: RawConfig = { ...file, ...flags };
@@ -440,6 +404,7 @@ export function mergeConfig(file: RawConfig, flags: RawConfig): RawConfig {
 }
 
 export async function loadInstallerConfig(file: string | undefined, flags: RawConfig): Promise<InstallerConfig> {
-  const fromFile = file ? readConfigFile(file) : {};
+  // JSON or YAML, told apart by the one rule of src/sys/configfile.ts
+  const fromFile: RawConfig = file ? await readConfigFile(file) : {};
   return validateInstallerConfig(mergeConfig(fromFile, flags));
 }

@@ -16,7 +16,8 @@
  */
 import { render } from '../render/index.js';
 import { BeError } from '../sys/errors.js';
-import { formatIpv4, netmaskOf, parseIpv4, prefixMask, type ShareSpec } from './spec.js';
+import { cidrOf, cidrString, maskPrefix, parseIpv4 } from '../net/ipv4.js';
+import { netmaskOf, type ShareSpec } from './spec.js';
 import { BEGIN, listBlocks, setBlock, userText } from './blocks.js';
 
 /** mountd.c: a field longer than MNTNAMLEN (rpcsvc/mount.h) is refused. */
@@ -171,26 +172,19 @@ function networkKey(address: string, mask: string): string {
   const parts = address.split('.');
   if (parts.length > 4 || !parts.every((p) => /^\d{1,3}$/.test(p))) return `${address}/${mask}`;
   while (parts.length < 4) parts.push('0');
-  let value: number;
-  try {
-    value = parseIpv4(parts.join('.'));
-  } catch {
-    return `${address}/${mask}`;
-  }
-  let prefix: number;
+  const value = parseIpv4(parts.join('.'));
+  if (value === undefined) return `${address}/${mask}`;
+  let prefix: number | undefined;
   if (mask.startsWith('/')) prefix = Number(mask.slice(1));
   else if (mask) {
-    try {
-      prefix = 32 - Math.log2(2 ** 32 - parseIpv4(mask));
-    } catch {
-      return `${address}/${mask}`;
-    }
+    const m = parseIpv4(mask);
+    prefix = m === undefined ? undefined : maskPrefix(m);
   } else {
     const first = Number(parts[0]);
     prefix = first < 128 ? 8 : first < 192 ? 16 : first < 224 ? 24 : 32;
   }
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) return `${address}/${mask}`;
-  return `${formatIpv4((value & prefixMask(prefix)) >>> 0)}/${prefix}`;
+  if (prefix === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return `${address}/${mask}`;
+  return cidrString(cidrOf(value, prefix));
 }
 
 /** The NFSv4 root mountd will use: the path of the first `V4:` line in TEXT (or undefined). */

@@ -1,5 +1,6 @@
 /** What `be sharenfs` was asked for, validated once: every bad value is a one-line BeError. */
 import { BeError } from '../sys/errors.js';
+import { cidrOf, formatIpv4, parseIpv4, prefixMask } from '../net/ipv4.js';
 
 export interface Network {
   /** The network number, host bits cleared. */
@@ -17,33 +18,22 @@ export interface ShareSpec {
   v4Root?: string;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-export function parseIpv4(text: string, what = 'address'): number {
-  const m = IPV4.exec(text);
-  if (!m || m.slice(1).some((o) => Number(o) > 255 || (o.length > 1 && o.startsWith('0')))) {
-    throw new BeError(`invalid ${what} '${text}': expected an IPv4 address like 192.168.2.1`);
-  }
-  return m.slice(1).reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function formatIpv4(value: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(value / 2 ** s) % 256).join('.');
-}
-
-export function prefixMask(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff - (2 ** (32 - prefix) - 1)) >>> 0;
+/** A dotted quad as a number; a bad one is a one-line BeError naming WHAT. */
+export function checkIpv4(text: string, what = 'address'): number {
+  const n = parseIpv4(text);
+  if (n === undefined) throw new BeError(`invalid ${what} '${text}': expected an IPv4 address like 192.168.2.1`);
+  return n;
 }
 
 /** 192.168.2.0/24 (host bits are cleared: 192.168.2.7/24 means 192.168.2.0/24). */
 export function parseNetwork(text: string): Network {
   const slash = text.indexOf('/');
   if (slash < 0) throw new BeError(`invalid network '${text}': expected CIDR like 192.168.2.0/24`);
-  const addr = parseIpv4(text.slice(0, slash), 'network');
+  const addr = checkIpv4(text.slice(0, slash), 'network');
   const p = text.slice(slash + 1);
   if (!/^\d{1,2}$/.test(p) || Number(p) > 32) throw new BeError(`invalid network '${text}': prefix length must be 0..32`);
   const prefix = Number(p);
-  return { address: formatIpv4((addr & prefixMask(prefix)) >>> 0), prefix };
+  return { address: formatIpv4(cidrOf(addr, prefix).base), prefix };
 }
 
 export function netmaskOf(n: Network): string {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
-import { bootFileTable, checkPxeSettings, defaultLeaseFile, mergePxeInput, normalizeMac, parseHost, parsePxeConfig, relayedSubnet } from '../../src/boot/pxeserve.js';
+import { bootFileTable, checkPxeSettings, defaultLeaseFile, mergePxeInput, normalizeMac, parseHost, parsePxeConfig, relayedSubnet } from '../../src/pxe/settings.js';
 import { magicPacket } from '../../src/boot/wol.js';
 
 const base = { address: '192.168.2.1', subnet: '192.168.2.0/24', range: '192.168.2.100-192.168.2.199', 'no-tftp': true } as const;
@@ -8,7 +7,7 @@ const base = { address: '192.168.2.1', subnet: '192.168.2.0/24', range: '192.168
 describe('pxe settings', () => {
   it('config keys are the long flag names; JSON and YAML read the same', () => {
     const json = parsePxeConfig('{"address":"10.0.0.1","tftp-root":"/srv/tftp","host":["52:54:00:00:00:01=10.0.0.5,pc1"],"proxy":false}', 'pxe.json');
-    const yaml = parsePxeConfig('address: 10.0.0.1\ntftp-root: /srv/tftp\nhost:\n  - 52:54:00:00:00:01=10.0.0.5,pc1\nproxy: false\n', 'pxe.yaml', parseYaml);
+    const yaml = parsePxeConfig('address: 10.0.0.1\ntftp-root: /srv/tftp\nhost:\n  - 52:54:00:00:00:01=10.0.0.5,pc1\nproxy: false\n', 'pxe.yaml');
     expect(yaml).toEqual(json);
     expect(() => parsePxeConfig('{"adress":"10.0.0.1"}', 'pxe.json')).toThrow("--config pxe.json: unknown key 'adress'");
     expect(() => parsePxeConfig('[1]', 'pxe.json')).toThrow('--config pxe.json: expected an object of settings');

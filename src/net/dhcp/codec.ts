@@ -4,6 +4,8 @@
  * sender overloads them (option 52). Parsing never throws on hostile input: it returns a
  * `DhcpParseError` reason instead, and every length is checked against the buffer end.
  */
+import { parseIpv4 } from '../ipv4.js';
+import { macBytes } from '../mac.js';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
@@ -89,29 +91,14 @@ export class DhcpParseError extends Error {
   }
 }
 
+/** Dotted quad → number (the rule of src/net/ipv4.ts); throws `DhcpParseError` on anything else. */
 export function ipToInt(ip: string): number {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new DhcpParseError(`bad IPv4 address ${JSON.stringify(ip)}`);
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new DhcpParseError(`bad IPv4 address ${JSON.stringify(ip)}`);
-    n = n * 256 + Number(p);
-  }
-  return n >>> 0;
+  const n = parseIpv4(ip);
+  if (n === undefined) throw new DhcpParseError(`bad IPv4 address ${JSON.stringify(ip)}`);
+  return n;
 }
 
-export function intToIp(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-export function isIp(s: string): boolean {
-  try {
-    ipToInt(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { formatIpv4 as intToIp, isIpv4 as isIp } from '../ipv4.js';
 
 function readIp(buf: Buffer, at: number): string {
   return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
@@ -245,16 +232,11 @@ export function messageType(p: DhcpPacket): number {
   return v && v.length === 1 ? v[0] : 0;
 }
 
-/** chaddr as "aa:bb:cc:dd:ee:ff". */
-export function macString(chaddr: Buffer): string {
-  return [...chaddr].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
+export { macString } from '../mac.js';
 
-/** Parse "aa:bb:cc:dd:ee:ff" (or with '-') into bytes; throws on anything else. */
+/** Parse a MAC address (any spelling src/net/mac.ts accepts) into bytes; throws on anything else. */
 export function parseMac(mac: string): Buffer {
-  const parts = mac.trim().toLowerCase().split(/[:-]/);
-  if (parts.length !== 6 || !parts.every((x) => /^[0-9a-f]{2}$/.test(x))) {
-    throw new DhcpParseError(`bad MAC address ${JSON.stringify(mac)}`);
-  }
-  return Buffer.from(parts.map((x) => parseInt(x, 16)));
+  const bytes = macBytes(mac);
+  if (!bytes) throw new DhcpParseError(`bad MAC address ${JSON.stringify(mac)}`);
+  return bytes;
 }

@@ -1,13 +1,10 @@
 /** IPv4 networks as the DHCP server needs them, and which local interface serves clients. */
 import { runningInterfaces } from '../ifaddrs.js';
-import { intToIp, ipToInt, isIp } from './codec.js';
+import { broadcastOf, formatIpv4, parseCidr as parseCidrText, parseIpv4, type Cidr } from '../ipv4.js';
 import { DhcpError } from './errors.js';
 
-export interface Network {
-  base: number;
-  mask: number;
-  prefix: number;
-}
+export type Network = Cidr;
+export { broadcastOf, inCidr as inNet } from '../ipv4.js';
 
 export function toList(v: string | string[] | undefined): string[] {
   if (v === undefined) return [];
@@ -15,29 +12,21 @@ export function toList(v: string | string[] | undefined): string[] {
 }
 
 export function needIp(what: string, v: string): number {
-  if (!isIp(v)) throw new DhcpError(`${what}: bad IPv4 address ${JSON.stringify(v)}`);
-  return ipToInt(v);
+  const ip = parseIpv4(v);
+  if (ip === undefined) throw new DhcpError(`${what}: bad IPv4 address ${JSON.stringify(v)}`);
+  return ip;
 }
 
+/** "10.0.0.0/24" (host bits are cleared); throws `DhcpError` on anything else. */
 export function parseCidr(cidr: string): Network {
-  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(cidr.trim());
-  if (!m || !isIp(m[1]) || Number(m[2]) > 32) throw new DhcpError(`subnet: bad CIDR ${JSON.stringify(cidr)}`);
-  const prefix = Number(m[2]);
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return { base: (ipToInt(m[1]) & mask) >>> 0, mask, prefix };
-}
-
-export function inNet(net: Network, ip: number): boolean {
-  return ((ip & net.mask) >>> 0) === net.base;
-}
-
-export function broadcastOf(net: Network): number {
-  return (net.base | (~net.mask >>> 0)) >>> 0;
+  const c = parseCidrText(cidr.trim());
+  if (!c) throw new DhcpError(`subnet: bad CIDR ${JSON.stringify(cidr)}`);
+  return { base: c.base, mask: c.mask, prefix: c.prefix };
 }
 
 /** The subnet broadcast address, for subnets that have one (not /31, /32). */
 export function subnetBroadcast(net: Network | undefined): string | undefined {
-  return net && net.prefix < 31 ? intToIp(broadcastOf(net)) : undefined;
+  return net && net.prefix < 31 ? formatIpv4(broadcastOf(net)) : undefined;
 }
 
 /** The interface that serves clients, with its IPv4 networks and the address its socket binds. */

@@ -1,0 +1,85 @@
+/**
+ * IPv4 addresses and CIDR networks as numbers: the one place `be` does this arithmetic (the DHCP
+ * server, `be pxe serve`'s checks, exports(5) networks, bhyve's loader addresses all use it).
+ * Nothing here throws: a parser returns undefined for text it does not accept, and each caller
+ * words its own error. A dotted quad is read as FreeBSD's inet_pton(3) reads one
+ * (lib/libc/inet/inet_pton.c, inet_pton4): exactly four decimal octets, each at most 255, no
+ * leading zeros (inet_aton's octal "010" and short forms "10.1" are not addresses here).
+ * Imports nothing outside src/net.
+ */
+
+/** A network: its number (host bits clear), prefix length and mask, all unsigned 32-bit. */
+export interface Cidr {
+  base: number;
+  prefix: number;
+  mask: number;
+}
+
+const OCTET = /^(?:0|[1-9]\d{0,2})$/;
+
+/** "192.168.2.1" → 0xc0a80201, or undefined for anything inet_pton4 refuses. */
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const p of parts) {
+    if (!OCTET.test(p) || Number(p) > 255) return undefined;
+    n = n * 256 + Number(p);
+  }
+  return n >>> 0;
+}
+
+export function isIpv4(text: string): boolean {
+  return parseIpv4(text) !== undefined;
+}
+
+/** 0xc0a80201 → "192.168.2.1". */
+export function formatIpv4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** The netmask of a prefix length 0..32: 24 → 0xffffff00. */
+export function prefixMask(prefix: number): number {
+  return prefix <= 0 ? 0 : (0xffffffff << (32 - Math.min(prefix, 32))) >>> 0;
+}
+
+/** The prefix length of a netmask (0xffffff00 → 24), or undefined when its ones are not contiguous. */
+export function maskPrefix(mask: number): number | undefined {
+  const inverted = ~mask >>> 0;
+  return (inverted & (inverted + 1)) === 0 ? 32 - Math.log2(inverted + 1) : undefined;
+}
+
+/** The network of ADDRESS with PREFIX (host bits cleared). */
+export function cidrOf(address: number, prefix: number): Cidr {
+  const mask = prefixMask(prefix);
+  return { base: (address & mask) >>> 0, prefix, mask };
+}
+
+/** A parsed "ADDRESS/PREFIX": the network, and the address as written (host bits possibly set). */
+export interface CidrText extends Cidr {
+  address: number;
+}
+
+/** "192.168.2.7/24" → the network 192.168.2.0/24 and the address 192.168.2.7; undefined when not CIDR (prefix 0..32). */
+export function parseCidr(text: string): CidrText | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const address = parseIpv4(text.slice(0, slash));
+  const p = text.slice(slash + 1);
+  if (address === undefined || !/^\d{1,2}$/.test(p) || Number(p) > 32) return undefined;
+  return { ...cidrOf(address, Number(p)), address };
+}
+
+export function inCidr(net: Cidr, ip: number): boolean {
+  return ((ip & net.mask) >>> 0) === net.base;
+}
+
+/** The all-ones host address of NET. */
+export function broadcastOf(net: Cidr): number {
+  return (net.base | (~net.mask >>> 0)) >>> 0;
+}
+
+/** "192.168.2.0/24". */
+export function cidrString(net: Cidr): string {
+  return `${formatIpv4(net.base)}/${net.prefix}`;
+}
