@@ -229,6 +229,14 @@ describe('be image (zfs-fuse, sfdisk, losetup, mkfs.vfat, mtools)', () => {
       expect(i, line).toBeGreaterThan(at);
       at = i;
     }
+    // web is not mounted: the plan mounts its root, stages the boot code from there and checks it
+    // when it runs (as be does now where it can look), before the image is made
+    const mount = lines.findIndex((l) => /^mount -t zfs \S+\/web \/\S+\/be_image\.[0-9a-f]{8}$/.test(l));
+    const dirOf = mount >= 0 ? lines[mount].split(' ').pop()! : '';
+    const copy = lines.indexOf(`[ ! -f ${dirOf}/boot/pmbr ] || cp ${dirOf}/boot/pmbr ${stage}/pmbr`);
+    const check = lines.indexOf(`[ -f ${stage}/pmbr ] || { echo 'be: boot environment '\\''web'\\'' has no /boot/pmbr (needed for --boot both)' >&2; exit 1; }`);
+    expect([mount > 0, copy > mount, lines.indexOf(`umount ${dirOf}`) > copy, check > copy, check < lines.indexOf(`truncate -s 10G ${img}`)]).toEqual([true, true, true, true, true]);
+    expect(r.stdout).not.toContain('$BE_MOUNT');
     expect(lines.some((l) => /^mount_msdosfs "\/dev\/\$\{md\}p1" \//.test(l))).toBe(true);
     expect(lines.some((l) => /^cp \S+\/loader\.efi \/\S+\/EFI\/BOOT\/bootx64\.efi$/.test(l))).toBe(true);
     expect(lines.some((l) => /^zfs send -R \S+\/web@be-image-[0-9a-f]{8} \| zfs receive -u bimgplan\/ROOT\/web$/.test(l))).toBe(true);
