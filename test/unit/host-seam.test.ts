@@ -1,6 +1,41 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Runner } from '../../src/sys/run.js';
+
+const SRC = fileURLToPath(new URL('../../src', import.meta.url));
+
+async function sources(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await sources(path)));
+    else if (entry.name.endsWith('.ts')) out.push(path);
+  }
+  return out;
+}
+
+describe('the host decides: no module outside src/sys and src/cli asks whether it is a dry run', () => {
+  it('reads of dryRun are only in src/sys, src/cli and the one module not converted yet (src/be/be.ts)', async () => {
+    const found: string[] = [];
+    for (const file of await sources(SRC)) {
+      const rel = relative(SRC, file);
+      if (rel.startsWith('sys/') || rel.startsWith('cli/')) continue;
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      lines.forEach((line, i) => {
+        // makeContext takes the flag and hands it to the Runner it builds: the host being made, not asked
+        const asked = line.replace(/\bdryRun\?: boolean|\bdryRun: opts\.dryRun\b/g, '');
+        if (/\bdryRun\b/.test(asked)) found.push(`${rel}:${i + 1}`);
+      });
+    }
+    const known = found.filter((f) => f.startsWith('be/be.ts:'));
+    expect(found.filter((f) => !known.includes(f))).toEqual([]);
+    // once be.ts is converted too, this fails: drop the exception then
+    expect(known.length).toBeGreaterThan(0);
+  });
+});
 
 describe('Runner.requireSystem: work only FreeBSD programs can do', () => {
   it('a live host of another system refuses it, a FreeBSD host takes it', () => {
