@@ -19,7 +19,7 @@ import { mountedDatasets } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
 import { defaultShareDir } from '../share/share.js';
 import { getFileHandle, loaderHandle, type MountClientOptions } from '../share/mountproto.js';
-import { shJoin } from '../sys/shell.js';
+import { shJoin, shQuote } from '../sys/shell.js';
 import { checkIpv4 } from '../share/spec.js';
 import { formatIpv4, prefixMask } from '../net/ipv4.js';
 import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';
@@ -133,33 +133,65 @@ export function bhyveEnd(status: number): BhyveEnd {
   }
 }
 
+/** The exit statuses bhyveEnd names one by one (any other is read by its default). */
+const BHYVE_STATUSES = [0, 1, 2, 3, 4, 64, 71, 100];
+
+/**
+ * runVm's loop as /bin/sh, reading the statuses as bhyveEnd does: bhyveload and bhyve again while
+ * bhyve exits 0, done on 1 and 2, `be: VM '…': why` and exit 1 otherwise (a signal gives 128 or
+ * more there too); bhyveload's failure ends it as well. The VM is destroyed after every run.
+ * LOAD is the bhyveload line (shell), if any.
+ */
+export function vmLoopShell(vm: string, load: string | undefined, bhyve: string[]): string {
+  const destroy = `${shJoin(bhyvectlDestroyArgv(vm))} || true`;
+  // be's one-line error, with the status the script has in $be_status where TEXT says $?
+  const fail = (text: string) => `echo ${text.split('$?').map((part) => (part ? shQuote(part) : '')).join('"$be_status"')} >&2; exit 1`;
+  const lines = ['while :; do'];
+  if (load) {
+    lines.push('  be_status=0', `  ${load} || be_status=$?`);
+    lines.push(`  if [ "$be_status" -ne 0 ]; then ${destroy}; ${fail(`be: bhyveload exited $?: the loader did not start a kernel in VM '${vm}'`)}; fi`);
+  }
+  lines.push('  be_status=0', `  ${shJoin(bhyve)} || be_status=$?`, `  ${destroy}`, '  case $be_status in');
+  const arms = new Map<string, number[]>();
+  for (const status of BHYVE_STATUSES) {
+    const end = bhyveEnd(status);
+    const arm = end.kind === 'reboot' ? '' : end.kind === 'off' ? 'break' : fail(`be: VM '${vm}': ${end.why}`);
+    arms.set(arm, [...(arms.get(arm) ?? []), status]);
+  }
+  for (const [arm, statuses] of arms) lines.push(`    ${statuses.join('|')})${arm ? ` ${arm}` : ''} ;;`);
+  const killed = bhyveEnd(128);
+  const other = bhyveEnd(-1);
+  if (killed.kind !== 'failed' || other.kind !== 'failed') throw new BeError('internal: bhyve statuses');
+  lines.push(`    *) [ "$be_status" -lt 128 ] || { ${fail(`be: VM '${vm}': ${killed.why}`)}; }; ${fail(`be: VM '${vm}': ${other.why.replace('-1', '$?')}`)} ;;`);
+  lines.push('  esac', 'done');
+  return lines.join('\n');
+}
+
 /**
  * Run bhyve until the guest powers off or halts (returns 0); a reboot (exit 0) loads it again, as
  * vmrun.sh does. A triple fault, bhyve's own failure or a signal is a one-line error, as is a
- * bhyveload that did not load a kernel. The VM is destroyed after every run.
+ * bhyveload that did not load a kernel. The VM is destroyed after every run. A plan prints the
+ * loop as /bin/sh (vmLoopShell), with LOADSHELL as its bhyveload line.
  */
-export async function runVm(ctx: BeContext, vm: string, load: string[] | undefined, bhyve: string[]): Promise<number> {
-  if (ctx.runner.dryRun) {
-    if (load) await ctx.runner.change(load);
-    ctx.runner.note('bhyve exits 0 when the guest reboots (be loads and starts it again), 1 when it powers off, 2 when it halts; 3 (triple fault), 4 (error) end with an error');
-    await ctx.runner.change(bhyve, { allowFailure: true });
-    await ctx.runner.change(bhyvectlDestroyArgv(vm), { allowFailure: true });
-    return 0;
-  }
-  for (;;) {
-    let end: BhyveEnd;
-    try {
-      if (load) {
-        const l = await ctx.runner.change(load, { inherit: true, allowFailure: true });
-        if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status}: the loader did not start a kernel in VM '${vm}'`, { command: load });
+export async function runVm(ctx: BeContext, vm: string, load: string[] | undefined, bhyve: string[], loadShell = load && shJoin(load)): Promise<number> {
+  ctx.runner.note('bhyve exits 0 when the guest reboots (be loads and starts it again), 1 when it powers off, 2 when it halts; 3 (triple fault), 4 (error) end with an error');
+  await ctx.runner.act(vmLoopShell(vm, loadShell, bhyve), async () => {
+    for (;;) {
+      let end: BhyveEnd;
+      try {
+        if (load) {
+          const l = await ctx.runner.change(load, { inherit: true, allowFailure: true });
+          if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status}: the loader did not start a kernel in VM '${vm}'`, { command: load });
+        }
+        end = bhyveEnd((await ctx.runner.change(bhyve, { inherit: true, allowFailure: true })).status);
+      } finally {
+        await ctx.runner.change(bhyvectlDestroyArgv(vm), { allowFailure: true });
       }
-      end = bhyveEnd((await ctx.runner.change(bhyve, { inherit: true, allowFailure: true })).status);
-    } finally {
-      await ctx.runner.change(bhyvectlDestroyArgv(vm), { allowFailure: true });
+      if (end.kind === 'off') return;
+      if (end.kind === 'failed') throw new BeError(`VM '${vm}': ${end.why}`, { command: bhyve });
     }
-    if (end.kind === 'off') return 0;
-    if (end.kind === 'failed') throw new BeError(`VM '${vm}': ${end.why}`, { command: bhyve });
-  }
+  });
+  return 0;
 }
 
 /**
@@ -190,19 +222,23 @@ export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions):
   const console = nmdmDevice(opts.nmdm ?? 0);
   const path = opts.path ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
   const bhyve = bhyveArgv({ vm, memory, cpus: opts.cpus, tap, mac, console });
-  let fh;
+  let handle: Buffer;
   try {
-    fh = await getFileHandle(server, path, opts.mount);
+    handle = (await getFileHandle(server, path, opts.mount)).handle;
   } catch (error) {
-    // A plan made where the server does not answer yet still shows every step.
-    if (!ctx.runner.dryRun || !(error instanceof BeError)) throw error;
+    if (!(error instanceof BeError)) throw error;
+    // A live run ends here with the error; a plan made where the server does not answer yet
+    // still shows every step, asking mountd for the handle when it runs.
     ctx.runner.note(`no NFS file handle of ${server}:${path} now (${error.message}): the plan asks mountd for it when it runs`);
-    const env = nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle: HANDLE_LATER });
-    for (const line of loadLineWithHandleAtRunTime(bhyveloadArgv({ vm, hostPath: path, env, memory, console }), server, path)) await ctx.runner.act(line, async () => {});
-    return runVm(ctx, vm, undefined, bhyve);
+    const load = bhyveloadArgv({ vm, hostPath: path, env: nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle: HANDLE_LATER }), memory, console });
+    const [ask, line] = loadLineWithHandleAtRunTime(load, server, path);
+    await ctx.runner.act(ask, async () => {
+      throw error;
+    });
+    return runVm(ctx, vm, load, bhyve, line);
   }
-  const env = nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle: fh.handle });
-  ctx.runner.note(`NFS file handle of ${server}:${path} from its mountd: ${loaderHandle(fh.handle)} (${fh.handle.length} bytes)`);
+  const env = nfsRootEnv({ mac, ip, netmask, gateway, server, path, handle });
+  ctx.runner.note(`NFS file handle of ${server}:${path} from its mountd: ${loaderHandle(handle)} (${handle.length} bytes)`);
   const load = bhyveloadArgv({ vm, hostPath: path, env, memory, console });
   return runVm(ctx, vm, load, bhyve);
 }

@@ -167,8 +167,8 @@ function isOn(v: string | true | undefined): boolean {
  * What must be unmounted under PATH once the jail is removed, deepest first. From the mount
  * TABLE (a real run): every mount at or under PATH that is not ZFS, as bectl_jail_cleanup does;
  * a failed command= makes jail(8) undo its own start steps (command.c next_command runs them
- * backwards), so what is already gone is not unmounted again. Without a table (a dry run):
- * what the parameters made jail(8) mount, in command.c's stopcommands order: mount.procfs
+ * backwards), so what is already gone is not unmounted again. Without a table (a plan's jail,
+ * not made yet): what the parameters make jail(8) mount, in command.c's stopcommands order: mount.procfs
  * (PATH/proc), mount.fdescfs (PATH/dev/fd), mount.devfs (PATH/dev), then each `mount` entry.
  */
 export function jailCleanupMounts(path: string, params: JailParams | undefined, table?: MountEntry[]): string[] {
@@ -206,12 +206,23 @@ export function jailConf(params: JailParams): string {
   return render('jail.conf', { name, params: rest });
 }
 
-/** Remove the jail, then unmount what it left under PATH (see jailCleanupMounts). */
+/**
+ * Remove the jail, then unmount what it left under PATH (see jailCleanupMounts): what the mount
+ * table shows; for a removal a plan only records, also what the jail's PARAMS make jail(8) mount,
+ * which the table cannot show before the plan runs.
+ */
 export async function removeJail(ctx: BeContext, jail: string, path: string, params?: JailParams): Promise<void> {
-  await ctx.runner.change(jailRemoveArgv(jail), { allowFailure: true });
-  const table = ctx.runner.dryRun ? undefined : await mountTable(ctx.runner, ctx.flavour);
+  const removal = await ctx.runner.change(jailRemoveArgv(jail), { allowFailure: true });
+  const table = await mountTable(ctx.runner, ctx.flavour);
+  let dirs = jailCleanupMounts(path, params, table);
+  if (removal.pending) {
+    const planned = jailCleanupMounts(path, params).filter((dir) => !dirs.includes(dir));
+    // deepest first, as the table's are: planned ones in stop order when the table has none
+    if (dirs.length === 0) dirs = planned;
+    else dirs = [...dirs, ...planned].sort((a, b) => b.length - a.length || (a < b ? 1 : -1));
+  }
   const failed: string[] = [];
-  for (const dir of jailCleanupMounts(path, params, table)) {
+  for (const dir of dirs) {
     if ((await ctx.runner.change(umountArgv(dir), { allowFailure: true })).status !== 0) failed.push(dir);
   }
   if (failed.length > 0) throw new BeError(`could not unmount ${failed.join(', ')} after removing jail ${jail}`);
@@ -293,15 +304,13 @@ export function parseJls(text: string): JailEntry[] {
   return out;
 }
 
-/** The running jails (jls on FreeBSD); undefined where jls cannot tell (elsewhere, or a dry run that cannot run it). */
+/**
+ * The running jails (jls on FreeBSD); undefined where jls cannot tell: a host that does not run
+ * FreeBSD's programs (a FreeBSD plan made elsewhere; a live run there was refused before).
+ */
 async function listJails(ctx: BeContext): Promise<JailEntry[] | undefined> {
-  if (ctx.flavour !== 'freebsd') return undefined;
-  try {
-    return parseJls((await ctx.runner.query(jlsArgv())).stdout);
-  } catch (error) {
-    if (ctx.runner.dryRun) return undefined;
-    throw error;
-  }
+  if (ctx.flavour !== 'freebsd' || ctx.runner.system !== 'freebsd') return undefined;
+  return parseJls((await ctx.runner.query(jlsArgv())).stdout);
 }
 
 /**

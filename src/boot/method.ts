@@ -16,9 +16,12 @@ export interface BootMethod<Options> {
   stop(ctx: BeContext, be: string, opts?: Partial<Options>): Promise<void>;
 }
 
-/** FreeBSD-only methods refuse to change anything elsewhere; --dry-run still shows the plan. */
+/**
+ * FreeBSD-only methods refuse to change anything on a host that cannot run FreeBSD's programs;
+ * a plan (--dry-run) still shows every step, its script checking first that it runs on FreeBSD.
+ */
 export function requireFreeBSD(ctx: BeContext, what: string): void {
-  if (ctx.flavour !== 'freebsd' && !ctx.runner.dryRun) throw new BeError(`${what} needs FreeBSD (use -n to see the plan)`);
+  ctx.runner.requireSystem('freebsd', what);
 }
 
 /**

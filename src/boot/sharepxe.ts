@@ -25,6 +25,7 @@ import { requireBe } from '../be/context.js';
 import { mountBe, mountedDatasets } from '../be/access.js';
 import { defaultShareDir } from '../share/share.js';
 import { BeError } from '../sys/errors.js';
+import { shQuote } from '../sys/shell.js';
 import type { PxeInput } from '../pxe/settings.js';
 
 export interface SharePxePlan {
@@ -53,9 +54,13 @@ export async function prepareSharePxe(ctx: BeContext, name: string, input: PxeIn
     mounted = true;
   }
   const boot = join(dir, 'boot');
-  const st = await stat(boot).catch(() => undefined);
-  // under --dry-run a BE that is not mounted cannot be looked into
-  if (!st?.isDirectory() && !(ctx.runner.dryRun && mounted)) throw new BeError(`boot environment '${name}' has no /boot directory (looked in ${boot})`);
+  const missing = `boot environment '${name}' has no /boot directory (looked in ${boot})`;
+  const check = async () => {
+    if (!(await stat(boot).catch(() => undefined))?.isDirectory()) throw new BeError(missing);
+  };
+  // A mount only the plan has made is not there to look into: the plan looks when it runs.
+  if (ctx.zfs.planned.mounts.get(be) === dir) await ctx.runner.act(`[ -d ${shQuote(boot)} ] || { echo ${shQuote(`be: ${missing}`)} >&2; exit 1; }`, check);
+  else await check();
   const out: PxeInput = { ...input };
   out['tftp-root'] ??= boot;
   if (out['root-path'] === undefined && typeof input.address === 'string') out['root-path'] = `${input.address}:${dir}`;

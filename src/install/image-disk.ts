@@ -23,7 +23,8 @@ import { shQuote } from '../sys/shell.js';
  *   (g_part_gpt_bootcode) copies only the first DOSPARTOFF (446) bytes of pmbr into the MBR,
  *   keeping the protective partition entry and the signature.
  * - sbin/geom/misc/subr.c (g_parse_lba): gpart's -b/-s without a suffix count sectors.
- * - sbin/mdconfig/mdconfig.c: `mdconfig -a` without -u prints the unit it chose (mdN).
+ * - sbin/mdconfig/mdconfig.c: `mdconfig -a` without -u prints the unit it chose (mdN); -u takes
+ *   that name back (it strips /dev/ and md).
  * - tools/boot/install-boot.sh (make_esp_device, make_esp_file) and
  *   usr.sbin/bsdinstall/scripts/bootconfig: a FAT32 ESP (`newfs_msdos -F 32 -c 1 -L EFISYS`, at
  *   least fat32min = 33292 KiB) holding loader.efi as EFI/freebsd/loader.efi and as the removable
@@ -110,8 +111,16 @@ export function mdconfigAttachArgv(file: string): string[] {
   return ['mdconfig', '-a', '-t', 'vnode', '-f', file];
 }
 
-export function mdconfigDetachArgv(unit: number): string[] {
-  return ['mdconfig', '-d', '-u', String(unit)];
+/** mdconfig(8) -d -u: the unit as mdconfig printed it (mdconfig.c takes `md3`, `/dev/md3` or `3`). */
+export function mdconfigDetachArgv(disk: string): string[] {
+  return ['mdconfig', '-d', '-u', disk];
+}
+
+/** The unit name mdconfig -a printed (`md3`), checked. */
+function mdUnit(printed: string): string {
+  const unit = printed.trim();
+  if (!/^md\d+$/.test(unit)) throw new BeError(`mdconfig printed '${unit}', not an md unit`);
+  return unit;
 }
 
 /** gpart(8): pmbr into the protective MBR, gptzfsboot into the freebsd-boot partition. */
@@ -167,17 +176,11 @@ export async function layDisk(runner: Runner, freebsd: boolean, file: string, pa
 
 async function layFreeBSD(runner: Runner, file: string, parts: Partition[]): Promise<DiskDevices> {
   let attached = true;
-  const out = (await runner.change(mdconfigAttachArgv(file))).stdout.trim();
-  let unit = 0;
-  if (runner.dryRun) runner.note('mdconfig prints the unit it attached; md0 stands for it below');
-  else {
-    const m = /^md(\d+)$/.exec(out);
-    if (!m) throw new BeError(`mdconfig printed '${out}', not an md unit`);
-    unit = Number(m[1]);
-  }
-  const disk = `md${unit}`;
+  // A plan keeps the unit mdconfig prints in $md, and names the disk by it.
+  const attach = await runner.change(mdconfigAttachArgv(file), { scriptVar: 'md' });
+  const disk = attach.pending ? attach.stdout : mdUnit(attach.stdout);
   runner.onUndo(async () => {
-    if (attached) await runner.change(mdconfigDetachArgv(unit));
+    if (attached) await runner.change(mdconfigDetachArgv(disk));
   });
   for (const argv of gpartArgv(disk, parts)) await runner.change(argv);
   return {
@@ -206,7 +209,7 @@ async function layFreeBSD(runner: Runner, file: string, parts: Partition[]): Pro
       await runner.act(`rmdir ${shQuote(dir)}`, () => rmdir(dir));
     },
     async detach() {
-      await runner.change(mdconfigDetachArgv(unit));
+      await runner.change(mdconfigDetachArgv(disk));
       attached = false;
     },
   };
@@ -215,11 +218,11 @@ async function layFreeBSD(runner: Runner, file: string, parts: Partition[]): Pro
 async function layLinux(runner: Runner, file: string, parts: Partition[]): Promise<DiskDevices> {
   await runner.change(['sfdisk', '--quiet', '--no-reread', '--no-tell-kernel', file], { input: sfdiskScript(parts) });
   const loops = new Map<number, string>();
-  if (runner.dryRun) runner.note('losetup prints the loop device it attached; /dev/loopN below stand for them');
   for (const p of parts) {
-    const out = (await runner.change(losetupArgv(file, p))).stdout.trim();
-    const dev = runner.dryRun ? `/dev/loop${p.index - 1}` : out;
-    if (!/^\/dev\/loop\d+$/.test(dev)) throw new BeError(`losetup printed '${out}', not a loop device`);
+    // a plan keeps the device losetup prints in $loopN (N: the partition), and names it by that
+    const r = await runner.change(losetupArgv(file, p), { scriptVar: `loop${p.index}` });
+    const dev = r.stdout.trim();
+    if (!r.pending && !/^\/dev\/loop\d+$/.test(dev)) throw new BeError(`losetup printed '${dev}', not a loop device`);
     loops.set(p.index, dev);
     runner.onUndo(async () => {
       if (loops.get(p.index) === dev) await runner.change(['losetup', '-d', dev]);

@@ -40,8 +40,6 @@ interface BootFiles {
   loaderEfi?: Buffer;
   /** EFI/BOOT/<name>.efi for loader.efi's machine type. */
   efiName?: string;
-  /** The directory the BE was mounted at when they were read. */
-  from?: string;
 }
 
 /** The removable-media boot file name per PE machine type (install-boot.sh get_uefi_bootname). */
@@ -58,20 +56,50 @@ export function efiBootName(program: Buffer): string | undefined {
 /** GPT's protective MBR takes boot code of at most one sector (g_part_gpt's gps_bootcodesz). */
 const PMBR_MAX = 512;
 
+type BootFile = 'pmbr' | 'gptzfsboot' | 'loader.efi';
+
+/** What --boot needs of the BE's /boot: each file, its size limit, the one-line errors. */
+function bootFileRules(boot: BootKind, shown: string): Array<{ file: BootFile; max?: number; missing: string; tooBig?: (size: string) => string }> {
+  const missing = (file: BootFile) => `boot environment '${shown}' has no /boot/${file} (needed for --boot ${boot})`;
+  const rules: ReturnType<typeof bootFileRules> = [];
+  if (boot !== 'uefi') {
+    rules.push({ file: 'pmbr', max: PMBR_MAX, missing: missing('pmbr'), tooBig: (size) => `boot environment '${shown}': /boot/pmbr is ${size} bytes, more than ${PMBR_MAX}` });
+    rules.push({
+      file: 'gptzfsboot',
+      max: BOOT_SECTORS * SECTOR,
+      missing: missing('gptzfsboot'),
+      tooBig: (size) => `boot environment '${shown}': /boot/gptzfsboot is ${size} bytes, more than the ${(BOOT_SECTORS * SECTOR) / 1024}K freebsd-boot partition`,
+    });
+  }
+  if (boot !== 'bios') rules.push({ file: 'loader.efi', missing: missing('loader.efi') });
+  return rules;
+}
+
+const FILE_KEY: Record<BootFile, 'pmbr' | 'gptzfsboot' | 'loaderEfi'> = { pmbr: 'pmbr', gptzfsboot: 'gptzfsboot', 'loader.efi': 'loaderEfi' };
+
 /** Check the BE's boot files for the chosen boot kind; `shown` names the BE in messages. */
 export function checkBootFiles(files: BootFiles, boot: BootKind, shown: string): void {
-  if (boot !== 'uefi') {
-    if (!files.pmbr) throw new BeError(`boot environment '${shown}' has no /boot/pmbr (needed for --boot ${boot})`);
-    if (files.pmbr.length > PMBR_MAX) throw new BeError(`boot environment '${shown}': /boot/pmbr is ${files.pmbr.length} bytes, more than ${PMBR_MAX}`);
-    if (!files.gptzfsboot) throw new BeError(`boot environment '${shown}' has no /boot/gptzfsboot (needed for --boot ${boot})`);
-    if (files.gptzfsboot.length > BOOT_SECTORS * SECTOR) {
-      throw new BeError(`boot environment '${shown}': /boot/gptzfsboot is ${files.gptzfsboot.length} bytes, more than the ${(BOOT_SECTORS * SECTOR) / 1024}K freebsd-boot partition`);
-    }
+  for (const rule of bootFileRules(boot, shown)) {
+    const data = files[FILE_KEY[rule.file]];
+    if (!data) throw new BeError(rule.missing);
+    if (rule.max !== undefined && data.length > rule.max) throw new BeError(rule.tooBig!(String(data.length)));
   }
-  if (boot !== 'bios') {
-    if (!files.loaderEfi) throw new BeError(`boot environment '${shown}' has no /boot/loader.efi (needed for --boot ${boot})`);
-    if (!files.efiName) throw new BeError(`boot environment '${shown}': /boot/loader.efi is not an EFI program of a known machine type`);
+  if (boot !== 'bios' && !files.efiName) throw new BeError(`boot environment '${shown}': /boot/loader.efi is not an EFI program of a known machine type`);
+}
+
+/**
+ * The same checks as /bin/sh, of the files staged in STAGE (a plan's, made where the BE is not
+ * mounted yet). loader.efi's machine type is not read there: the ESP names it bootx64.efi.
+ */
+export function checkBootFilesShell(stage: string, boot: BootKind, shown: string): string {
+  const fail = (text: string) => `{ echo ${text.split('$be_size').map((p) => (p ? shQuote(p) : '')).join('"$be_size"')} >&2; exit 1; }`;
+  const lines: string[] = [];
+  for (const rule of bootFileRules(boot, shown)) {
+    const path = shQuote(join(stage, rule.file));
+    lines.push(`[ -f ${path} ] || ${fail(`be: ${rule.missing}`)}`);
+    if (rule.max !== undefined) lines.push(`be_size=$(($(wc -c < ${path}))); [ "$be_size" -le ${rule.max} ] || ${fail(`be: ${rule.tooBig!('$be_size')}`)}`);
   }
+  return lines.join('\n');
 }
 
 async function readOptional(path: string): Promise<Buffer | undefined> {
@@ -86,37 +114,47 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
 async function readFrom(dir: string): Promise<BootFiles> {
   const boot = join(dir, 'boot');
   const [pmbr, gptzfsboot, loaderEfi] = await Promise.all(['pmbr', 'gptzfsboot', 'loader.efi'].map((f) => readOptional(join(boot, f))));
-  return { pmbr, gptzfsboot, loaderEfi, efiName: loaderEfi && efiBootName(loaderEfi), from: dir };
+  return { pmbr, gptzfsboot, loaderEfi, efiName: loaderEfi && efiBootName(loaderEfi) };
 }
 
-/** The BE's /boot files: read where it is mounted, or from a mount of it made for the purpose. */
-async function readBootFiles(ctx: BeContext, be: string): Promise<BootFiles | undefined> {
-  let mounted: Map<string, string>;
-  try {
-    mounted = await mountedDatasets(ctx, be);
-  } catch (error) {
-    if (!ctx.runner.dryRun) throw error;
-    mounted = new Map(); // BE_PLATFORM=freebsd -n on another system: no mount table to read
-  }
-  const at = mounted.get(be);
-  if (at !== undefined) return readFrom(at);
-  if (ctx.runner.dryRun) {
-    ctx.runner.note(`${be} is not mounted: its /boot files are read and checked when this runs`);
-    return undefined;
-  }
-  // Only the BE's root dataset is mounted for this (bsdinstall keeps /boot there): mounting every
-  // child would cost a mount and an unmount each, for nothing.
-  const { altroot = '-' } = await requirePool(ctx, poolOf(be));
-  const base = ctx.flavour === 'zfs-fuse' && altroot !== '-' && altroot !== '/' ? altroot : tmpdir();
-  const dir = join(base, `be_image.${randomBytes(4).toString('hex')}`);
-  const backend = mountBackend(ctx.flavour, ctx.runner, ctx.zfs, altroot);
-  return ctx.runner.transaction(async () => {
-    await ctx.runner.act(`mkdir -m 700 ${shQuote(dir)}`, () => mkdir(dir, { mode: 0o700 }), () => rmdir(dir).catch(() => {}));
-    await backend.mount(be, dir);
+/**
+ * The BE's /boot files that --boot needs, read and copied into STAGE: where the BE is mounted, or
+ * from a mount of its root dataset made for the purpose (bsdinstall keeps /boot there: mounting
+ * every child would cost a mount and an unmount each, for nothing). The checks come after
+ * (checkStaged): of what was read, or, where the BE is mounted only by the plan, of the files
+ * the plan staged, when it runs.
+ */
+async function stageBootFiles(ctx: BeContext, be: string, stage: string, boot: BootKind): Promise<BootFiles & { readLater: boolean }> {
+  const { runner } = ctx;
+  return runner.transaction(async () => {
+    await runner.act(`mkdir -m 700 ${shQuote(stage)}`, () => mkdir(stage, { mode: 0o700 }), () => rm(stage, { recursive: true, force: true }));
+    let dir = (await mountedDatasets(ctx, be)).get(be);
+    let unmount: (() => Promise<void>) | undefined;
+    if (dir === undefined) {
+      const { altroot = '-' } = await requirePool(ctx, poolOf(be));
+      const base = ctx.flavour === 'zfs-fuse' && altroot !== '-' && altroot !== '/' ? altroot : tmpdir();
+      const at = join(base, `be_image.${randomBytes(4).toString('hex')}`);
+      const backend = mountBackend(ctx.flavour, runner, ctx.zfs, altroot);
+      await runner.act(`mkdir -m 700 ${shQuote(at)}`, () => mkdir(at, { mode: 0o700 }), () => rmdir(at).catch(() => {}));
+      await backend.mount(be, at);
+      dir = at;
+      unmount = async () => {
+        await backend.unmount(be, at, false);
+        await runner.act(`rmdir ${shQuote(at)}`, () => rmdir(at));
+      };
+    }
+    // a mount only the plan has made is not there to read yet
+    const readLater = ctx.zfs.planned.mounts.get(be) === dir;
     const files = await readFrom(dir);
-    await backend.unmount(be, dir, false);
-    await ctx.runner.act(`rmdir ${shQuote(dir)}`, () => rmdir(dir));
-    return files;
+    for (const { file } of bootFileRules(boot, be)) {
+      const from = join(dir, 'boot', file);
+      const data = files[FILE_KEY[file]];
+      await runner.act(`[ ! -f ${shQuote(from)} ] || cp ${shQuote(from)} ${shQuote(join(stage, file))}`, async () => {
+        if (data) await writeFile(join(stage, file), data, { mode: 0o600 });
+      });
+    }
+    await unmount?.();
+    return { ...files, readLater };
   });
 }
 
@@ -152,7 +190,7 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
   if (bytes === undefined) throw new BeError(`bad image size '${opts.size}' (e.g. 10G)`);
   const layout = imageLayout(bytes, boot);
   const freebsd = ctx.flavour === 'freebsd';
-  if (freebsd && process.platform !== 'freebsd' && !runner.dryRun) throw new BeError('be image with BE_PLATFORM=freebsd runs only on FreeBSD; use -n to print the plan');
+  if (freebsd) runner.requireSystem('freebsd', 'be image with BE_PLATFORM=freebsd');
   const out = resolve(opts.out);
   if (!existsSync(dirname(out))) throw new BeError(`directory '${dirname(out)}' does not exist`);
   if (existsSync(out)) throw new BeError(`image '${opts.out}' already exists`);
@@ -169,8 +207,6 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
     const lent = await zfs.get([be], [SAVED_MOUNTPOINT], { recursive: true, sources: ['local'] });
     if (lent.size > 0) throw new BeError(`boot environment '${opts.be}' is mounted by be mount: unmount it first (be umount ${opts.be})`);
   }
-  const files = await readBootFiles(ctx, be);
-  if (files) checkBootFiles(files, boot, opts.be);
 
   const beName = be.slice(be.lastIndexOf('/') + 1);
   const target = `${pool}/ROOT/${beName}`;
@@ -179,22 +215,20 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
   const stage = join(tmpdir(), `be-image.${id}`);
   const altroot = join(tmpdir(), `be-image.${id}.root`);
   const part = (kind: Partition['kind']) => layout.find((p) => p.kind === kind);
-  const fuseLocked = <T>(body: () => Promise<T>) => (ctx.flavour === 'zfs-fuse' && !runner.dryRun ? withFileLock(FUSE_MOUNT_LOCK, body, 300_000) : body());
+  const fuseLocked = <T>(body: () => Promise<T>) => (ctx.flavour === 'zfs-fuse' ? withFileLock(FUSE_MOUNT_LOCK, body, 300_000) : body());
 
+  // The boot code written is the code checked: staged, then checked there.
+  const files = await stageBootFiles(ctx, be, stage, boot);
   await runner.transaction(async () => {
-    // The boot code written is the code checked: staged from what was read.
-    await runner.act(`mkdir -m 700 ${shQuote(stage)}`, () => mkdir(stage, { mode: 0o700 }), () => rm(stage, { recursive: true, force: true }));
-    for (const [name, data] of [['pmbr', files?.pmbr], ['gptzfsboot', files?.gptzfsboot], ['loader.efi', files?.loaderEfi]] as const) {
-      const needed = name === 'loader.efi' ? boot !== 'bios' : boot !== 'uefi';
-      const shown = `cp ${shQuote(join(files?.from ?? '$BE_MOUNT', 'boot', name))} ${shQuote(join(stage, name))}`;
-      if (needed) await runner.act(shown, () => writeFile(join(stage, name), data!, { mode: 0o600 }));
-    }
+    runner.onUndo(() => rm(stage, { recursive: true, force: true }));
+    if (files.readLater) await runner.act(checkBootFilesShell(stage, boot, opts.be), async () => checkBootFiles(files, boot, opts.be));
+    else checkBootFiles(files, boot, opts.be);
     await runner.change(['truncate', '-s', opts.size.toUpperCase(), out], { undo: () => rm(out, { force: true }) });
     const disk = await layDisk(runner, freebsd, out, layout);
     const bootPart = part('freebsd-boot');
     if (bootPart) await disk.bootcode(join(stage, 'pmbr'), join(stage, 'gptzfsboot'), bootPart.index);
     const esp = part('efi');
-    if (esp) await disk.makeEsp(esp.index, join(stage, 'loader.efi'), espFiles(files?.efiName ?? 'bootx64'));
+    if (esp) await disk.makeEsp(esp.index, join(stage, 'loader.efi'), espFiles(files.efiName ?? 'bootx64'));
 
     await runner.act(`mkdir -m 700 ${shQuote(altroot)}`, () => mkdir(altroot, { mode: 0o700 }), () => removeEmptyDirs(altroot).catch(() => {}));
     let imported = true;
@@ -219,8 +253,10 @@ export async function makeImage(ctx: BeContext, opts: ImageOptions): Promise<str
     await zfs.destroy(`${be}@${snap}`, { recursive: true });
     snapped = false;
     await zfs.destroy(`${target}@${snap}`, { recursive: true });
-    if (ctx.flavour === 'zfs-fuse' && !runner.dryRun) {
-      await fuseLocked(() => unmountPool(ctx, pool));
+    if (ctx.flavour === 'zfs-fuse') {
+      // what the receive mounted, deepest first
+      const shell = `zfs get -H -o name,value -r mounted ${shQuote(pool)} | awk '$2 == "yes" { print $1 }' | tac | while read -r be_ds; do zfs umount "$be_ds"; done`;
+      await fuseLocked(() => runner.act(shell, () => unmountPool(ctx, pool)));
     }
     await zfs.set(target, 'canmount', 'noauto');
     await zfs.set(target, 'mountpoint', '/');

@@ -15,6 +15,8 @@ export interface RunnerOptions {
   out?: (line: string) => void;
   err?: (line: string) => void;
   env?: Record<string, string>;
+  /** The system whose programs this host runs (default: the one be runs on). */
+  system?: NodeJS.Platform;
 }
 
 export interface RunOptions {
@@ -58,6 +60,38 @@ export interface StreamResult {
   signal: NodeJS.Signals | null;
   timedOut: boolean;
   output: string;
+  /** The program was recorded into the plan, not run: what it makes is not on the host yet. */
+  pending?: boolean;
+}
+
+/** What `uname -s` prints on each system a plan can require (usr.bin/uname/uname.c: the kernel's ostype). */
+const UNAME: Partial<Record<NodeJS.Platform, string>> = { freebsd: 'FreeBSD' };
+
+/**
+ * A word of a later command that holds what a recorded change printed (see `scriptVar`): NUL
+ * marks it, which no argv can carry (a live run would refuse it), and a plan prints it as the
+ * shell variable that keeps the output.
+ */
+const VARIABLE = /\0([A-Za-z_][A-Za-z0-9_]*)\0/g;
+
+/** A word of a recorded command: quoted as shJoin does, a scriptVar placeholder as "${name}" inside double quotes. */
+export function planWord(word: string): string {
+  if (!word.includes('\0')) return shQuote(word);
+  const literal = (text: string) => {
+    if (text.includes('\0')) throw new BeError('internal: NUL in a command word');
+    return text.replace(/[\\"$`]/g, (c) => `\\${c}`);
+  };
+  let out = '"';
+  let at = 0;
+  for (const m of word.matchAll(VARIABLE)) {
+    out += `${literal(word.slice(at, m.index))}\${${m[1]}}`;
+    at = m.index! + m[0].length;
+  }
+  return `${out}${literal(word.slice(at))}"`;
+}
+
+function planJoin(argv: readonly string[]): string {
+  return argv.map(planWord).join(' ');
 }
 
 type Undo = () => Promise<unknown>;
@@ -74,6 +108,8 @@ export class Runner {
   private readonly out: (line: string) => void;
   private readonly err: (line: string) => void;
   private readonly env?: Record<string, string>;
+  /** The system whose programs this host runs. */
+  readonly system: NodeJS.Platform;
   private readonly script: string[];
   private readonly memo: Map<string, unknown>;
   private undoStack: Undo[][] = [];
@@ -86,6 +122,7 @@ export class Runner {
     this.out = opts.out ?? ((l) => process.stdout.write(`${l}\n`));
     this.err = opts.err ?? ((l) => process.stderr.write(`${l}\n`));
     this.env = opts.env;
+    this.system = opts.system ?? process.platform;
     this.options = opts;
     this.script = shared?.script ?? [];
     this.memo = shared?.memo ?? new Map();
@@ -112,11 +149,22 @@ export class Runner {
     return this.exec(argv, opts);
   }
 
-  /** Run (or, in dry-run, record) a command that changes the host. `undo` reverses it. */
-  async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo } = {}): Promise<RunResult> {
+  /**
+   * Run (or, in dry-run, record) a command that changes the host. `undo` reverses it.
+   * `scriptVar` names the shell variable a plan keeps the command's output in (`md=$(mdconfig …)`,
+   * for a change that prints what it made): the recorded result's stdout is then a placeholder
+   * that later commands may hold in their words, printed as "$md" there.
+   */
+  async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo; scriptVar?: string } = {}): Promise<RunResult> {
     if (this.dryRun) {
-      this.record(shJoin(argv) + (opts.input !== undefined ? ` <<'BE_INPUT'\n${String(opts.input)}\nBE_INPUT` : ''));
-      return { stdout: '', stderr: '', status: 0, pending: true };
+      const command = planJoin(argv) + (opts.input !== undefined ? ` <<'BE_INPUT'\n${String(opts.input)}\nBE_INPUT` : '');
+      if (opts.scriptVar === undefined) {
+        this.record(command);
+        return { stdout: '', stderr: '', status: 0, pending: true };
+      }
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.scriptVar)) throw new BeError(`internal: bad script variable '${opts.scriptVar}'`);
+      this.record(`${opts.scriptVar}=$(${command})`);
+      return { stdout: `\0${opts.scriptVar}\0`, stderr: '', status: 0, pending: true };
     }
     const result = await this.exec(argv, opts);
     if (opts.undo && result.status === 0) this.onUndo(opts.undo);
@@ -130,7 +178,7 @@ export class Runner {
   async stream(argv: string[], opts: StreamOptions = {}): Promise<StreamResult> {
     if (this.dryRun) {
       this.recordStream(argv, opts);
-      return { status: 0, signal: null, timedOut: false, output: '' };
+      return { status: 0, signal: null, timedOut: false, output: '', pending: true };
     }
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
     this.spawns++;
@@ -193,7 +241,7 @@ export class Runner {
   private recordStream(argv: string[], opts: StreamOptions): void {
     const env = opts.env ? ['env', '-i', ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`)] : [];
     const limit = opts.timeoutMs !== undefined ? ['timeout', '-k', '2', '--preserve-status', String(Math.max(1, Math.ceil(opts.timeoutMs / 1000)))] : [];
-    const command = shJoin([...env, ...limit, ...argv]);
+    const command = planJoin([...env, ...limit, ...argv]);
     const cd = opts.cwd && opts.cwd !== '/' ? `cd ${shQuote(opts.cwd)} && ` : '';
     if (!opts.scriptStatus) {
       this.record(cd ? `(${cd}${command})` : command);
@@ -210,7 +258,7 @@ export class Runner {
    */
   async pipe(from: string[], to: string[], opts: { undo?: string[] | Undo } = {}): Promise<void> {
     if (this.dryRun) {
-      this.record(`${shJoin(from)} | ${shJoin(to)}`);
+      this.record(`${planJoin(from)} | ${planJoin(to)}`);
       return;
     }
     for (const argv of [from, to]) if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
@@ -300,6 +348,24 @@ export class Runner {
     if (this.verbose) this.err(`+ ${shell}`);
     await doIt();
     if (undo) this.onUndo(undo);
+  }
+
+  /**
+   * Work only SYSTEM's programs can do (jail(8), bhyve(8), mdconfig(8)): a live host of another
+   * system refuses it before anything changes (`WHAT needs FreeBSD (use -n to see the plan)`); a
+   * plan takes it, its script first making the same check (`uname -s`), once per plan, so that
+   * run elsewhere it refuses the same way before its first step.
+   */
+  requireSystem(system: 'freebsd', what: string): void {
+    const name = UNAME[system]!;
+    if (!this.dryRun) {
+      if (this.system !== system) throw new BeError(`${what} needs ${name} (use -n to see the plan)`);
+      return;
+    }
+    const checked = this.shared('required systems', () => new Set<string>());
+    if (checked.has(system)) return;
+    checked.add(system);
+    this.record(`[ "$(uname -s)" = ${name} ] || { echo ${shQuote(`be: ${what} needs ${name}`)} >&2; exit 1; }`);
   }
 
   /** A comment line in the dry-run script (e.g. "would mount at ..."). */

@@ -210,17 +210,18 @@ describe('be image (zfs-fuse, sfdisk, losetup, mkfs.vfat, mtools)', () => {
     const zfsSize = Math.floor((10 * 1024 * 2048 - 33 - zfsStart) / 2048) * 2048;
     const expected = [
       `truncate -s 10G ${img}`,
-      `mdconfig -a -t vnode -f ${img}`,
-      'gpart create -s gpt md0',
-      'gpart add -t efi -l efiboot0 -b 2048 -s 67584 -i 1 md0',
-      'gpart add -t freebsd-boot -l gptboot0 -b 69632 -s 1024 -i 2 md0',
-      `gpart add -t freebsd-zfs -l zfs0 -b ${zfsStart} -s ${zfsSize} -i 3 md0`,
-      `gpart bootcode -b ${stage}/pmbr -p ${stage}/gptzfsboot -i 2 md0`,
-      'newfs_msdos -F 32 -c 1 -L EFISYS /dev/md0p1',
-      `zpool create -R ${stage}.root -O compression=on -O atime=off -m none bimgplan /dev/md0p3`,
+      // the unit mdconfig prints is kept in $md and names the disk from then on
+      `md=$(mdconfig -a -t vnode -f ${img})`,
+      'gpart create -s gpt "${md}"',
+      'gpart add -t efi -l efiboot0 -b 2048 -s 67584 -i 1 "${md}"',
+      'gpart add -t freebsd-boot -l gptboot0 -b 69632 -s 1024 -i 2 "${md}"',
+      `gpart add -t freebsd-zfs -l zfs0 -b ${zfsStart} -s ${zfsSize} -i 3 "\${md}"`,
+      `gpart bootcode -b ${stage}/pmbr -p ${stage}/gptzfsboot -i 2 "\${md}"`,
+      'newfs_msdos -F 32 -c 1 -L EFISYS "/dev/${md}p1"',
+      `zpool create -R ${stage}.root -O compression=on -O atime=off -m none bimgplan "/dev/\${md}p3"`,
       'zpool set bootfs=bimgplan/ROOT/web bimgplan',
       'zpool export bimgplan',
-      'mdconfig -d -u 0',
+      'mdconfig -d -u "${md}"',
     ];
     let at = -1;
     for (const line of expected) {
@@ -228,7 +229,15 @@ describe('be image (zfs-fuse, sfdisk, losetup, mkfs.vfat, mtools)', () => {
       expect(i, line).toBeGreaterThan(at);
       at = i;
     }
-    expect(lines.some((l) => /^mount_msdosfs \/dev\/md0p1 \//.test(l))).toBe(true);
+    // web is not mounted: the plan mounts its root, stages the boot code from there and checks it
+    // when it runs (as be does now where it can look), before the image is made
+    const mount = lines.findIndex((l) => /^mount -t zfs \S+\/web \/\S+\/be_image\.[0-9a-f]{8}$/.test(l));
+    const dirOf = mount >= 0 ? lines[mount].split(' ').pop()! : '';
+    const copy = lines.indexOf(`[ ! -f ${dirOf}/boot/pmbr ] || cp ${dirOf}/boot/pmbr ${stage}/pmbr`);
+    const check = lines.indexOf(`[ -f ${stage}/pmbr ] || { echo 'be: boot environment '\\''web'\\'' has no /boot/pmbr (needed for --boot both)' >&2; exit 1; }`);
+    expect([mount > 0, copy > mount, lines.indexOf(`umount ${dirOf}`) > copy, check > copy, check < lines.indexOf(`truncate -s 10G ${img}`)]).toEqual([true, true, true, true, true]);
+    expect(r.stdout).not.toContain('$BE_MOUNT');
+    expect(lines.some((l) => /^mount_msdosfs "\/dev\/\$\{md\}p1" \//.test(l))).toBe(true);
     expect(lines.some((l) => /^cp \S+\/loader\.efi \/\S+\/EFI\/BOOT\/bootx64\.efi$/.test(l))).toBe(true);
     expect(lines.some((l) => /^zfs send -R \S+\/web@be-image-[0-9a-f]{8} \| zfs receive -u bimgplan\/ROOT\/web$/.test(l))).toBe(true);
     // zfsboot's host-wide steps are not there

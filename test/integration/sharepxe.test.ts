@@ -87,6 +87,10 @@ describe('be sharepxe', () => {
     const lines = out.trim().split('\n');
     expect(lines.slice(0, 2)).toEqual(['#!/bin/sh', 'set -e']);
     expect(lines.some((l) => /^zfs mount /.test(l))).toBe(true);
+    // the BE the plan mounts is looked into when the plan runs, before the server starts
+    const check = lines.indexOf(`[ -d ${shared}/boot ] || { echo 'be: boot environment '\\''${be}'\\'' has no /boot directory (looked in ${shared}/boot)' >&2; exit 1; }`);
+    expect(check).toBeGreaterThan(lines.findIndex((l) => /^zfs mount /.test(l)));
+    expect(lines.slice(check + 1, -1).every((l) => l.startsWith('# '))).toBe(true);
     expect(lines.at(-1)).toBe(`be pxe serve --address 192.168.2.1 --subnet 192.168.2.0/24 --range 192.168.2.100-192.168.2.199 --boot-bios pxeboot --boot-efi loader.efi --root-path 192.168.2.1:${shared} --lease-file /var/lib/be/pxe/leases --tftp-root ${shared}/boot --user nobody`);
     expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(`${be} `);
   }, 60_000);

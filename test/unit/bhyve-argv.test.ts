@@ -87,15 +87,40 @@ describe("bhyve's exit status, as usr.sbin/bhyve/amd64/vmexit.c and bhyverun.c w
     expect(bhyveEnd(134)).toEqual({ kind: 'failed', why: 'bhyve was killed (it aborts on a VM exit it cannot handle)' });
   });
 
-  it('the plan says how the statuses are read, between bhyveload and bhyvectl --destroy', async () => {
+  it('the plan is the reboot loop as /bin/sh, reading each status as bhyveEnd does (bhyveload, bhyve, bhyvectl --destroy after every run)', async () => {
     const lines: string[] = [];
     const ctx = { ...makeContext({ env: { BE_PLATFORM: 'freebsd' } }), runner: new Runner({ dryRun: true, out: (l) => lines.push(l) }) };
     expect(await runVm(ctx, 'vm1', ['bhyveload', '-m', '1G', 'vm1'], bhyveArgv({ vm: 'vm1', memory: '1G', tap: 'tap0', console: 'stdio' }))).toBe(0);
-    const script = ctx.runner.scriptText().split('\n');
-    expect(script[2]).toBe('bhyveload -m 1G vm1');
-    expect(script[3]).toMatch(/^# bhyve exits 0 when the guest reboots \(be loads and starts it again\), 1 when it powers off, 2 when it halts; 3 \(triple fault\), 4 \(error\)/);
-    expect(script[4]).toMatch(/^bhyve /);
-    expect(script[5]).toBe('bhyvectl --destroy --vm=vm1');
+    const script = ctx.runner.scriptText();
+    const body = script.split('\n').map((l) => l.trim());
+    expect(body[2]).toMatch(/^# bhyve exits 0 when the guest reboots \(be loads and starts it again\), 1 when it powers off, 2 when it halts; 3 \(triple fault\), 4 \(error\)/);
+    expect(body[3]).toBe('while :; do');
+    expect(body.indexOf('bhyveload -m 1G vm1 || be_status=$?')).toBeGreaterThan(3);
+    expect(body.findIndex((l) => /^bhyve -c 1 .* vm1 \|\| be_status=\$\?$/.test(l))).toBeGreaterThan(body.indexOf('bhyveload -m 1G vm1 || be_status=$?'));
+    expect((await execa('sh', ['-n'], { input: script, reject: false })).exitCode).toBe(0);
+    // The script run with bhyve's statuses in turn (bhyve cannot run here: shell functions answer
+    // as it would, and record each call): the outcome of each one is bhyveEnd's.
+    const run = async (statuses: number[], loadStatus = 0) => {
+      const fns = [
+        `calls=''; n=0`,
+        `bhyveload() { calls="$calls load"; return ${loadStatus}; }`,
+        `bhyve() { n=$((n + 1)); calls="$calls run"; set -- ${statuses.join(' ')}; shift $((n - 1)); return $1; }`,
+        `bhyvectl() { calls="$calls destroy"; }`,
+      ];
+      const r = await execa('sh', ['-c', `${fns.join('\n')}\n${script}\necho "$calls"`], { reject: false });
+      return { code: r.exitCode, err: r.stderr, calls: r.stdout.trim() };
+    };
+    // a reboot loads and runs it again; a poweroff or halt ends it with 0
+    expect(await run([0, 1])).toEqual({ code: 0, err: '', calls: 'load run destroy load run destroy' });
+    expect(await run([2])).toEqual({ code: 0, err: '', calls: 'load run destroy' });
+    for (const status of [3, 4, 64, 71, 100, 7, 134]) {
+      const end = bhyveEnd(status);
+      expect(end.kind).toBe('failed');
+      const r = await run([status]);
+      expect([r.code, r.err], String(status)).toEqual([1, `be: VM 'vm1': ${end.kind === 'failed' ? end.why : ''}`]);
+    }
+    // bhyveload that loaded no kernel: the VM destroyed, one line, nothing run
+    expect(await run([1], 2)).toMatchObject({ code: 1, err: "be: bhyveload exited 2: the loader did not start a kernel in VM 'vm1'" });
   });
 
   it('a hunt run whose guest left no status names how bhyve ended (a reboot after a panic, a triple fault); a poweroff adds nothing', () => {

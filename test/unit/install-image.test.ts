@@ -16,7 +16,8 @@ import {
   sfdiskScript,
   GPT_TYPE,
 } from '../../src/install/image-disk.js';
-import { bootHint, checkBootFiles, efiBootName, uniquePoolName } from '../../src/install/image.js';
+import { bootHint, checkBootFiles, checkBootFilesShell, efiBootName, uniquePoolName } from '../../src/install/image.js';
+import { execa } from 'execa';
 import { be } from '../helpers/cli.js';
 
 const MIB = 2048;
@@ -106,6 +107,37 @@ describe('be image: the FreeBSD programs (geom_part.c, g_part_gpt.c, mdconfig.c,
     expect(() => checkBootFiles({ ...ok, pmbr: Buffer.alloc(513) }, 'both', 'web')).toThrow(/pmbr is 513 bytes, more than 512/);
     expect(() => checkBootFiles({ ...ok, gptzfsboot: Buffer.alloc(512 * 1024 + 1) }, 'bios', 'web')).toThrow(/more than the 512K freebsd-boot partition/);
     expect(() => checkBootFiles({ ...ok, efiName: undefined }, 'both', 'web')).toThrow(/not an EFI program/);
+  });
+  it("a plan's check of the staged boot code, run by sh, refuses what checkBootFiles refuses with the same line", async () => {
+    const ok = { pmbr: Buffer.alloc(512), gptzfsboot: Buffer.alloc(1000), loaderEfi: pe(0x8664), efiName: 'bootx64' };
+    const cases: Array<[typeof ok | Record<string, Buffer | string | undefined>, 'bios' | 'uefi' | 'both']> = [
+      [ok, 'both'],
+      [{ ...ok, pmbr: undefined }, 'both'],
+      [{ ...ok, pmbr: Buffer.alloc(513) }, 'bios'],
+      [{ ...ok, gptzfsboot: Buffer.alloc(512 * 1024 + 1) }, 'both'],
+      [{ ...ok, gptzfsboot: undefined }, 'uefi'],
+      [{ ...ok, loaderEfi: undefined }, 'uefi'],
+      [{ ...ok, loaderEfi: undefined }, 'bios'],
+    ];
+    for (const [files, boot] of cases) {
+      const stage = await mkdtemp(join(tmpdir(), 'bse2-stage.'));
+      try {
+        for (const [name, key] of [['pmbr', 'pmbr'], ['gptzfsboot', 'gptzfsboot'], ['loader.efi', 'loaderEfi']] as const) {
+          const data = (files as Record<string, unknown>)[key];
+          if (data) await writeFile(join(stage, name), data as Buffer);
+        }
+        let expected = '';
+        try {
+          checkBootFiles(files as typeof ok, boot, "it's");
+        } catch (error) {
+          expected = `be: ${(error as Error).message}`;
+        }
+        const r = await execa('sh', ['-ec', checkBootFilesShell(stage, boot, "it's")], { reject: false });
+        expect([r.exitCode, r.stderr], `${boot} ${Object.keys(files).filter((k) => !(files as Record<string, unknown>)[k]).join(',')}`).toEqual([expected ? 1 : 0, expected]);
+      } finally {
+        await rm(stage, { recursive: true, force: true });
+      }
+    }
   });
   it('names the pool after the image, never as a host pool', () => {
     expect(uniquePoolName('/vm/vm1.img', new Set(['zroot']))).toBe('vm1');

@@ -196,6 +196,7 @@ describe('be -n jail / ujail: the FreeBSD plan (jail, jexec, jls never run here)
   }, 60_000);
 
   const lines = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#') && l !== 'set -e');
+  const FREEBSD_CHECK = `[ "$(uname -s)" = FreeBSD ] || { echo 'be: jail(8) needs FreeBSD' >&2; exit 1; }`;
 
   it('jail -c with the utility, then jail -r, then umount <BE>/dev, then the BE unmount, in that order', async () => {
     const r = await be(['-n', 'jail', be1, '--', '/bin/echo', 'hi']);
@@ -257,21 +258,26 @@ describe('be -n jail / ujail: the FreeBSD plan (jail, jexec, jls never run here)
   it('ujail BE of a mounted BE: jail -r, umount its devfs, then the BE; a numeric BE name is the BE, not jail id 42', async () => {
     const dir = (await beOk(['mount', be1])).trim().split('\n').pop()!.replace(/^.* /, '');
     try {
-      const l = lines(await beOk(['-n', 'ujail', be1]));
+      // the plan first checks that it runs on FreeBSD (the live refusal below, made by the script)
+      const [check, ...l] = lines(await beOk(['-n', 'ujail', be1]));
+      expect(check).toBe(FREEBSD_CHECK);
       expect(l[0]).toBe(`jail -r ${jailName(be1)}`);
       expect(l[1]).toBe(`umount ${dir}/dev`);
       expect(l).toContain(`zfs umount ${be1}`);
     } finally {
       await beOk(['umount', be1]);
     }
-    expect(lines(await beOk(['-R', pool.root, '-n', 'unjail', '42']))).toEqual([`jail -r ${jailName(`${pool.root}/42`)}`]);
+    expect(lines(await beOk(['-R', pool.root, '-n', 'unjail', '42']))).toEqual([FREEBSD_CHECK, `jail -r ${jailName(`${pool.root}/42`)}`]);
     // not a BE: a jail id or name, passed to jail -r as given
-    expect(lines(await beOk(['-R', pool.root, '-n', 'ujail', '7']))).toEqual(['jail -r 7']);
+    expect(lines(await beOk(['-R', pool.root, '-n', 'ujail', '7']))).toEqual([FREEBSD_CHECK, 'jail -r 7']);
   });
 
-  it('jail and ujail change nothing on Linux without -n', async () => {
+  it('jail and ujail change nothing on Linux without -n; the plan, run here, refuses the same way before its first step', async () => {
     const r = await be(['jail', be1]);
     expect([r.exitCode, r.stderr]).toEqual([1, 'be: jail(8) needs FreeBSD (use -n to see the plan)\n']);
+    const script = await beOk(['-n', 'jail', be1]);
+    const ran = await execa('sh', ['-c', script], { reject: false });
+    expect([ran.exitCode, ran.stderr, ran.stdout]).toEqual([1, 'be: jail(8) needs FreeBSD', '']);
     const u = await be(['ujail', be1]);
     expect([u.exitCode, u.stderr]).toEqual([1, 'be: jail(8) needs FreeBSD (use -n to see the plan)\n']);
     await execa('zfs', ['get', '-H', '-o', 'value', 'mounted', be1]).then((m) => expect(m.stdout).toBe('no'));
