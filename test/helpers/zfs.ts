@@ -36,11 +36,11 @@ export interface TestPool {
   destroy(): Promise<void>;
 }
 
-/** A throw-away file-backed pool with an altroot under the temp directory. */
-export async function makeTestPool(size = '512M'): Promise<TestPool> {
+/** A throw-away file-backed pool with an altroot under the temp directory, named PREFIX<hex>. */
+export async function makeTestPool(size = '512M', prefix = 'betest'): Promise<TestPool> {
   await ensureZfs();
   const id = randomBytes(3).toString('hex');
-  const pool = `betest${id}`;
+  const pool = `${prefix}${id}`;
   // The vdev lives in memory (tmpfs) where there is one: zfs-fuse calls sync(2) on every
   // unmount, and with its pool files on a busy disk that sync can stall the whole daemon.
   const file = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `${pool}.img`);
