@@ -68,7 +68,16 @@ export async function importBe(ctx: BeContext, name: string, from: StreamEnd): P
       for (const [ds] of mounted) await ctx.zfs.umount(ds);
     }
     await ctx.zfs.set(tmp, 'canmount', 'noauto');
-    await ctx.zfs.rename(tmp, be);
+    // FUSE lets go of what was just unmounted in its own time; zfs says "busy" until it has
+    for (let tries = 1; ; tries++) {
+      try {
+        await ctx.zfs.rename(tmp, be);
+        break;
+      } catch (error) {
+        if (!fuse || tries === 5 || !/busy/.test((error as { stderr?: string }).stderr ?? '')) throw error;
+        await new Promise((r) => setTimeout(r, 1000 * tries));
+      }
+    }
   });
   return be;
 }
