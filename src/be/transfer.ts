@@ -54,30 +54,36 @@ export async function importBe(ctx: BeContext, name: string, from: StreamEnd): P
   await ctx.runner.transaction(async () => {
     // Whatever part of the stream zfs received goes when a later step (or the stream) fails.
     ctx.runner.onUndo(async () => {
-      for (const [ds] of [...(await mountedDatasets(ctx, tmp))].reverse()) await ctx.zfs.umount(ds).catch(() => {});
-      if (await ctx.zfs.exists(tmp)) await ctx.zfs.destroy(tmp, { recursive: true });
+      const mounted = [...(await mountedDatasets(ctx, tmp))].sort((a, b) => (a[1] < b[1] ? 1 : -1));
+      for (const [ds] of mounted) await ctx.zfs.umount(ds).catch(() => {});
+      if (await ctx.zfs.exists(tmp)) await whileBusy(fuse, () => ctx.zfs.destroy(tmp, { recursive: true }));
     });
     try {
       await ctx.runner.carry(['zfs', 'receive', ...(fuse ? [] : ['-u']), tmp], { from: from.end as number | NodeJS.ReadableStream, onBytes: from.onBytes, shellFrom: from.shell });
     } catch (error) {
-      const last = (error as { stderr?: string }).stderr?.trim().split('\n').pop();
-      throw new BeError(`cannot import '${name}': ${last || (error as Error).message}`, { exitCode: BE_ERR.IO, command: (error as BeError).command });
+      const lines = ((error as { stderr?: string }).stderr ?? '').trim().split('\n').filter(Boolean);
+      // zfs-fuse mounts what it received once it has it all; a mount it could not make is no failed stream
+      const mountOnly = fuse && lines.length > 0 && lines.every((l) => /^cannot mount /.test(l)) && (await ctx.zfs.exists(tmp));
+      if (!mountOnly) throw new BeError(`cannot import '${name}': ${lines.pop() || (error as Error).message}`, { exitCode: BE_ERR.IO, command: (error as BeError).command });
     }
     if (fuse) {
       const mounted = [...(await mountedDatasets(ctx, tmp))].sort((a, b) => (a[1] < b[1] ? 1 : -1));
       for (const [ds] of mounted) await ctx.zfs.umount(ds);
     }
     await ctx.zfs.set(tmp, 'canmount', 'noauto');
-    // FUSE lets go of what was just unmounted in its own time; zfs says "busy" until it has
-    for (let tries = 1; ; tries++) {
-      try {
-        await ctx.zfs.rename(tmp, be);
-        break;
-      } catch (error) {
-        if (!fuse || tries === 5 || !/busy/.test((error as { stderr?: string }).stderr ?? '')) throw error;
-        await new Promise((r) => setTimeout(r, 1000 * tries));
-      }
-    }
+    await whileBusy(fuse, () => ctx.zfs.rename(tmp, be));
   });
   return be;
+}
+
+/** FUSE lets go of what was just unmounted in its own time; zfs says "busy" until it has. */
+async function whileBusy(fuse: boolean, op: () => Promise<void>): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await op();
+    } catch (error) {
+      if (!fuse || tries === 20 || !/busy/.test((error as { stderr?: string }).stderr ?? '')) throw error;
+      await new Promise((r) => setTimeout(r, 250 * tries));
+    }
+  }
 }

@@ -16,14 +16,22 @@ async function terminalProgress(label: string, total: number): Promise<{ onBytes
   const started = Date.now();
   bar.start(Math.max(total, 1), 0, { label, doneh: '0 B', totalh: humanBytes(total), rate: '0 B' });
   let last = 0;
+  let bytes = 0;
+  const draw = () => {
+    const secs = Math.max((Date.now() - started) / 1000, 0.001);
+    bar.update(total > 0 ? Math.min(bytes, total) : 0, { doneh: humanBytes(bytes), rate: humanBytes(bytes / secs) });
+  };
   return {
     onBytes(n) {
-      const now = Date.now();
-      if (now - last < 100) return;
-      last = now;
-      bar.update(total > 0 ? Math.min(n, total) : 0, { doneh: humanBytes(n), rate: humanBytes(n / Math.max((now - started) / 1000, 0.001)) });
+      bytes = n;
+      if (Date.now() - last < 100) return;
+      last = Date.now();
+      draw();
     },
-    stop: () => bar.stop(),
+    stop() {
+      draw();
+      bar.stop();
+    },
   };
 }
 

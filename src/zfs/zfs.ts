@@ -153,13 +153,12 @@ export class Zfs {
     const args = ['zfs', 'destroy'];
     if (opts.recursive) args.push('-r');
     if (opts.force) args.push('-f');
-    const names = opts.recursive && !name.includes('@') ? await this.below(name) : [name];
-    if (await this.change([...args, name])) this.planned.destroy(names);
+    // what a recursive destroy takes is only needed for a plan, where the host is still as it was
+    if (await this.change([...args, name])) this.planned.destroy(opts.recursive && !name.includes('@') ? await this.below(name) : [name]);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const names = await this.below(from);
-    if (await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from])) this.planned.rename(from, to, names);
+    if (await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from])) this.planned.rename(from, to, await this.below(from));
   }
 
   /** NAME, its descendants and their snapshots. */
