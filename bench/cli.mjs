@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-// bench/cli: start-up of the `be` CLI against Node's own bare start-up, and the cost of creating
-// 100 nested (freebsd layout) BEs on a file-backed pool.
+// bench/cli: start-up of the `be` CLI against Node's own bare start-up, the cost of creating
+// 100 nested (freebsd layout) BEs on a file-backed pool, and moving a freebsd-layout BE with
+// 100 MiB of files by `be export | be import` against a plain `zfs send -R | zfs recv` of the
+// same BE in the same run (goal: within 1.1x).
 // Run as root after `npm run build`, with ZFS available (zfs-fuse on Linux): node bench/cli.mjs
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// (BES=0 skips the creates; XFER_MIB sets the payload, XFER_RUNS the rounds; BE_BENCH_POOL names the pool.)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +31,45 @@ function time(argv, env) {
   return median(samples);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'be-bench-'));
-const pool = `bebench${process.pid}`;
+const xferMiB = Number(process.env.XFER_MIB ?? 100);
+const xferRuns = Number(process.env.XFER_RUNS ?? 3);
+
+/** Run A | B with a pipe between them (no shell); resolves with the wall time in seconds. */
+function pipeline(a, b) {
+  return new Promise((resolve, reject) => {
+    const t = process.hrtime.bigint();
+    const left = spawn(a[0], a.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const right = spawn(b[0], b.slice(1), { stdio: [left.stdout, 'ignore', 'pipe'] });
+    left.stdout.destroy(); // the pipe is between the two programs now, not through here
+    let err = '';
+    left.stderr.on('data', (d) => (err += d));
+    right.stderr.on('data', (d) => (err += d));
+    let open = 2;
+    const done = (name) => (code) => {
+      if (code !== 0) reject(new Error(`${name} exited ${code}: ${err}`));
+      else if (--open === 0) resolve(Number(process.hrtime.bigint() - t) / 1e9);
+    };
+    left.on('exit', done(a.join(' ')));
+    right.on('exit', done(b.join(' ')));
+  });
+}
+
+/** A freebsd-layout BE with MIB MiB of incompressible files spread over its children. */
+function fillBe(root, name, mib) {
+  execFileSync(be, ['-R', root, 'create', name]);
+  const at = execFileSync(be, ['-R', root, 'mount', name], { encoding: 'utf8' }).trim();
+  const parts = [['', 0.5], ['usr/home', 0.2], ['var/log', 0.2], ['usr/src', 0.1]];
+  for (const [sub, share] of parts) {
+    const files = Math.max(1, Math.round(mib * share));
+    for (let i = 0; i < files; i++) writeFileSync(join(at, sub, `f${i}`), randomBytes(1024 * 1024));
+  }
+  execFileSync(be, ['-R', root, 'umount', name]);
+}
+
+// The pool's vdev lives in memory where there is room: zfs-fuse's sync(2) on unmount stalls
+// behind a busy disk, which would time the disk rather than the transfer.
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'be-bench-'));
+const pool = process.env.BE_BENCH_POOL ?? `bebench${process.pid}`;
 try {
   execFileSync(be, ['pool', 'create', '--file', join(dir, 'pool.img'), '--size', '2G', '--altroot', join(dir, 'alt'), pool]);
   execFileSync(be, ['-R', `${pool}/ROOT`, 'create', 'first']);
@@ -42,20 +83,51 @@ try {
   console.log(`  be --version     ${version.toFixed(1)} ms   ratio ${(version / node).toFixed(2)}x node (goal <= 1.5x)`);
   console.log(`  be list -H       ${list.toFixed(1)} ms   ratio ${(list / node).toFixed(2)}x node; one bare 'zfs list' here takes ${zpool.toFixed(1)} ms`);
 
-  let spawns = 0;
-  let zfsSpawns = 0;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < count; i++) {
-    const r = spawnSync(be, ['-v', '-R', `${pool}/ROOT`, 'create', `be${i}`], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
-    const lines = r.stderr.split('\n').filter((l) => l.startsWith('+ '));
-    spawns += lines.length;
-    zfsSpawns += lines.filter((l) => l.startsWith('+ zfs ') || l.startsWith('+ zpool ')).length;
+  if (count > 0) {
+    let spawns = 0;
+    let zfsSpawns = 0;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      const r = spawnSync(be, ['-v', '-R', `${pool}/ROOT`, 'create', `be${i}`], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(r.stderr);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('+ '));
+      spawns += lines.length;
+      zfsSpawns += lines.filter((l) => l.startsWith('+ zfs ') || l.startsWith('+ zpool ')).length;
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    console.log(`create ${count} freebsd-layout BEs (12 datasets each)`);
+    console.log(`  ${secs.toFixed(1)} s total, ${((secs / count) * 1000).toFixed(0)} ms per BE`);
+    console.log(`  ${(zfsSpawns / count).toFixed(1)} zfs/zpool processes per BE (${(spawns / count).toFixed(1)} processes in all)`);
   }
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`create ${count} freebsd-layout BEs (12 datasets each)`);
-  console.log(`  ${secs.toFixed(1)} s total, ${((secs / count) * 1000).toFixed(0)} ms per BE`);
-  console.log(`  ${(zfsSpawns / count).toFixed(1)} zfs/zpool processes per BE (${(spawns / count).toFixed(1)} processes in all)`);
+
+  if (xferMiB > 0) {
+    const root = `${pool}/ROOT`;
+    fillBe(root, 'xfer', xferMiB);
+    execFileSync('zfs', ['snapshot', '-r', `${root}/xfer@plain`]);
+    const beTimes = [];
+    const zfsTimes = [];
+    const drop = (ds) => spawnSync('zfs', ['destroy', '-r', ds]);
+    const recv = existsSync('/dev/zfs') ? ['zfs', 'receive', '-u'] : ['zfs', 'receive'];
+    for (let i = 0; i < xferRuns; i++) {
+      // alternate which goes first, so neither always meets a warm cache
+      const order = i % 2 === 0 ? ['zfs', 'be'] : ['be', 'zfs'];
+      for (const who of order) {
+        if (who === 'zfs') {
+          zfsTimes.push(await pipeline(['zfs', 'send', '-R', `${root}/xfer@plain`], [...recv, `${root}/plain${i}`]));
+          execFileSync(be, ['-R', root, 'umount', `plain${i}`]);
+          drop(`${root}/plain${i}`);
+        } else {
+          beTimes.push(await pipeline([be, '-R', root, 'export', 'xfer'], [be, '-R', root, 'import', `moved${i}`]));
+          drop(`${root}/moved${i}`);
+        }
+      }
+    }
+    const b = median(beTimes);
+    const z = median(zfsTimes);
+    console.log(`move a freebsd-layout BE with ${xferMiB} MiB of files (median of ${xferRuns} rounds)`);
+    console.log(`  zfs send -R | zfs recv      ${(xferMiB / z).toFixed(1)} MiB/s (${z.toFixed(2)} s)`);
+    console.log(`  be export | be import       ${(xferMiB / b).toFixed(1)} MiB/s (${b.toFixed(2)} s)   ratio ${(b / z).toFixed(2)}x the time of zfs (goal <= 1.1x)`);
+  }
 } finally {
   spawnSync(be, ['pool', 'destroy', pool]);
   rmSync(dir, { recursive: true, force: true });

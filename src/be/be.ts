@@ -1,10 +1,10 @@
 import type { BeContext } from './context.js';
-import { requirePool, resolveBe, requireBe } from './context.js';
+import { requirePool, resolveBe, requireBe, resolveBeRoot } from './context.js';
+import { mountTable, rootDataset } from '../sys/platform.js';
 import type { Layout } from './layouts.js';
 import { BeError } from '../sys/errors.js';
 import { checkComponentName, checkSnapshotName, parentOf, poolOf } from '../zfs/names.js';
-import { mountTable, rootDataset } from '../sys/platform.js';
-import { mountedDatasets, umountBe } from './access.js';
+import { mountedDatasets } from './access.js';
 import { withoutAltroot } from '../zfs/mount.js';
 
 /** Properties zfs will not take on create/clone, or that describe a live mount rather than the BE. */
@@ -51,9 +51,16 @@ export async function createFromLayout(ctx: BeContext, name: string, layout: Lay
   return be;
 }
 
-function timestamp(now = new Date()): string {
+/**
+ * A fresh snapshot name for BE, as libbe's be_setup_snapshot_name (lib/libbe/be.c) makes one:
+ * strftime("%F-%T") and the first serial (-0, -1, ...) not taken, so that `be destroy` and
+ * bectl alike know it for an automatic one (be_is_auto_snapshot_name) and clean it up.
+ */
+export async function autoSnapshotName(ctx: BeContext, be: string, now = new Date()): Promise<string> {
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}-${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
+  const stamp = `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}-${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
+  const taken = new Set(await ctx.zfs.list(be, 'snapshot', 1));
+  for (let serial = 0; ; serial++) if (!taken.has(`${be}@${stamp}-${serial}`)) return `${stamp}-${serial}`;
 }
 
 /**
@@ -72,8 +79,7 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
   if (snap) checkSnapshotName(`${src}@${snap}`);
   await ctx.runner.transaction(async () => {
     if (!snap) {
-      snap = timestamp();
-      while ((await ctx.zfs.list(src, 'snapshot', 1)).includes(`${src}@${snap}`)) snap += 'x';
+      snap = await autoSnapshotName(ctx, src);
       await ctx.zfs.snapshot(`${src}@${snap}`, { recursive: true });
     }
     const listed = await ctx.zfs.listWithSnapshots(src);
@@ -99,21 +105,8 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
   return be;
 }
 
-export async function destroyBe(ctx: BeContext, name: string, opts: { force?: boolean; origin?: boolean } = {}): Promise<void> {
-  const be = await requireBe(ctx, name);
-  const pool = await requirePool(ctx, poolOf(be));
-  if (pool.bootfs === be) throw new BeError(`cannot destroy the active boot environment '${name}'`);
-  const table = await mountTable(ctx.runner, ctx.flavour);
-  if (rootDataset(table) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`);
-  const mounted = await mountedDatasets(ctx, be, table);
-  if (mounted.size > 0) {
-    if (!opts.force) throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`);
-    await umountBe(ctx, be, true);
-  }
-  const origin = opts.origin ? (await ctx.zfs.get([be], ['origin'])).get(be)?.origin?.value : undefined;
-  await ctx.zfs.destroy(be, { recursive: true });
-  if (origin && origin !== '-') await ctx.zfs.destroy(origin, { recursive: true });
-}
+/** `destroy` lives with libbe's clone bookkeeping (./destroy.ts); callers keep importing it from here. */
+export { destroyBe } from './destroy.js';
 
 export async function renameBe(ctx: BeContext, from: string, to: string): Promise<string> {
   const src = await requireBe(ctx, from);
@@ -137,7 +130,7 @@ export async function renameBe(ctx: BeContext, from: string, to: string): Promis
 export async function snapshotBe(ctx: BeContext, spec: string): Promise<string> {
   const at = spec.indexOf('@');
   const be = await requireBe(ctx, at < 0 ? spec : spec.slice(0, at));
-  const snap = at < 0 ? timestamp() : checkComponentName(spec.slice(at + 1), 'snapshot');
+  const snap = at < 0 ? await autoSnapshotName(ctx, be) : checkComponentName(spec.slice(at + 1), 'snapshot');
   const full = `${be}@${snap}`;
   if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(full)) throw new BeError(`snapshot '${full}' already exists`);
   await ctx.zfs.snapshot(full, { recursive: true });
@@ -221,4 +214,33 @@ export async function activateBe(ctx: BeContext, name: string, temporary = false
     }
   });
   return be;
+}
+
+/**
+ * `activate -T`: forget a one-time activation (-t). libbe's be_deactivate with temporary set
+ * calls lzbe_set_boot_device(pool, lzbe_add, NULL), which removes the label's boot-once entry;
+ * zfsbootcfg(8) does the same when given an empty value (zfsbootcfg.c: a value, no key, is
+ * lzbe_set_boot_device). The pool is the BE's when one is named, else the BE root's.
+ */
+export async function removeTemporaryActivation(ctx: BeContext, name?: string): Promise<void> {
+  if (ctx.flavour !== 'freebsd') throw new BeError('activate -T needs zfsbootcfg(8), which only FreeBSD has');
+  const pool = poolOf(name === undefined ? await resolveBeRoot(ctx) : await requireBe(ctx, name));
+  await requirePool(ctx, pool);
+  await ctx.runner.change(['zfsbootcfg', '-z', pool, '']);
+}
+
+/**
+ * `check`, as bectl's: it succeeds when libbe_init (lib/libbe/be.c) does. With a BE root (-R,
+ * BE_ROOT) that is a dataset below a pool that exists; without one, / must be a ZFS file system
+ * below a pool's root (be_locate_rootfs; the BE root is its parent).
+ */
+export async function beSupported(ctx: BeContext): Promise<boolean> {
+  let root = ctx.beRoot;
+  if (root === undefined) {
+    const running = rootDataset(await mountTable(ctx.runner, ctx.flavour));
+    if (!running) return false;
+    root = parentOf(running);
+  }
+  if (!root || !root.includes('/')) return false;
+  return (await ctx.zfs.poolProps(poolOf(root), ['bootfs'])) !== undefined;
 }

@@ -1,22 +1,30 @@
 import type { Command } from 'commander';
 import { changing, collect, context, print } from './common.js';
+import { registerTransferCommands } from './transfer.js';
 
-/** bectl's verbs: create, list, mount, umount, destroy, rename, snapshot, rollback, activate. */
+/** bectl's verbs: create, list, mount, umount, destroy, rename, snapshot, rollback, activate, check, export, import. */
 export function registerBeCommands(program: Command): void {
   changing(program.command('create'))
-    .description('create a boot environment from a layout, or clone one from another BE')
-    .argument('<be>', 'BE name: short (under the BE root) or a full dataset path')
+    .description('create a boot environment from a layout, clone one from another BE, or snapshot a BE (BE@snap)')
+    .usage('[-r] [-l layout | --layout-file file | -e be[@snap]] [-o prop=val]... <be | be@snap>')
+    .argument('<be>', 'BE name: short (under the BE root) or a full dataset path; BE@snap makes a recursive snapshot of BE')
     .option('-l, --layout <name>', 'layout: freebsd, flat, shallow', 'freebsd')
     .option('--layout-file <file>', 'a layout of your own (JSON)')
     .option('-e, --source <be[@snap]>', 'clone this BE (or one of its snapshots) instead')
     .option('-o, --property <prop=val>', 'set a property on the new BE root (repeatable)', collect, [])
+    .option('-r, --recursive', "bectl's deep BE: accepted and always so (be's BEs and their snapshots always take every child)")
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const be = await import('../be/be.js');
+      const { UsageError } = await import('../sys/errors.js');
       let made: string;
-      if (opts.source) {
+      if (name.includes('@')) {
+        if (opts.source || opts.layoutFile || cmd.getOptionValueSource('layout') === 'cli' || opts.property.length) {
+          throw new UsageError(`create: '${name}' makes a snapshot and takes no -e, -l, --layout-file or -o`);
+        }
+        made = await be.snapshotBe(ctx, name);
+      } else if (opts.source) {
         if (opts.layoutFile || cmd.getOptionValueSource('layout') === 'cli') {
-          const { UsageError } = await import('../sys/errors.js');
           throw new UsageError('create: -e clones a BE and cannot be combined with -l/--layout-file');
         }
         made = await be.cloneBe(ctx, name, opts.source, opts.property);
@@ -29,22 +37,31 @@ export function registerBeCommands(program: Command): void {
       if (!ctx.runner.dryRun) print(made);
     });
 
+  // bectl_list.c: the last of -c/-C given wins
+  let sort: { prop: string; descending: boolean } | undefined;
   program
     .command('list')
-    .description('list boot environments')
-    .option('-a, --all', 'show every dataset of each BE')
-    .option('-s, --snapshots', 'show snapshots too')
+    .description("list boot environments with bectl's columns: BE, Active (N now, R on reboot, T next boot once), Mountpoint, Space, Created")
+    .option('-a, --all', 'every dataset of each BE, its origin too')
+    .option('-D', 'space as if every other BE were destroyed (adds the origin file system; ignored with -a or -s)')
+    .option('-s, --snapshots', 'snapshots too')
     .option('-H', 'no header, tab-separated fields (for scripts)')
+    .option('-c <prop>', 'sort by a property, ascending: name, creation, origin, used, usedds, usedsnap, usedrefreserv', (v: string) => ((sort = { prop: v, descending: false }), v))
+    .option('-C <prop>', 'sort by a property, descending', (v: string) => ((sort = { prop: v, descending: true }), v))
     .option('--json', 'JSON output')
     .action(async (opts, cmd: Command) => {
-      const [ctx, { listBes, humanSize, formatCreated }, { formatTable }] = await Promise.all([context(cmd), import('../be/info.js'), import('./table.js')]);
-      const { rows } = await listBes(ctx, { all: opts.all, snapshots: opts.snapshots });
+      const list = await import('../be/list.js');
+      if (sort) list.sortKey(sort.prop);
+      const ctx = await context(cmd);
       if (opts.json) {
+        const { listBes } = await import('../be/info.js');
+        const { rows } = await listBes(ctx, { all: opts.all, snapshots: opts.snapshots });
         print(JSON.stringify(rows.map((r) => ({ ...r, created: r.created.toISOString() })), null, 2));
         return;
       }
-      const table = rows.map((r) => [r.name, r.active, r.mountpoint, humanSize(r.used), formatCreated(r.created)]);
-      print(formatTable(['BE', 'Active', 'Mountpoint', 'Space', 'Created'], table, !!opts.H));
+      const bes = await list.listBectl(ctx, { all: opts.all, snapshots: opts.snapshots, space: opts.D, sort });
+      const text = list.formatBectlList(bes, { scripted: !!opts.H, detail: !!(opts.all || opts.snapshots) });
+      if (text) print(text);
     });
 
   changing(program.command('mount'))
@@ -73,14 +90,14 @@ export function registerBeCommands(program: Command): void {
     });
 
   changing(program.command('destroy'))
-    .description('destroy a BE (never the active or the running one)')
-    .argument('<be>')
+    .description('destroy a BE (never the active or the running one), promoting the BEs cloned from it first; or a snapshot of a BE (BE@snap) that no BE was cloned from')
+    .argument('<be[@snap]>')
     .option('-F, --force', 'unmount first if mounted')
-    .option('-o, --origin', 'also destroy the snapshot the BE was cloned from')
+    .option('-o, --origin', 'also destroy the snapshot the BE was cloned from (without -o only an automatic one goes)')
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
-      const { destroyBe } = await import('../be/be.js');
-      await destroyBe(ctx, name, { force: opts.force, origin: opts.origin });
+      const { destroyBe } = await import('../be/destroy.js');
+      await destroyBe(ctx, name, { force: opts.force, origin: opts.origin, warn: (l) => process.stderr.write(`${l}\n`) });
       ctx.runner.flushScript();
     });
 
@@ -120,15 +137,37 @@ export function registerBeCommands(program: Command): void {
 
   changing(program.command('activate'))
     .description("make a BE the pool's boot file system (bootfs)")
-    .argument('<be>')
+    .usage('[-t | -T] [be]')
+    .argument('[be]')
     .option('-t, --temporary', 'for the next boot only (zfsbootcfg)')
-    .action(async (name: string, opts, cmd: Command) => {
+    .option('-T, --remove-temporary', 'remove a one-time activation (-t): the next boot takes bootfs')
+    .action(async (name: string | undefined, opts, cmd: Command) => {
+      const { UsageError } = await import('../sys/errors.js');
+      if (opts.temporary && opts.removeTemporary) throw new UsageError('activate: -t and -T exclude each other');
+      if (name === undefined && !opts.removeTemporary) throw new UsageError("missing required argument 'be'");
       const ctx = await context(cmd);
-      const { activateBe } = await import('../be/be.js');
-      const be = await activateBe(ctx, name, !!opts.temporary);
+      const { activateBe, removeTemporaryActivation } = await import('../be/be.js');
+      if (opts.removeTemporary) {
+        await removeTemporaryActivation(ctx, name);
+        ctx.runner.flushScript();
+        if (!ctx.runner.dryRun) print('Temporary activation removed');
+        return;
+      }
+      const be = await activateBe(ctx, name!, !!opts.temporary);
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) print(`${be} ${opts.temporary ? 'boots next' : 'is active'}`);
     });
+
+  program
+    .command('check')
+    .description('exit 0 where boot environments are supported and in use (a ZFS root, or the pool of -R), else 255, silently (bectl check)')
+    .action(async (_opts, cmd: Command) => {
+      const ctx = await context(cmd);
+      const { beSupported } = await import('../be/be.js');
+      if (!(await beSupported(ctx).catch(() => false))) process.exitCode = 255;
+    });
+
+  registerTransferCommands(program);
 
   const pool = program.command('pool').description('file-backed pools for trying be without a spare disk');
   changing(pool.command('create'))

@@ -234,6 +234,64 @@ export class Runner {
   }
 
   /**
+   * Run a program that reads or writes a byte stream (zfs send, zfs recv): its stdin from FROM
+   * and its stdout to TO, each an open file descriptor (handed to the program as it is, no copy
+   * through be) or a Node stream (copied, with `onBytes` told the count as it goes). stderr is
+   * collected for the error. A script records it with the redirections `shellFrom`/`shellTo`.
+   */
+  async carry(
+    argv: string[],
+    opts: { from?: number | NodeJS.ReadableStream; to?: number | NodeJS.WritableStream; onBytes?: (total: number) => void; shellFrom?: string; shellTo?: string } = {},
+  ): Promise<void> {
+    if (this.dryRun) {
+      this.record(shJoin(argv) + (opts.shellFrom ? ` < ${shQuote(opts.shellFrom)}` : '') + (opts.shellTo ? ` > ${shQuote(opts.shellTo)}` : ''));
+      return;
+    }
+    if (this.verbose) this.err(`+ ${shJoin(argv)}`);
+    this.spawns++;
+    const { spawn } = await import('node:child_process');
+    const stdio = (end: number | NodeJS.ReadableStream | NodeJS.WritableStream | undefined) => (typeof end === 'number' ? end : end ? 'pipe' : 'ignore');
+    const child = spawn(argv[0], argv.slice(1), { env: this.env ? { ...process.env, ...this.env } : process.env, stdio: [stdio(opts.from), stdio(opts.to), 'pipe'] });
+    let total = 0;
+    const count = (chunk: Buffer) => {
+      total += chunk.length;
+      opts.onBytes?.(total);
+    };
+    const err: Buffer[] = [];
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    let broken: Error | undefined;
+    if (opts.from !== undefined && typeof opts.from !== 'number') {
+      const input = opts.from;
+      child.stdin!.on('error', () => {}); // the program ended before reading all: its status says why
+      input.on('data', count);
+      input.on('error', (e: Error) => {
+        broken = e;
+        child.stdin!.destroy();
+      });
+      input.pipe(child.stdin!);
+    }
+    if (opts.to !== undefined && typeof opts.to !== 'number') {
+      const output = opts.to;
+      child.stdout!.on('data', count);
+      output.on('error', (e: Error) => {
+        broken = e;
+        child.kill('SIGTERM');
+      });
+      child.stdout!.pipe(output, { end: false });
+    }
+    const { status, signal, error } = await new Promise<{ status: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
+      let spawnError: NodeJS.ErrnoException | undefined;
+      child.on('error', (e) => (spawnError = e));
+      child.on('close', (code, sig) => resolve({ status: code, signal: sig, error: spawnError }));
+    });
+    if (opts.from !== undefined && typeof opts.from !== 'number') opts.from.unpipe(child.stdin!);
+    if (error) throw new BeError(error.code === 'ENOENT' ? `${argv[0]}: command not found` : `cannot run ${argv[0]}: ${error.message}`, { command: argv });
+    if (broken) throw new BeError(`${argv[0]}: ${broken.message}`, { command: argv });
+    if (signal) throw new BeError(`${argv[0]} killed by ${signal}`, { command: argv });
+    if (status !== 0) throw new CommandError(argv, status ?? 128, Buffer.concat(err).toString('utf8'));
+  }
+
+  /**
    * A long program as a script runs it: its own environment (env -i), the time limit as
    * timeout(1) (TERM, KILL 2 s later; the status a signal gives, as a live run sees it), and the
    * status kept for the lines that read it.

@@ -149,13 +149,12 @@ export class Zfs {
     const args = ['zfs', 'destroy'];
     if (opts.recursive) args.push('-r');
     if (opts.force) args.push('-f');
-    const names = opts.recursive && !name.includes('@') ? await this.below(name) : [name];
-    if (await this.change([...args, name])) this.planned.destroy(names);
+    // what a recursive destroy takes is only needed for a plan, where the host is still as it was
+    if (await this.change([...args, name])) this.planned.destroy(opts.recursive && !name.includes('@') ? await this.below(name) : [name]);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const names = await this.below(from);
-    if (await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from])) this.planned.rename(from, to, names);
+    if (await this.change(['zfs', 'rename', from, to], ['zfs', 'rename', to, from])) this.planned.rename(from, to, await this.below(from));
   }
 
   /** NAME, its descendants and their snapshots. */
@@ -168,8 +167,32 @@ export class Zfs {
     await this.change(['zfs', 'rollback', ...(opts.destroyLater ? ['-r'] : []), snapshot]);
   }
 
+  /**
+   * Promote a clone (undone by promoting its old origin's file system back). A promote only
+   * planned tells the plan what zfs would do: the origin's snapshots up to the clone's move to
+   * the clone, the clones of those follow them, and the two file systems swap origins.
+   */
   async promote(name: string): Promise<void> {
-    await this.change(['zfs', 'promote', name]);
+    const origin = (await this.get([name], ['origin'])).get(name)?.origin?.value ?? '-';
+    const parent = origin.split('@')[0];
+    if (!(await this.change(['zfs', 'promote', name], origin === '-' ? undefined : ['zfs', 'promote', parent]))) return;
+    if (origin === '-') return;
+    const table = await this.get([poolName(name)], ['origin', 'createtxg'], { recursive: true, snapshots: true });
+    const limit = Number(table.get(origin)?.createtxg?.value ?? Infinity);
+    const moved = new Map<string, string>();
+    for (const [n, p] of table) {
+      if (n.startsWith(`${parent}@`) && Number(p.createtxg?.value ?? 0) <= limit) moved.set(n, name + n.slice(parent.length));
+    }
+    for (const [n, p] of table) {
+      const to = moved.get(p.origin?.value ?? '');
+      if (!n.includes('@') && n !== name && to) this.planned.set(n, 'origin', to);
+    }
+    for (const [from, to] of moved) {
+      this.planned.rename(from, to, [from]);
+      this.planned.set(to, 'createtxg', table.get(from)?.createtxg?.value ?? '0');
+    }
+    this.planned.set(name, 'origin', table.get(parent)?.origin?.value ?? '-');
+    this.planned.set(parent, 'origin', moved.get(origin) ?? origin);
   }
 
   /** Set one property per call: zfs-fuse's `zfs set` takes a single prop=value. */
@@ -224,6 +247,10 @@ export class Zfs {
   async setPool(pool: string, prop: string, value: string): Promise<void> {
     await this.change(['zpool', 'set', `${prop}=${value}`, pool]);
   }
+}
+
+function poolName(dataset: string): string {
+  return dataset.split('/')[0];
 }
 
 export function propArgs(props: Record<string, string>): string[] {
