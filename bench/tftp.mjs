@@ -55,10 +55,12 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const ns = `betftpbench${randomBytes(3).toString('hex')}`;
-const work = await mkdtemp(join(tmpdir(), 'betftp-bench-'));
+// BENCH_PREFIX names the namespace and scratch directories (several runs on one machine).
+const prefix = process.env.BENCH_PREFIX ?? 'betftp';
+const ns = `${prefix}bench${randomBytes(3).toString('hex')}`;
+const work = await mkdtemp(join(tmpdir(), `${prefix}-bench-`));
 const root = join(work, 'root');
-const outDir = await mkdtemp('/dev/shm/betftp-bench-out-').catch(() => mkdtemp(join(tmpdir(), 'betftp-bench-out-')));
+const outDir = await mkdtemp(`/dev/shm/${prefix}-bench-out-`).catch(() => mkdtemp(join(tmpdir(), `${prefix}-bench-out-`)));
 const children = new Set();
 
 function inNs(argv, opts = {}) {
