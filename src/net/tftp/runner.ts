@@ -52,9 +52,14 @@ export interface RunnerEvents {
   ended(id: number, record: TftpTransferRecord): void;
 }
 
-/** Busy polls in a row that caught no reply before polling pauses, and for how many sends. */
-const POLL_MISSES = 8;
-const POLL_PAUSE_SENDS = 2048;
+/**
+ * Busy polling pays while most polls catch the reply. Every POLL_SAMPLE polls the share that did
+ * is checked; below POLL_MIN_HITS (a loaded machine, a slow client) polling pauses for
+ * POLL_PAUSE_SENDS sends.
+ */
+const POLL_SAMPLE = 64;
+const POLL_MIN_HITS = 0.75;
+const POLL_PAUSE_SENDS = 4096;
 
 export class LocalRunner implements TransferHost {
   private readonly transfers = new Map<number, Transfer>();
@@ -115,7 +120,10 @@ export class LocalRunner implements TransferHost {
 
   countPacket(): void {
     this.counters[2 * this.config.index] = ++this.packets;
-    if (this.polling) this.pollMisses = 0;
+    if (this.polling && this.pollWaiting) {
+      this.pollWaiting = false;
+      this.pollHits++;
+    }
   }
 
   errorAllowed(peer: Peer): boolean {
@@ -137,7 +145,10 @@ export class LocalRunner implements TransferHost {
   /** Busy polling: the loop keeps turning (polling sockets without sleeping) until then. */
   private pollUntil = 0;
   private polling = false;
-  private pollMisses = 0;
+  /** A poll is waiting for its reply (a hit once a packet comes while polling). */
+  private pollWaiting = false;
+  private pollHits = 0;
+  private pollCount = 0;
   private pollPaused = 0;
   private readonly poll = (): void => {
     if (performance.now() < this.pollUntil && !this.stopping) {
@@ -145,12 +156,7 @@ export class LocalRunner implements TransferHost {
       return;
     }
     this.polling = false;
-    // No reply came while polling: the client is slower than the poll (a loaded machine, a
-    // window the client takes longer to read). After a few of those, pause polling for a while.
-    if (++this.pollMisses >= POLL_MISSES) {
-      this.pollMisses = 0;
-      this.pollPaused = POLL_PAUSE_SENDS;
-    }
+    this.pollWaiting = false;
   };
 
   /**
@@ -158,7 +164,8 @@ export class LocalRunner implements TransferHost {
    * pending immediate makes the event loop poll with a zero timeout, so an ACK that comes back
    * within that time is read with no wake-up of a sleeping thread, which on a small machine costs
    * more than the whole packet's work. Only while one transfer runs here: with more, the loop has
-   * their packets to read anyway, and spinning would only take CPU time from the rest.
+   * their packets to read anyway, and spinning would only take CPU time from the rest. Paused
+   * while too few polls catch their reply (see POLL_MIN_HITS).
    */
   awaitReply(): void {
     if (this.config.busyPollMs <= 0 || this.transfers.size !== 1) return;
@@ -166,7 +173,12 @@ export class LocalRunner implements TransferHost {
       this.pollPaused--;
       return;
     }
+    if (++this.pollCount >= POLL_SAMPLE) {
+      if (this.pollHits < POLL_SAMPLE * POLL_MIN_HITS) this.pollPaused = POLL_PAUSE_SENDS;
+      this.pollCount = this.pollHits = 0;
+    }
     this.pollUntil = performance.now() + this.config.busyPollMs;
+    this.pollWaiting = true;
     if (!this.polling) {
       this.polling = true;
       setImmediate(this.poll);

@@ -20,7 +20,7 @@ export interface Peer {
 export interface TransferHost {
   /** Called for each datagram that arrives on a transfer port. */
   countPacket(): void;
-  /** Called after each send (busy polling for the reply). */
+  /** Called after each send of a lock-step transfer (busy polling for the reply). */
   awaitReply(): void;
   /** Whether an error packet may go to this stranger now (rate limit). */
   errorAllowed(peer: Peer): boolean;
@@ -157,7 +157,9 @@ export class Transfer {
       this.send(length === packet.length ? packet : packet.subarray(0, length));
     }
     if (last > this.sentEnd) this.sentEnd = last;
-    this.server.awaitReply();
+    // A window's reply comes after the client has read the whole window: polling for it would
+    // only take CPU time from the client.
+    if (this.windowsize === 1) this.server.awaitReply();
   }
 
   /**
