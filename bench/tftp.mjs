@@ -91,8 +91,9 @@ async function sha256(path) {
 }
 
 async function cleanup() {
+  const exited = [...children].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r))));
   for (const c of children) c.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 3000))]);
   for (const dir of groups) {
     try {
       // its processes have ended; a group can only go once empty
