@@ -7,7 +7,9 @@ const { version } = JSON.parse(readFileSync(new URL('./package.json', import.met
 rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
 
 await build({
-  entryPoints: ['src/cli/main.ts'],
+  // The TFTP server's worker threads load their own entry (Node cannot start a worker from .ts);
+  // it lands beside the server's chunk, where src/net/tftp/workers.ts looks for it.
+  entryPoints: { main: 'src/cli/main.ts', 'tftp-worker': 'src/net/tftp/worker.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

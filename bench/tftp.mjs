@@ -10,21 +10,26 @@
 // processes; nothing is installed or started as a service.
 //
 //  1. One 64 MiB transfer at blksize 1468 with windowsize 1 and 16, atftp as the client, against
-//     be, tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0 --enable-tftp); be once more with its busy
-//     polling off (busyPollMicros 0), and be's server CPU time per GiB both ways. Each case runs 3 times
+//     be (transfers on worker threads, one per CPU), tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0
+//     --enable-tftp); be once more with its busy polling off (busyPollMicros 0) and once with every
+//     transfer on its main thread (workers 0), and each server's CPU time per GiB both ways (from a
+//     cgroup per server, so tftpd-hpa's forked children count). Each case runs 3 times
 //     and the median counts: lock-step TFTP on a small VM is dominated by cross-CPU wake-ups
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
 //  2. Boot storms: 50 and then 100 atftp clients fetch one 16 MiB file at once; every copy is
-//     checked byte-identical; aggregate MiB/s of be against tftpd-hpa, server CPU per GiB and the
-//     peak resident memory of each server (tftpd-hpa: its process and the children it forks per
+//     checked byte-identical; aggregate MiB/s of be (also on one thread) against tftpd-hpa, server
+//     CPU per GiB and the peak resident memory of each server (tftpd-hpa: its process and the children it forks per
 //     transfer).
 //  3. One table of the ratios be / tftpd-hpa beside the project's goals (issue: ws1 single >= 1.0x,
-//     ws16 single >= 5x, storms of 50 and 100 clients at ws1 >= 1.2x).
+//     ws16 single >= 5x, storms of 50 and 100 clients at ws1 >= 1.2x), with CPU per GiB and peak
+//     memory of both beside.
+// The machine's other load moves every figure: compare be and tftpd-hpa within one run only, and
+// run it a few times. BENCH_PREFIX names the namespace, cgroups and scratch directories.
 // Prints MiB/s per case and the ratios be/peer. --quick uses 16 MiB and one storm of 20 clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -55,10 +60,12 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const ns = `betftpbench${randomBytes(3).toString('hex')}`;
-const work = await mkdtemp(join(tmpdir(), 'betftp-bench-'));
+// BENCH_PREFIX names the namespace and scratch directories (several runs on one machine).
+const prefix = process.env.BENCH_PREFIX ?? 'betftp';
+const ns = `${prefix}bench${randomBytes(3).toString('hex')}`;
+const work = await mkdtemp(join(tmpdir(), `${prefix}-bench-`));
 const root = join(work, 'root');
-const outDir = await mkdtemp('/dev/shm/betftp-bench-out-').catch(() => mkdtemp(join(tmpdir(), 'betftp-bench-out-')));
+const outDir = await mkdtemp(`/dev/shm/${prefix}-bench-out-`).catch(() => mkdtemp(join(tmpdir(), `${prefix}-bench-out-`)));
 const children = new Set();
 
 function inNs(argv, opts = {}) {
@@ -84,8 +91,17 @@ async function sha256(path) {
 }
 
 async function cleanup() {
+  const exited = [...children].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r))));
   for (const c of children) c.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 3000))]);
+  for (const dir of groups) {
+    try {
+      // its processes have ended; a group can only go once empty
+      rmdirSync(dir);
+    } catch {
+      /* still busy or gone */
+    }
+  }
   try {
     execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   } catch {
@@ -96,14 +112,22 @@ async function cleanup() {
 }
 process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 
+let built = false;
 /** Start be's server in its own node process inside the namespace. */
 async function startBe(port, options = {}) {
-  const { build } = await import('esbuild');
   const bundle = join(work, 'tftp.mjs');
-  await build({ entryPoints: [join(repo, 'src/net/tftp/index.ts')], bundle: true, platform: 'node', format: 'esm', outfile: bundle, logLevel: 'warning' });
+  const workerScript = join(work, 'tftp-worker.mjs');
+  if (!built) {
+    // The library and its worker entry, bundled as build.mjs ships them.
+    const { build } = await import('esbuild');
+    const common = { bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' };
+    await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/index.ts')], outfile: bundle });
+    await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/worker.ts')], outfile: workerScript });
+    built = true;
+  }
   const script = `
     const { createTftpServer } = await import(${JSON.stringify(bundle)});
-    const s = createTftpServer({ root: ${JSON.stringify(root)}, address: '127.0.0.1', port: ${port}, maxTransfers: 256, ...${JSON.stringify(options)} });
+    const s = createTftpServer({ root: ${JSON.stringify(root)}, address: '127.0.0.1', port: ${port}, maxTransfers: 256, workerScript: ${JSON.stringify(workerScript)}, ...${JSON.stringify(options)} });
     await s.start();
     console.log('ready');
     process.stdin.resume();
@@ -146,10 +170,30 @@ async function fetchOnce(port, file, windowsize, expectSha) {
   return seconds;
 }
 
-/** User + system CPU seconds of a process (be's servers run in the process `ip netns exec` became). */
+/**
+ * CPU seconds a server has used, its forked children included (tftpd-hpa forks one per transfer
+ * and ignores SIGCHLD, so their time never reaches its /proc/PID/stat): each server gets a cgroup
+ * of its own (cgroup v2 cpu.stat, else v1 cpuacct), removed at the end.
+ */
+const groups = [];
+function cpuGroup(name, pid) {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const dir = v2 ? `/sys/fs/cgroup/${prefix}-bench-${name}-${ns}` : `/sys/fs/cgroup/cpuacct/${prefix}-bench-${name}-${ns}`;
+  try {
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    groups.push(dir);
+  } catch {
+    return () => cpuSeconds(pid); // no cgroup here: the process itself (be's threads are all in it)
+  }
+  if (v2) return () => Number(/^usage_usec (\d+)/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))[1]) / 1e6;
+  return () => Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
+}
+
+/** User + system CPU seconds of a process and the children it waited for. */
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
 }
 
 /** Resident memory of a process and all its descendants (tftpd-hpa forks one per transfer), bytes. */
@@ -202,9 +246,12 @@ try {
   const servers = [
     { name: 'be', port: 6969, child: await startBe(6969) },
     { name: 'be no-poll', port: 6971, child: await startBe(6971, { busyPollMicros: 0 }) },
+    { name: 'be 1 thread', port: 6972, child: await startBe(6972, { workers: 0 }) },
     { name: 'tftpd-hpa', port: 6970, child: await startHpa(6970) },
     { name: 'dnsmasq', port: 69, child: await startDnsmasq() },
   ];
+  for (const s of servers) s.cpu = cpuGroup(s.name.replace(/\W+/g, '-'), s.child.pid);
+  const byName = (name) => servers.find((x) => x.name === name);
 
   console.log(`\n1. one ${SINGLE / MiB} MiB transfer, blksize 1468, atftp client (median of ${REPEATS}), MiB/s`);
   console.log(`${'server'.padEnd(12)} ${'ws=1'.padStart(7)} ${'ws=16'.padStart(7)}`);
@@ -215,26 +262,27 @@ try {
     // interleave servers so drift in machine load hits all of them alike
     for (let r = 0; r < REPEATS; r++) {
       for (const s of servers) {
-        const cpu0 = cpuSeconds(s.child.pid);
+        const cpu0 = s.cpu();
         times[s.name].push(await fetchOnce(s.port, 'single.bin', ws, singleSha));
-        (cpu[s.name] ??= { 1: 0, 16: 0 })[ws] += cpuSeconds(s.child.pid) - cpu0;
+        (cpu[s.name] ??= { 1: 0, 16: 0 })[ws] += s.cpu() - cpu0;
       }
     }
     for (const s of servers) (results[s.name] ??= {})[ws] = mibs(SINGLE, median(times[s.name]));
   }
   for (const s of servers) console.log(`${s.name.padEnd(12)} ${fmt(results[s.name][1])} ${fmt(results[s.name][16])}`);
   const perGiB = (name, ws) => ((cpu[name][ws] / REPEATS) * (1024 * MiB)) / SINGLE;
-  for (const name of ['be', 'be no-poll']) {
-    console.log(`${name} server CPU per GiB sent: ws=1 ${perGiB(name, 1).toFixed(2)} s, ws=16 ${perGiB(name, 16).toFixed(2)} s`);
+  for (const s of servers) {
+    console.log(`${s.name.padEnd(12)} server CPU per GiB sent: ws=1 ${perGiB(s.name, 1).toFixed(2)} s, ws=16 ${perGiB(s.name, 16).toFixed(2)} s`);
   }
   for (const peer of ['tftpd-hpa', 'dnsmasq']) {
     console.log(`be / ${peer.padEnd(10)} ws=1 ${(results.be[1] / results[peer][1]).toFixed(2)}x   ws=16 ${(results.be[16] / results[peer][16]).toFixed(2)}x`);
   }
 
   console.log(`\n2. boot storms: N atftp clients fetch ${STORM_SIZE / MiB} MiB at once (blksize 1468), aggregate MiB/s`);
-  const stormRun = async (clients, port, ws, pid) => {
+  const stormRun = async (clients, port, ws, server) => {
+    const pid = server.child.pid;
     const stop = rssPeak(pid);
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = server.cpu();
     const t0 = process.hrtime.bigint();
     const dests = [];
     await Promise.all(
@@ -245,7 +293,7 @@ try {
       }),
     );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpuUsed = cpuSeconds(pid) - cpu0;
+    const cpuUsed = server.cpu() - cpu0;
     const peak = stop();
     let identical = 0;
     for (const d of dests) {
@@ -257,28 +305,31 @@ try {
   const storms = {};
   const idle = Object.fromEntries(servers.map((x) => [x.name, treeRss(x.child.pid)]));
   for (const clients of STORMS) {
-    for (const [name, port, ws] of [['be', 6969, 1], ['tftpd-hpa', 6970, 1], ['be', 6969, 16]]) {
-      const r = await stormRun(clients, port, ws, servers.find((x) => x.name === name).child.pid);
+    for (const [name, ws] of [['be', 1], ['tftpd-hpa', 1], ['be 1 thread', 1], ['be', 16]]) {
+      const server = byName(name);
+      const r = await stormRun(clients, server.port, ws, server);
       storms[`${name}/${ws}/${clients}`] = r;
-      // tftpd-hpa's CPU is spent in the children it forks, which /proc/PID/stat does not count.
-      const cpuText = name === 'be' ? `   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB` : '';
-      console.log(`${String(clients).padStart(3)} x ${name.padEnd(10)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)${cpuText}`);
+      console.log(`${String(clients).padStart(3)} x ${name.padEnd(11)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB`);
       if (r.identical !== clients) process.exitCode = 1;
     }
   }
 
   console.log('\n3. be / tftpd-hpa in this run (tftpd-hpa answers lock-step whatever the client asks)');
+  const st = (name, ws, n) => storms[`${name}/${ws}/${n}`];
+  // [case, be MiB/s, hpa MiB/s, goal, be CPU s/GiB, hpa CPU s/GiB, be peak RSS, hpa peak RSS]
   const rows = [
-    ['single, ws=1', results.be[1], results['tftpd-hpa'][1], 1.0],
-    ['single, ws=16', results.be[16], results['tftpd-hpa'][16], 5.0],
-    ...STORMS.map((n) => [`storm ${n}, ws=1`, storms[`be/1/${n}`].rate, storms[`tftpd-hpa/1/${n}`].rate, 1.2]),
-    ...STORMS.map((n) => [`storm ${n}, be ws=16`, storms[`be/16/${n}`].rate, storms[`tftpd-hpa/1/${n}`].rate, undefined]),
+    ['single, ws=1', results.be[1], results['tftpd-hpa'][1], 1.0, perGiB('be', 1), perGiB('tftpd-hpa', 1)],
+    ['single, ws=16', results.be[16], results['tftpd-hpa'][16], 5.0, perGiB('be', 16), perGiB('tftpd-hpa', 16)],
+    ...STORMS.map((n) => [`storm ${n}, ws=1`, st('be', 1, n).rate, st('tftpd-hpa', 1, n).rate, 1.2, st('be', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
+    ...STORMS.map((n) => [`storm ${n}, be ws=16`, st('be', 16, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be', 16, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 16, n).peak, st('tftpd-hpa', 1, n).peak]),
   ];
-  console.log(`${'case'.padEnd(20)} ${'be'.padStart(7)} ${'hpa'.padStart(7)} ${'ratio'.padStart(7)} ${'goal'.padStart(6)}`);
-  for (const [label, ours, theirs, goal] of rows) {
+  const cell = (x, digits = 1) => (x === undefined ? '-' : x.toFixed(digits)).padStart(7);
+  console.log(`${'case'.padEnd(20)} ${'be'.padStart(7)} ${'hpa'.padStart(7)} ${'ratio'.padStart(7)} ${'goal'.padStart(6)}          CPU s/GiB be / hpa   peak RSS MiB be / hpa`);
+  for (const [label, ours, theirs, goal, cpuOurs, cpuTheirs, rssOurs, rssTheirs] of rows) {
     const ratio = ours / theirs;
-    const verdict = goal === undefined ? '' : ratio >= goal ? '  met' : '  not met';
-    console.log(`${label.padEnd(20)} ${fmt(ours)} ${fmt(theirs)} ${(ratio.toFixed(2) + 'x').padStart(7)} ${(goal === undefined ? '-' : `${goal.toFixed(1)}x`).padStart(6)}${verdict}`);
+    const verdict = goal === undefined ? '' : ratio >= goal ? 'met' : 'not met';
+    const mem = rssOurs === undefined ? `${cell()} / ${cell()}` : `${cell(rssOurs / MiB)} / ${cell(rssTheirs / MiB)}`;
+    console.log(`${label.padEnd(20)} ${fmt(ours)} ${fmt(theirs)} ${(ratio.toFixed(2) + 'x').padStart(7)} ${(goal === undefined ? '-' : `${goal.toFixed(1)}x`).padStart(6)} ${verdict.padEnd(8)} ${cell(cpuOurs, 2)} / ${cell(cpuTheirs, 2)}    ${mem}`);
   }
   console.log(`be's memory growth over idle in the storms: ${STORMS.map((n) => `${n} clients ws=1 ${((storms[`be/1/${n}`].peak - idle.be) / MiB).toFixed(1)} MiB, ws=16 ${((storms[`be/16/${n}`].peak - idle.be) / MiB).toFixed(1)} MiB`).join('; ')}`);
 

@@ -4,6 +4,7 @@
 // Reproduce a run with TFTP_FUZZ_SEED=<seed printed on failure>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { build } from 'esbuild';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ const PORT_RANGE: [number, number] = [PORT_LOW, PORT_LOW + 2 * MAX_TRANSFERS];
 
 
 let dir: string;
+let workerDir: string;
 let server: TftpServer;
 let port: number;
 const content = randomBytes(20_000);
@@ -33,13 +35,20 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'betftp-fuzz-'));
   await writeFile(join(dir, 'a.bin'), content);
   await writeFile(join(dir, 'small'), 'x');
-  server = createTftpServer({ root: dir, address: '127.0.0.1', port: 0, timeoutMs: 100, maxTimeoutMs: 200, retries: 2, maxTimeoutSeconds: 1, maxTransfers: MAX_TRANSFERS, portRange: PORT_RANGE });
+  // Transfers on two worker threads, the worker entry built as build.mjs ships it: the fuzz
+  // reaches the server's thread (requests) and the workers (transfer ports) alike.
+  workerDir = await mkdtemp(join(tmpdir(), 'betftp-fuzz-worker-'));
+  const workerScript = join(workerDir, 'tftp-worker.mjs');
+  await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
+  server = createTftpServer({ root: dir, address: '127.0.0.1', port: 0, timeoutMs: 100, maxTimeoutMs: 200, retries: 2, maxTimeoutSeconds: 1, maxTransfers: MAX_TRANSFERS, portRange: PORT_RANGE, workers: 2, workerScript });
   ({ port } = await server.start());
+  expect(server.workerThreads).toBe(2);
 });
 
 afterAll(async () => {
   await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
+  if (workerDir) await rm(workerDir, { recursive: true, force: true });
 });
 
 function makeFuzzer(rand: () => number) {

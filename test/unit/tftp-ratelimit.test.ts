@@ -23,6 +23,18 @@ describe('tftp error rate limit', () => {
     expect(allowed).toBeGreaterThan(RATE_SLOTS);
   });
 
+  it('shares one bucket per source between limits on one table, as the threads running transfers do', () => {
+    let now = 0;
+    const first = new ErrorRateLimit(10, () => now);
+    const second = new ErrorRateLimit(10, () => now, first.table);
+    let allowed = 0;
+    for (let i = 0; i < 100; i++) if ((i % 2 ? first : second).allow('192.0.2.1')) allowed++;
+    expect(allowed).toBe(10);
+    now += 1000;
+    expect(second.allow('192.0.2.1')).toBe(true);
+    expect(new ErrorRateLimit(10, () => now).allow('192.0.2.1')).toBe(true); // a table of its own
+  });
+
   it('sends nothing when the rate is 0', () => {
     expect(new ErrorRateLimit(0).allow('192.0.2.1')).toBe(false);
   });

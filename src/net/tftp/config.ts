@@ -3,7 +3,7 @@
  * enforces (one line naming the bad value, as a TftpError).
  */
 import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { SocketType } from 'node:dgram';
 import { TftpError } from './errors.js';
@@ -101,6 +101,15 @@ export interface TftpServerOptions {
    * source has a token bucket of this size in a fixed-size table.
    */
   maxErrorsPerSecond?: number;
+  /**
+   * Worker threads running the transfers (default: one per CPU, `os.availableParallelism()`; 0
+   * runs them on the server's own thread). Requests, path checks and file opening stay on the
+   * server's thread. Workers need the built worker entry (tftp-worker.js beside the server's
+   * built code, or `workerScript`); without it transfers run on the server's thread.
+   */
+  workers?: number;
+  /** Path of the built worker entry, when it is not tftp-worker.js beside the server's code. */
+  workerScript?: string;
   /** Called once per transfer or refused request. */
   log?: (line: string, record: TftpTransferRecord) => void;
 }
@@ -146,6 +155,8 @@ export interface ServerConfig {
   busyPollMs: number;
   maxErrorsPerSecond: number;
   portRange?: [number, number];
+  /** Worker threads for transfers (0: none). */
+  workers: number;
 }
 
 /** Check OPTS (throws a TftpError naming the bad value) and fill in the defaults. */
@@ -179,5 +190,6 @@ export function serverConfig(opts: TftpServerOptions): ServerConfig {
       throw new TftpError(`tftp: port range must be LOW:HIGH within 1-65535: ${low}:${high}`);
     }
   }
-  return { bindAddress, socketType: family === 6 ? 'udp6' : 'udp4', limits, busyPollMs, maxErrorsPerSecond, portRange: opts.portRange };
+  const workers = Math.min(positive('workers', opts.workers, availableParallelism(), 0), 64);
+  return { bindAddress, socketType: family === 6 ? 'udp6' : 'udp4', limits, busyPollMs, maxErrorsPerSecond, portRange: opts.portRange, workers };
 }

@@ -3,7 +3,9 @@
  * directory (confined to it by paths.ts), converted to netascii in memory when asked.
  */
 import { ErrorCode, toNetascii } from './packet.js';
-import { openInRoot, PathError, type OpenedFile } from './paths.js';
+import { read } from 'node:fs';
+import { promisify } from 'node:util';
+import { closeFd, openInRoot, PathError, type OpenedFile } from './paths.js';
 import type { TftpFileContent, TftpFileProvider } from './config.js';
 
 /** Served content: a buffer, or an open file read block by block. */
@@ -22,6 +24,8 @@ export interface ContentSources {
   rootReal?: string;
   maxNetasciiBytes: number;
 }
+
+const readFd = promisify(read);
 
 function toBuffer(found: TftpFileContent): Buffer {
   if (typeof found === 'string') return Buffer.from(found, 'utf8');
@@ -55,10 +59,10 @@ export async function findContent(rel: string, mode: 'octet' | 'netascii', from:
         return { code: ErrorCode.DISK_FULL, message: 'file too large for netascii', result: 'refused: file too large for netascii' };
       }
       const buffer = Buffer.allocUnsafe(opened.size);
-      const { bytesRead } = await opened.handle.read(buffer, 0, opened.size, 0);
+      const { bytesRead } = await readFd(opened.fd, buffer, 0, opened.size, 0);
       content = buffer.subarray(0, bytesRead);
     } finally {
-      await opened.handle.close().catch(() => undefined);
+      await closeFd(opened.fd);
     }
   }
   return { content: mode === 'netascii' ? toNetascii(content) : content };

@@ -32,6 +32,12 @@
  * chunks (bounded per transfer), never loaded whole (netascii files up to `maxNetasciiBytes`
  * are converted in memory).
  *
+ * Threads: transfers run on worker threads (`workers`, default one per CPU) when the built worker
+ * entry is there (tftp-worker.js beside the server's built code, or `workerScript`), else on the
+ * server's thread. The request port, path confinement and file opening stay on the server's
+ * thread; a worker gets the open descriptor and binds the transfer's port. Workers share the
+ * process's credentials (dropping root after start() drops it for them) and the error rate limit.
+ *
  * Duplicate ACKs: lock-step transfers resend only on the timer (RFC 1123 §4.2.3.1, no Sorcerer's
  * Apprentice); windowed ones resend a window once for a duplicate ACK of its position (RFC 7440).
  * On the request port, anything that is no request except an ERROR gets error 4, never larger

@@ -10,8 +10,9 @@
  *     "/srv/tftp"), then open that resolved path without following symlinks and check that the
  *     descriptor is a regular file (and, where /proc exists, that it is still the path we checked).
  */
-import { constants, promises as fsp } from 'node:fs';
+import { close, constants, fstat, open, promises as fsp } from 'node:fs';
 import { sep } from 'node:path';
+import { promisify } from 'node:util';
 
 export type PathRefusal = 'refused' | 'not-found';
 
@@ -46,9 +47,21 @@ export function insideRoot(root: string, real: string): boolean {
 }
 
 export interface OpenedFile {
-  handle: fsp.FileHandle;
+  /**
+   * A raw descriptor, not a FileHandle: it is handed to the thread that runs the transfer, which
+   * reads it and closes it (a FileHandle would close it again when collected here).
+   */
+  fd: number;
   size: number;
   realPath: string;
+}
+
+const openFd = promisify(open);
+const fstatFd = promisify(fstat);
+
+/** Close a descriptor this module opened; errors (already closed) are ignored. */
+export function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => close(fd, () => resolve()));
 }
 
 /** Open `rel` (from `requestPath`) under the already-resolved `rootReal`, refusing escapes. */
@@ -63,25 +76,25 @@ export async function openInRoot(rootReal: string, rel: string): Promise<OpenedF
     throw new PathError('refused', 'file not accessible');
   }
   if (!insideRoot(rootReal, real)) throw new PathError('refused', 'path leaves the root');
-  let handle: fsp.FileHandle;
+  let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO must not park a thread-pool thread forever.
-    handle = await fsp.open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = await openFd(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PathError('not-found', 'file not found');
     throw new PathError('refused', 'file not accessible');
   }
   try {
-    const st = await handle.stat();
+    const st = await fstatFd(fd);
     if (!st.isFile()) throw new PathError('refused', 'not a regular file');
     if (process.platform === 'linux') {
-      const now = await fsp.readlink(`/proc/self/fd/${handle.fd}`).catch(() => real);
+      const now = await fsp.readlink(`/proc/self/fd/${fd}`).catch(() => real);
       if (now !== real) throw new PathError('refused', 'path changed while opening');
     }
-    return { handle, size: st.size, realPath: real };
+    return { fd, size: st.size, realPath: real };
   } catch (e) {
-    await handle.close().catch(() => undefined);
+    await closeFd(fd);
     throw e instanceof PathError ? e : new PathError('refused', 'file not accessible');
   }
 }

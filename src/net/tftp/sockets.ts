@@ -36,38 +36,41 @@ export function bindUdp(type: SocketType, address: string, port: number): Promis
 
 /**
  * Transfer ports: any free port the kernel picks, or the next free one of [low, high] (tftpd-hpa's
- * --port-range), skipping those our own transfers hold and those another program has taken.
+ * --port-range), skipping those our own transfers hold; the caller skips those another program
+ * has taken by trying the next candidate when a bind fails.
  */
 export class TransferPorts {
   private nextPort = 0;
   private readonly inUse = new Set<number>();
 
-  constructor(
-    private readonly type: SocketType,
-    private readonly address: string,
-    private readonly range?: [number, number],
-  ) {
+  constructor(private readonly range?: [number, number]) {
     if (range) this.nextPort = range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1));
   }
 
-  async open(): Promise<Socket> {
+  /** Ports to try in turn, each held until `release` (port 0, "any", when there is no range). */
+  *candidates(): Generator<number> {
     const range = this.range;
-    if (!range) return bindUdp(this.type, this.address, 0);
+    if (!range) {
+      yield 0;
+      return;
+    }
     const [low, high] = range;
-    let lastError: Error = new Error(`every port of ${low}:${high} is in use`);
     for (let tries = high - low + 1; tries > 0; tries--) {
       const port = this.nextPort;
       this.nextPort = port >= high ? low : port + 1;
       if (this.inUse.has(port)) continue;
-      try {
-        const socket = await bindUdp(this.type, this.address, port);
-        this.inUse.add(port);
-        socket.once('close', () => this.inUse.delete(port));
-        return socket;
-      } catch (e) {
-        lastError = e as Error; // taken by another program: try the next one
-      }
+      this.inUse.add(port);
+      yield port;
     }
-    throw lastError;
+  }
+
+  /** The port is free again (its transfer ended, or binding it failed). */
+  release(port: number): void {
+    this.inUse.delete(port);
+  }
+
+  /** What a failed search says when every port of the range was tried. */
+  exhausted(): string {
+    return this.range ? `every port of ${this.range[0]}:${this.range[1]} is in use` : 'no free port';
   }
 }

@@ -7,8 +7,7 @@
  * buffers per transfer: the chunk holding the oldest unacknowledged block, the next one, and one
  * read ahead. A 64 MiB file therefore costs a transfer ~200 KiB, never the whole file.
  */
-import { read, readSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { close, read, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export interface BlockSource {
@@ -132,7 +131,8 @@ export class FileSource implements BlockSource {
   private kept = 0;
 
   constructor(
-    private readonly handle: FileHandle,
+    /** A raw descriptor this source owns (closed by `close`). */
+    private readonly fd: number,
     size: number,
     private readonly blksize: number,
     windowsize: number,
@@ -157,7 +157,7 @@ export class FileSource implements BlockSource {
     if (!chunk.ready && this.syncReads) {
       const t0 = performance.now();
       try {
-        readFullySync(this.handle.fd, chunk.buf, length, start);
+        readFullySync(this.fd, chunk.buf, length, start);
         chunk.ready = true;
       } catch (e) {
         chunk.error = e as Error;
@@ -166,7 +166,7 @@ export class FileSource implements BlockSource {
     } else if (!chunk.ready) {
       const c = chunk;
       const t0 = performance.now();
-      c.loading = readFully(this.handle.fd, c.buf, length, start).then(
+      c.loading = readFully(this.fd, c.buf, length, start).then(
         () => {
           c.ready = true;
           this.syncReads = performance.now() - t0 <= QUICK_READ_MS;
@@ -227,6 +227,6 @@ export class FileSource implements BlockSource {
     for (const c of this.chunks.values()) if (c.buf !== EMPTY) this.spare.push(c.buf);
     this.chunks.clear();
     for (const b of this.spare.splice(0)) this.pool.give(b);
-    await this.handle.close().catch(() => undefined);
+    await new Promise<void>((resolve) => close(this.fd, () => resolve()));
   }
 }

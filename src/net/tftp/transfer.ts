@@ -4,20 +4,29 @@
  * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
  * window once for a duplicate ACK of its position.
  */
-import type { RemoteInfo, Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { decodePacket, encodeError, encodeOack, ErrorCode, Opcode, writeDataHeader, type TftpOption } from './packet.js';
 import { blockCount, type BlockSource } from './source.js';
 import type { Limits, TftpTransferRecord } from './config.js';
 
-/** What a transfer needs of its server. */
+/** An address and port (a transfer's client, or a stranger). */
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+/** What a transfer needs of the thread that runs it. */
 export interface TransferHost {
-  readonly stats: { transferPackets: number };
-  /** Called after each send (busy polling for the reply). */
+  /** Called for each datagram that arrives on a transfer port. */
+  countPacket(): void;
+  /** Called after each send of a lock-step transfer (busy polling for the reply). */
   awaitReply(): void;
   /** Whether an error packet may go to this stranger now (rate limit). */
-  errorAllowed(rinfo: RemoteInfo): boolean;
-  /** Called once when the transfer ends. */
+  errorAllowed(peer: Peer): boolean;
+  /** Called once, when the client first answers on the transfer port. */
+  transferConfirmed(t: Transfer): void;
+  /** Called once when the transfer has ended and its socket is closed. */
   transferEnded(t: Transfer, record: TftpTransferRecord): void;
 }
 
@@ -61,7 +70,8 @@ export class Transfer {
 
   constructor(
     private readonly server: TransferHost,
-    readonly client: RemoteInfo,
+    readonly id: number,
+    readonly client: Peer,
     readonly file: string,
     private readonly limits: Limits,
   ) {
@@ -147,7 +157,9 @@ export class Transfer {
       this.send(length === packet.length ? packet : packet.subarray(0, length));
     }
     if (last > this.sentEnd) this.sentEnd = last;
-    this.server.awaitReply();
+    // A window's reply comes after the client has read the whole window: polling for it would
+    // only take CPU time from the client.
+    if (this.windowsize === 1) this.server.awaitReply();
   }
 
   /**
@@ -171,6 +183,13 @@ export class Transfer {
       this.timer = setTimeout(this.onTimer, left);
       return;
     }
+    // Timers run before the loop reads its sockets: after a stall (a busy CPU, a collection) the
+    // reply may be waiting unread. Read it first, and resend only if it still has not come.
+    setImmediate(this.onDue);
+  };
+
+  private readonly onDue = (): void => {
+    if (this.state === 'done' || this.timer || this.deadline - performance.now() > 0.5) return;
     this.onTimeout();
   };
 
@@ -188,14 +207,20 @@ export class Transfer {
     this.sendWindow();
   }
 
-  private progress(): void {
+  private confirm(): void {
+    if (this.confirmed) return;
     this.confirmed = true;
+    this.server.transferConfirmed(this);
+  }
+
+  private progress(): void {
+    this.confirm();
     this.retriesLeft = this.limits.retries;
     this.interval = this.baseTimeout;
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    this.server.stats.transferPackets++;
+  private onMessage(msg: Buffer, rinfo: Peer): void {
+    this.server.countPacket();
     if (this.state === 'done') return;
     if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
       // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
@@ -245,7 +270,7 @@ export class Transfer {
     } else if (abs === prev && this.dupAllowed && this.sentEnd >= this.base) {
       // RFC 7440: the client saw nothing of the new window; resend it once for this position.
       this.dupAllowed = false;
-      this.confirmed = true;
+      this.confirm();
       this.retransmits++;
       this.resendWindow();
     }
@@ -275,20 +300,7 @@ export class Transfer {
     this.timer = undefined;
     const socket = this.socket;
     const source = this.source;
-    if (socket) {
-      // Let sends queued this tick (the final error) leave before closing.
-      setImmediate(() => {
-        try {
-          socket.close();
-        } catch {
-          /* already closed */
-        }
-        void source?.close();
-      });
-    } else {
-      void source?.close();
-    }
-    this.server.transferEnded(this, {
+    const record: TftpTransferRecord = {
       client: this.key,
       file: this.file,
       bytes: ok ? (source?.size ?? 0) : this.bytesAcked,
@@ -299,6 +311,19 @@ export class Transfer {
       blksize: this.blksize,
       windowsize: this.windowsize,
       retransmits: this.retransmits,
-    });
+    };
+    // The port is free, and the end reported, once the socket is closed. A send the kernel did not
+    // take at once (the final error) is still queued: let it leave first.
+    const close = (): void => {
+      try {
+        socket?.close();
+      } catch {
+        /* already closed */
+      }
+      void source?.close();
+      this.server.transferEnded(this, record);
+    };
+    if (socket && socket.getSendQueueCount() > 0) setImmediate(close);
+    else close();
   }
 }
