@@ -203,13 +203,14 @@ export async function activateBe(ctx: BeContext, name: string, temporary = false
     }
     await ctx.runner.change(['zpool', 'set', `bootfs=${be}`, pool], { undo: ['zpool', 'set', `bootfs=${bootfs === '-' ? '' : bootfs}`, pool] });
     let clones = clonesOf(be, props);
-    // A dry run cannot see what a promote changes: it plans one round.
     for (let round = 0; clones.length > 0; round++) {
       if (round === 64) throw new BeError(`boot environment '${name}' still has clones after ${round} rounds of zfs promote`);
+      let recorded = false;
       for (const { ds, origin } of clones) {
-        await ctx.runner.change(['zfs', 'promote', ds], { undo: ['zfs', 'promote', origin.slice(0, origin.indexOf('@'))] });
+        recorded = !!(await ctx.runner.change(['zfs', 'promote', ds], { undo: ['zfs', 'promote', origin.slice(0, origin.indexOf('@'))] })).pending || recorded;
       }
-      if (ctx.runner.dryRun) break;
+      // promotes recorded into a plan, not made: what they change cannot be read back, so one round is planned
+      if (recorded) break;
       clones = clonesOf(be, await ctx.zfs.get([be], ['origin'], { recursive: true }));
     }
   });
