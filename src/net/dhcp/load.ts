@@ -1,7 +1,9 @@
 /**
- * Overload control: new exchanges (DISCOVERs) wait, newest first, while the exchanges already
- * started (REQUESTs for our offers) are answered at once; when the server cannot keep up, the
- * DISCOVERs it cannot serve are shed before they are decoded.
+ * Overload control: in a busy event-loop turn, new exchanges (DISCOVERs) wait, newest first,
+ * while the exchanges already started (REQUESTs for our offers) are answered at once; when the
+ * server cannot keep up, the DISCOVERs it cannot serve are shed before they are decoded. In a
+ * light turn (at most BUSY_BUDGET datagrams so far, none waiting) every datagram is answered at
+ * once, in order.
  *
  * Node's dgram gives no receive-queue depth (no FIONREAD), but libuv reads at most 32 datagrams
  * from a socket per wake-up of the event loop before it polls again (uv__udp_recvmsg in libuv's
@@ -57,6 +59,14 @@ export class LoadGate<T> {
   arrived(): void {
     this.turn++;
     this.schedule();
+  }
+
+  /**
+   * Must a DISCOVER arriving now wait? Not while the turn is light and none waits: at low load
+   * every datagram is answered at once, in order.
+   */
+  busy(): boolean {
+    return this.turn > BUSY_BUDGET || this.waiting.length > 0;
   }
 
   /** Keep a DISCOVER for the end of this turn. */

@@ -129,8 +129,8 @@ export class DhcpServer {
     this.stats.received++;
     if (offLink) return void this.stats.ignored++; // from another interface's network
     this.gate.arrived();
-    // New exchanges wait for the end of the turn, newest first: REQUESTs before DISCOVERs.
-    if (kind === 'dhcp' && !this.opts.proxy && peekMessageType(msg) === MessageType.DISCOVER) return this.gate.defer({ msg, rinfo, kind });
+    // In a busy turn new exchanges wait for its end, newest first: REQUESTs before DISCOVERs.
+    if (kind === 'dhcp' && !this.opts.proxy && this.gate.busy() && peekMessageType(msg) === MessageType.DISCOVER) return this.gate.defer({ msg, rinfo, kind });
     this.process(msg, rinfo, kind);
   }
 
