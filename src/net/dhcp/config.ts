@@ -78,6 +78,10 @@ export interface DhcpServerOptions {
   platform?: NodeJS.Platform;
   /** Cap on outstanding offers (default: range size, at most 65536). */
   maxPendingOffers?: number;
+  /** Overload control (see load.ts): DISCOVERs kept waiting at most (default 1024) ... */
+  maxWaitingDiscovers?: number;
+  /** ... and leases waiting for their journal sync beyond which no new exchange starts (default 4096). */
+  maxPendingCommits?: number;
 }
 
 export interface DhcpStats {
@@ -91,6 +95,10 @@ export interface DhcpStats {
   declines: number;
   informs: number;
   sendErrors: number;
+  /** DISCOVERs dropped unread because the server was overloaded (see load.ts). */
+  shed: number;
+  /** Journal writes, each one fdatasync for every lease committed since the last (group commit). */
+  journalSyncs: number;
 }
 
 /** What the server runs with, checked. */

@@ -10,6 +10,7 @@ import {
 } from './codec.js';
 import { checkConfig, type DhcpConfig, type DhcpServerOptions, type DhcpStats } from './config.js';
 import { bindRecord, clientKey, Lease, leaseKey, LeaseStore } from './leases.js';
+import { LoadGate, peekMessageType } from './load.js';
 import { inNet } from './network.js';
 import { optIp, optString } from './options.js';
 import { isPxeClient, ReplyBuilder, sanitizeHostname, type Reply } from './replies.js';
@@ -17,6 +18,12 @@ import { DhcpSockets, type Kind } from './sockets.js';
 
 export type { DhcpServerOptions, DhcpStats, Reservation } from './config.js';
 export { parseCidr } from './network.js';
+
+interface Datagram {
+  msg: Buffer;
+  rinfo: dgram.RemoteInfo;
+  kind: Kind;
+}
 
 interface Offer {
   ip: number;
@@ -34,7 +41,7 @@ interface Client {
 }
 
 export class DhcpServer {
-  readonly stats: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, releases: 0, declines: 0, informs: 0, sendErrors: 0 };
+  readonly stats: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, releases: 0, declines: 0, informs: 0, sendErrors: 0, shed: 0, journalSyncs: 0 };
   private readonly serverIp: string;
   private readonly cfg: DhcpConfig;
   private readonly replies: ReplyBuilder;
@@ -47,6 +54,8 @@ export class DhcpServer {
   private cursor: number;
   private store?: LeaseStore;
   private lastPrune = 0;
+  /** DISCOVERs waiting for the end of the event-loop turn (see load.ts). */
+  private readonly gate: LoadGate<Datagram>;
 
   constructor(private readonly opts: DhcpServerOptions) {
     this.serverIp = opts.serverIp;
@@ -55,6 +64,8 @@ export class DhcpServer {
     this.log = opts.logger ?? (() => {});
     this.cursor = this.cfg.rangeFirst;
     this.replies = new ReplyBuilder(opts, this.cfg);
+    this.gate = new LoadGate<Datagram>((d) => this.process(d.msg, d.rinfo, d.kind), (n) => (this.stats.shed += n), () => this.store?.backlog ?? 0,
+      { maxWaiting: opts.maxWaitingDiscovers, maxPendingCommits: opts.maxPendingCommits });
     this.sockets = new DhcpSockets(opts, this.cfg, (msg, rinfo, kind, offLink) => this.receive(msg, rinfo, kind, offLink), this.log, () => this.stats.sendErrors++);
   }
 
@@ -102,8 +113,10 @@ export class DhcpServer {
 
   /** Flush the journal and close the sockets. */
   async stop(): Promise<void> {
+    this.gate.clear();
     await this.sockets.close();
     await this.store?.close();
+    this.stats.journalSyncs = this.store?.syncs ?? 0;
   }
 
   /** Pick the boot file for this client: user class first, then architecture, then default. */
@@ -115,6 +128,13 @@ export class DhcpServer {
   private receive(msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean): void {
     this.stats.received++;
     if (offLink) return void this.stats.ignored++; // from another interface's network
+    this.gate.arrived();
+    // In a busy turn new exchanges wait for its end, newest first: REQUESTs before DISCOVERs.
+    if (kind === 'dhcp' && !this.opts.proxy && this.gate.busy() && peekMessageType(msg) === MessageType.DISCOVER) return this.gate.defer({ msg, rinfo, kind });
+    this.process(msg, rinfo, kind);
+  }
+
+  private process(msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind): void {
     let req: DhcpPacket;
     try {
       req = decodePacket(msg);
@@ -317,6 +337,7 @@ export class DhcpServer {
     this.store!.commit(rec, (err) => {
       if (err) return; // not durable: stay silent, the client retries
       this.stats.acks++;
+      this.stats.journalSyncs = this.store!.syncs;
       this.log(`DHCPACK ${ipStr} to ${c.mac}${hostname ? ` (${hostname})` : ''} for ${Math.round(leaseMs / 1000)}s${state === 'SELECTING' ? '' : ` [${state}]`}`);
       this.send(reply);
     });
