@@ -59,8 +59,11 @@ export async function createFromLayout(ctx: BeContext, name: string, layout: Lay
 export async function autoSnapshotName(ctx: BeContext, be: string, now = new Date()): Promise<string> {
   const p = (n: number) => String(n).padStart(2, '0');
   const stamp = `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}-${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
-  const taken = new Set(await ctx.zfs.list(be, 'snapshot', 1));
-  for (let serial = 0; ; serial++) if (!taken.has(`${be}@${stamp}-${serial}`)) return `${stamp}-${serial}`;
+  // A name no snapshot under the BE root has: a promote moves snapshots along a chain of clones,
+  // and two of the same name there would stop it ("conflicting snapshot").
+  const root = parentOf(be) ?? be;
+  const taken = new Set((await ctx.zfs.list(root, 'snapshot')).map((n) => n.slice(n.indexOf('@') + 1)));
+  for (let serial = 0; ; serial++) if (!taken.has(`${stamp}-${serial}`)) return `${stamp}-${serial}`;
 }
 
 /**
