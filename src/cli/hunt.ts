@@ -78,10 +78,17 @@ export function registerHuntCommands(program: Command): void {
       const { tmpdir } = await import('node:os');
       const { join } = await import('node:path');
       const state = await mkdtemp(join(tmpdir(), 'be-hunt-plan.'));
+      // a run that could not be planned (its release not found, say) fails the plan, naming it
+      let unplanned: string | undefined;
+      const progress = (line: string) => void (unplanned ??= /^(\S+(?: run \d+)?): aborted: (?:could not run: )?(.*?)(?: in \S+)?$/.exec(line)?.slice(1).join(': '));
       try {
-        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress: () => {} });
+        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress });
       } finally {
         await rm(state, { recursive: true, force: true });
+      }
+      if (unplanned) {
+        const { BeError } = await import('../sys/errors.js');
+        throw new BeError(`cannot plan ${unplanned}`);
       }
       ctx.runner.flushScript();
     });
