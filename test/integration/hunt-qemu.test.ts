@@ -127,6 +127,28 @@ describe('be hunt --method qemu', () => {
     expect(await leftovers()).toEqual([]);
   }, 900_000);
 
+  it('be -n prints the run as a script: the namespace, ganesha.conf, pxe serve, QEMU, the status read from the clone; nothing is changed', async () => {
+    const before = await leftovers();
+    const datasets = async () => (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool])).stdout;
+    const had = await datasets();
+    const r = await beq(['-n', '-R', pool.root, 'hunt', 'run', '--method', 'qemu', '--releases', RELEASES[0], '--test', await script('t.sh', TEST), '--vm-cpus', '2', ...installFlags()]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    await execa('sh', ['-n'], { input: r.stdout });
+    const ns = new RegExp(`^ip netns add (${PREFIX}\\d+-0)$`, 'm').exec(r.stdout)?.[1];
+    expect(ns, r.stdout).toBeTruthy();
+    expect(r.stdout).toMatch(/^cat > \S+\/etc\/rc\.local <<'BE_EOF'$/m);
+    expect(r.stdout).toMatch(/^ip -n \S+ tuntap add dev tap0 mode tap$/m);
+    expect(r.stdout).toMatch(/Enable_UDP = true;/);
+    expect(r.stdout).toMatch(/CLIENT \{ Clients = 10\.[0-9.]+; Access_Type = RW; \}/);
+    expect(r.stdout).toMatch(new RegExp(`^nsenter --mount=/run/be-vm/${ns}\\.mnt --net=/run/netns/${ns} -- ganesha\\.nfsd -F `, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^ip netns exec ${ns} be pxe serve --address \\S+ --interface br0 .*--root-path 10\\.[0-9.]+:/\\S+ `, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`ip netns exec ${ns} qemu-system-x86_64 .*-accel tcg -m 512M -smp 2 `));
+    expect(r.stdout).toMatch(/^be_status=\$\(cat \S+\/var\/tmp\/be-hunt\/status/m);
+    expect(r.stdout).toMatch(new RegExp(`^ip netns del ${ns}$`, 'm'));
+    expect(await datasets()).toBe(had);
+    expect(await leftovers()).toEqual(before);
+  }, 120_000);
+
   it('a test that hangs is ended by --timeout, the run aborted, and nothing is left', async () => {
     const hang = await script('hang.sh', '#!/bin/sh\necho hanging\nsleep 100000\n');
     const r = await beq(['-R', pool.root, 'hunt', 'run', '--method', 'qemu', '--releases', RELEASES[0], '--test', hang, '--timeout', '45s', '--state', join(dir, 'hang'), ...installFlags()]);
