@@ -41,8 +41,11 @@ echo "stand-in: lease $ip, root-path $rootpath"
 server=\${rootpath%%:*}
 busybox mkdir -p /mnt
 if busybox mount -t nfs -o vers=3,proto=tcp,mountproto=udp,nolock,addr=$server "$rootpath" /mnt; then
+  # as FreeBSD's kernel mounts devfs on the root's /dev before init runs rc
+  busybox mkdir -p /mnt/dev && busybox mount -t devtmpfs dev /mnt/dev
   [ -x /mnt/etc/rc.local ] && BE_HUNT_POWEROFF=true busybox chroot /mnt /bin/sh /etc/rc.local
   busybox sync
+  busybox umount /mnt/dev
   busybox umount /mnt
 else
   echo "stand-in: NFS mount of $rootpath failed"

@@ -16,7 +16,7 @@ import { makeTestPool, type TestPool } from '../helpers/zfs.js';
 import { buildMirror, busyboxUserland, type FileSpec } from '../helpers/mirror.js';
 import { missingParts, standinKernelSet } from '../helpers/standin.js';
 
-const RELEASES = ['13.0', '13.1', '13.2', '13.3', '13.4'];
+const RELEASES = ['13.0', '13.1', '13.2', '13.3'];
 const UNTESTABLE = '13.1';
 const FIRST_BAD = '13.3';
 const metric = (r: string) => 5 + RELEASES.indexOf(r) * 2;
@@ -66,9 +66,10 @@ async function leftovers(): Promise<string[]> {
   const ns = (await readdir('/run/netns').catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX));
   const mnt = (await readdir('/run/be-vm').catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX));
   const procs = (await execa('pgrep', ['-af', PREFIX], { reject: false })).stdout.split('\n').filter((l) => l && !l.includes('pgrep') && !l.includes('vitest'));
+  const qemu = (await execa('pgrep', ['-af', '^qemu-system-x86_64 -name be-'], { reject: false })).stdout.split('\n').filter(Boolean);
   const clones = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool.root], { reject: false })).stdout.split('\n').filter((n) => n.includes('.run'));
   const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes('.run'));
-  return [...ns, ...mnt, ...procs, ...clones, ...mounts];
+  return [...ns, ...mnt, ...procs, ...qemu, ...clones, ...mounts];
 }
 
 beforeAll(async () => {
