@@ -114,8 +114,7 @@ describe('be hunt --method qemu', () => {
     expect(seen.size).toBe(RELEASES.length);
     expect(most).toBe(2);
     // the test ran in the guest: its rc.local line came over the serial console into the run's log
-    const logs = await readdir(join(state, 'logs'), { recursive: true });
-    const log = await readFile(join(state, 'logs', String(logs.find((f) => String(f).includes(FIRST_BAD) && String(f).endsWith('.log')))), 'utf8');
+    const log = await readFile(join(state, 'logs', FIRST_BAD, 'run-1.log'), 'utf8');
     expect(log).toMatch(new RegExp(`be hunt: ${FIRST_BAD.replace('.', '\\.')} run 1: exit 1`));
     expect(log).toContain('stand-in: lease');
     expect(await leftovers()).toEqual([]);
@@ -172,7 +171,7 @@ describe('be bootpxe --vmm qemu', () => {
     const root = m.stdout.trim();
     await mkdir(join(root, 'etc'), { recursive: true });
     // put together at run time: the marker is in no file the guest reads
-    await writeFile(join(root, 'etc', 'rc.local'), `#!/bin/sh\nm=${marker.slice(0, 12)}\necho "$m${marker.slice(12)}"\n`, { mode: 0o755 });
+    await writeFile(join(root, 'etc', 'rc.local'), `#!/bin/sh\nm=${marker.slice(0, 12)}\necho "\${m}${marker.slice(12)}"\n`, { mode: 0o755 });
     expect((await beq(['umount', standin])).exitCode).toBe(0);
   }, 60_000);
 
