@@ -1,5 +1,44 @@
 import type { Command } from 'commander';
 import { changing, context } from './common.js';
+import { UsageError } from '../sys/errors.js';
+import type { BeContext } from '../be/context.js';
+
+function vmmOf(opts: { vmm?: string }): 'bhyve' | 'qemu' {
+  const v = opts.vmm ?? (process.platform === 'freebsd' ? 'bhyve' : 'qemu');
+  if (v !== 'bhyve' && v !== 'qemu') throw new UsageError(`invalid --vmm '${v}': expected bhyve or qemu`);
+  return v;
+}
+
+/** QEMU's flags on bootnfs and bootpxe. */
+function qemuFlags(cmd: Command): Command {
+  return cmd
+    .option('--vm-memory <size>', 'qemu: guest memory', '512M')
+    .option('--vm-cpus <n>', 'qemu: guest CPUs', '1')
+    .option('--vm-firmware <fw>', 'qemu: bios (iPXE ROM) or uefi (OVMF)', 'bios')
+    .option('--vm-boot-file <file>', "qemu: the boot file in the BE's /boot (default: pxeboot for BIOS, loader.efi for UEFI)")
+    .option('--vm-console <file>', 'qemu: serial console into this file (default: the terminal)')
+    .option('--vm-bridge <bridge>', 'qemu: put the guest on this existing bridge (where be sharepxe answers) instead of a private network');
+}
+
+/** bootnfs/bootpxe --vmm qemu: the BE mounted (if it is not), booted from the network in QEMU, unmounted again if it was not mounted. */
+async function qemuBoot(ctx: BeContext, be: string, opts: Record<string, string | undefined>): Promise<void> {
+  const { checkFirmware, checkCpus, runQemuBoot } = await import('../boot/qemu.js');
+  const { mountBe, umountBe, mountedDatasets } = await import('../be/access.js');
+  const firmware = checkFirmware(opts.vmFirmware ?? 'bios');
+  const cpus = checkCpus(opts.vmCpus ?? '1');
+  if (opts.vmBootFile !== undefined && !/^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]*$/.test(opts.vmBootFile)) throw new UsageError(`invalid --vm-boot-file '${opts.vmBootFile}'`);
+  const wasMounted = (await mountedDatasets(ctx, be)).get(be);
+  const dir = wasMounted ?? (await mountBe(ctx, be));
+  let status: number | null = 0;
+  try {
+    const r = await runQemuBoot(ctx, dir, { firmware, cpus, memory: opts.vmMemory, mac: opts.mac, bootFile: opts.vmBootFile, console: opts.vmConsole, bridge: opts.vmBridge });
+    status = r.status;
+  } finally {
+    if (!wasMounted) await umountBe(ctx, be, true);
+  }
+  ctx.runner.flushScript();
+  if (status !== 0) process.exit(status ?? 1);
+}
 
 /** Boot a BE: chroot, jail/unjail, bootnfs (bhyve with NFS root), bootpxe (bhyve UEFI PXE). */
 export function registerBootCommands(program: Command): void {
@@ -61,20 +100,23 @@ export function registerBootCommands(program: Command): void {
     });
 
   changing(program.command('bootnfs'))
-    .description('boot the shared BE in bhyve(8) with its root on NFS (bhyveload, bhyve, bhyvectl --destroy)')
+    .description('boot the shared BE with its root on NFS: bhyve(8) (bhyveload, bhyve, bhyvectl --destroy) on FreeBSD, QEMU from the network in a private network on Linux (--vmm)')
     .argument('<be>')
-    .requiredOption('--vm <name>', 'VM name')
-    .requiredOption('--address <ip/mask>', "the guest's address, e.g. 192.168.2.10/24")
-    .requiredOption('--mac <mac>', "the guest's MAC address")
-    .option('--gateway <ip>', 'default gateway')
-    .option('--server <ip>', 'NFS server (default: the gateway)')
-    .option('--memory <size>', 'guest memory', '1G')
-    .option('--tap <tapN>', 'tap interface (bridged to the NFS server)', 'tap0')
-    .option('--nmdm <n>', 'console on /dev/nmdmNA (attach: cu -l /dev/nmdmNB)', '0')
-    .option('--path <path>', 'server path of the BE (default: where it is shared from)')
+    .option('--vmm <vmm>', 'bhyve or qemu (default: bhyve on FreeBSD, qemu elsewhere)')
+    .option('--vm <name>', 'bhyve: VM name')
+    .option('--address <ip/mask>', "bhyve: the guest's address, e.g. 192.168.2.10/24")
+    .option('--mac <mac>', "the guest's MAC address")
+    .option('--gateway <ip>', 'bhyve: default gateway')
+    .option('--server <ip>', 'bhyve: NFS server (default: the gateway)')
+    .option('--memory <size>', 'bhyve: guest memory', '1G')
+    .option('--tap <tapN>', 'bhyve: tap interface (bridged to the NFS server)', 'tap0')
+    .option('--nmdm <n>', 'bhyve: console on /dev/nmdmNA (attach: cu -l /dev/nmdmNB)', '0')
+    .option('--path <path>', 'bhyve: server path of the BE (default: where it is shared from)')
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
+      if (vmmOf(opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
+      for (const f of ['vm', 'address', 'mac'] as const) if (!opts[f]) throw new UsageError(`bootnfs --vmm bhyve: --${f} is required`);
       const { bootNfs } = await import('../boot/bhyve.js');
       const status = await bootNfs(ctx, await requireBe(ctx, name), {
         vm: opts.vm,
@@ -92,19 +134,24 @@ export function registerBootCommands(program: Command): void {
     });
 
   changing(program.command('bootpxe'))
-    .description('boot a VM from the network (bhyve UEFI firmware, virtio-net on a tap) where be sharepxe answers')
+    .description('boot a VM from the network: bhyve UEFI firmware on a tap where be sharepxe answers (FreeBSD), or QEMU with its own namespace, ganesha and be pxe serve (Linux)')
     .argument('<be>')
-    .requiredOption('--vm <name>', 'VM name')
-    .option('--tap <tapN>', 'tap interface', 'tap0')
-    .option('--memory <size>', 'guest memory', '1G')
+    .option('--vmm <vmm>', 'bhyve or qemu (default: bhyve on FreeBSD, qemu elsewhere)')
+    .option('--vm <name>', 'bhyve: VM name')
+    .option('--tap <tapN>', 'bhyve: tap interface', 'tap0')
+    .option('--memory <size>', 'bhyve: guest memory', '1G')
     .option('--mac <mac>', "the guest's MAC address")
-    .option('--nmdm <n>', 'console on /dev/nmdmNA', '0')
+    .option('--nmdm <n>', 'bhyve: console on /dev/nmdmNA', '0')
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
+      if (vmmOf(opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
+      if (!opts.vm) throw new UsageError('bootpxe --vmm bhyve: --vm is required');
       const { bootPxe } = await import('../boot/pxe.js');
       const status = await bootPxe(ctx, await requireBe(ctx, name), { vm: opts.vm, tap: opts.tap, memory: opts.memory, mac: opts.mac, nmdm: Number(opts.nmdm) });
       ctx.runner.flushScript();
       if (status !== 0) process.exit(status);
     });
+
+  for (const c of program.commands.filter((x) => x.name() === 'bootnfs' || x.name() === 'bootpxe')) qemuFlags(c);
 }

@@ -17,7 +17,7 @@ function positiveInt(name: string) {
 function huntFlags(cmd: Command): Command {
   cmd
     .requiredOption('--test <script>', 'test to run in each release (exit 0 good, 125 skip, 1-127 bad)')
-    .option('--method <method>', 'chroot, jail or bhyve (default: jail on FreeBSD, chroot elsewhere)')
+    .option('--method <method>', 'chroot, jail, bhyve or qemu (default: jail on FreeBSD, chroot elsewhere)')
     .option('--timeout <duration>', 'limit per test run (e.g. 90s, 10m, 1h)', '10m')
     .option('--state <dir>', 'state directory (default /var/db/be/hunts/<id>)')
     .option('--fresh', 'forget finished runs in the state directory and start over')
@@ -40,13 +40,14 @@ function vmFlags(cmd: Command): Command {
     .option('--vm-address <ip/mask>', 'bhyve: the guest address', '10.254.0.2/24')
     .option('--vm-server <ip>', "bhyve: this host's NFS address on the tap's network (default: .1 of the guest's network)")
     .option('--vm-tap <tapN>', 'bhyve: tap interface for the guest', 'tap0')
-    .option('--vm-memory <size>', 'bhyve: guest memory', '512M');
+    .option('--vm-memory <size>', 'bhyve, qemu: guest memory', '512M')
+    .option('--vm-cpus <n>', 'qemu: guest CPUs', positiveInt('--vm-cpus'), 1);
 }
 
 /** With --broker, flags that belong to the hosts running the tests are each `be worker`'s, not the hunt's. */
 async function refuseWorkerFlags(opts: { broker?: string }, cmd: Command): Promise<void> {
   if (!opts.broker) return;
-  for (const [key, flag] of [['jobs', '--jobs'], ['vmAddress', '--vm-address'], ['vmServer', '--vm-server'], ['vmTap', '--vm-tap'], ['vmMemory', '--vm-memory']]) {
+  for (const [key, flag] of [['jobs', '--jobs'], ['vmAddress', '--vm-address'], ['vmServer', '--vm-server'], ['vmTap', '--vm-tap'], ['vmMemory', '--vm-memory'], ['vmCpus', '--vm-cpus']]) {
     if (cmd.getOptionValueSource(key) === 'cli') {
       const { UsageError } = await import('../sys/errors.js');
       throw new UsageError(`${flag}: not used with --broker (give it to each be worker)`);

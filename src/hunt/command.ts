@@ -33,6 +33,7 @@ interface CommonOpts {
   vmServer?: string;
   vmTap?: string;
   vmMemory?: string;
+  vmCpus?: number;
   argv: string[];
   /** Where progress lines go (default: standard error, a block redrawn in place on a terminal). */
   progress?: (line: string) => void;
@@ -95,7 +96,7 @@ export async function loadTest(path: string): Promise<TestScript> {
 
 function method(ctx: BeContext, opts: CommonOpts): Method {
   const m = opts.method ?? (ctx.flavour === 'freebsd' ? 'jail' : 'chroot');
-  if (m !== 'chroot' && m !== 'jail' && m !== 'bhyve') throw new UsageError(`invalid method '${m}': expected chroot, jail or bhyve`);
+  if (m !== 'chroot' && m !== 'jail' && m !== 'bhyve' && m !== 'qemu') throw new UsageError(`invalid method '${m}': expected chroot, jail, bhyve or qemu`);
   return m;
 }
 
@@ -110,8 +111,8 @@ function installFlags(opts: CommonOpts): InstallFlags {
 }
 
 /** The bhyve guest's network and memory (host-specific: not part of the hunt's identity). */
-function vmSettings(opts: Pick<CommonOpts, 'vmAddress' | 'vmServer' | 'vmTap' | 'vmMemory'>): VmSettings {
-  return { address: opts.vmAddress ?? DEFAULT_VM.address, server: opts.vmServer, tap: opts.vmTap ?? DEFAULT_VM.tap, memory: opts.vmMemory ?? DEFAULT_VM.memory };
+function vmSettings(opts: Pick<CommonOpts, 'vmAddress' | 'vmServer' | 'vmTap' | 'vmMemory' | 'vmCpus'>): VmSettings {
+  return { address: opts.vmAddress ?? DEFAULT_VM.address, server: opts.vmServer, tap: opts.vmTap ?? DEFAULT_VM.tap, memory: opts.vmMemory ?? DEFAULT_VM.memory, cpus: opts.vmCpus };
 }
 
 /** bhyve runs need FreeBSD (refused here before anything is changed; -n still plans them); one VM at a time. */
@@ -176,6 +177,8 @@ async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM, progress: 
   const { BeHost } = await import('./be-host.js');
   const { methodRunners } = await import('./methods.js');
   const host = new BeHost(() => forkContext(ctx), methodRunners(vm));
+  const { cleanupVmLeftovers } = await import('../boot/vmnet.js');
+  for (const ns of await cleanupVmLeftovers(ctx)) progress(`removed VM network ${ns}, left by a run that did not finish`);
   const gone = await host.cleanup();
   for (const g of gone) progress(`destroyed ${g}, left by a run that did not finish`);
   return host;
@@ -316,7 +319,7 @@ export async function huntReport(opts: { state?: string; format: string; out?: s
   return undefined;
 }
 
-export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string; vmAddress?: string; vmServer?: string; vmTap?: string; vmMemory?: string }): Promise<void> {
+export async function worker(ctx: BeContext, opts: { broker: string; tube: string; jobs: number; state: string; source?: string; vmAddress?: string; vmServer?: string; vmTap?: string; vmMemory?: string; vmCpus?: number }): Promise<void> {
   const { parseBroker, checkTube } = await import('./protocol.js');
   const { serveWorker } = await import('./worker.js');
   const broker = parseBroker(opts.broker);

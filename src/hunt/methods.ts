@@ -5,6 +5,7 @@ import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
 import { TEST_DIR } from './exec.js';
 import { render } from '../render/index.js';
+import { shQuote } from '../sys/shell.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { bhyveEnd } from '../boot/bhyve.js';
@@ -149,6 +150,8 @@ export interface VmSettings {
   server?: string;
   tap: string;
   memory: string;
+  /** QEMU: the guest's CPUs. */
+  cpus?: number;
 }
 
 export const DEFAULT_VM: VmSettings = { address: '10.254.0.2/24', tap: 'tap0', memory: '512M' };
@@ -226,8 +229,42 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
   };
 }
 
+/**
+ * QEMU on Linux (src/boot/qemu.ts): the clone mounted, the test and the guest-side runner put in
+ * as for bhyve, then the clone booted from the network in a private network of its own (its own
+ * namespace, ganesha exporting the clone to the guest alone, `be pxe serve`) until the guest
+ * powers off; --timeout ends QEMU (SIGTERM, then SIGKILL) and the run is aborted. The status and
+ * output are read from the clone, then everything is removed and the clone unmounted.
+ */
+export function qemuRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
+  return async (ctx, be, argv, opts) => {
+    const { mountBe, umountBe } = await import('../be/access.js');
+    const { runQemuBoot } = await import('../boot/qemu.js');
+    const dir = await mountBe(ctx, be);
+    try {
+      await opts.place(dir);
+      if (ctx.runner.dryRun) await ctx.runner.writeFile(join(dir, 'etc', 'rc.local'), guestRcLocal(argv, opts.env), { mode: 0o755 });
+      else await installGuestRunner(dir, argv, opts.env);
+      const t0 = performance.now();
+      const run = await runQemuBoot(ctx, dir, { memory: vm.memory, cpus: vm.cpus, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, note: (line) => opts.onOutput(`${line}\n`) });
+      if (ctx.runner.dryRun) {
+        const status = join(dir, GUEST_STATUS);
+        await ctx.runner.act(`be_status=$(cat ${shQuote(status)} 2>/dev/null) || be_status=255`, async () => {});
+        for (const line of opts.scriptStatus('be_status')) await ctx.runner.act(line, async () => {});
+        return { status: 0, signal: null, timedOut: false, output: '' };
+      }
+      const end = await readGuestResult(dir, run.timedOut);
+      opts.onOutput(`be: QEMU ran ${Math.round(performance.now() - t0)} ms, exit ${run.status ?? run.signal}\n`);
+      if (end.failure && run.status !== 0) return { ...end, failure: `${end.failure}; QEMU exited ${run.status ?? run.signal}` };
+      return end;
+    } finally {
+      await umountBe(ctx, be, true);
+    }
+  };
+}
+
 export function methodRunners(vm: VmSettings = DEFAULT_VM): Record<Method, MethodRunner | undefined> {
-  return { chroot: chrootRunner, jail: jailRunner, bhyve: bhyveRunner(vm) };
+  return { chroot: chrootRunner, jail: jailRunner, bhyve: bhyveRunner(vm), qemu: qemuRunner(vm) };
 }
 
 export type { BeContext };

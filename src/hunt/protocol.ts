@@ -95,7 +95,7 @@ export function parseJob(payload: Buffer | string): JobMessage {
   }
   const ok =
     j && j.v === 1 && typeof j.key === 'string' && typeof j.hunt === 'string' && typeof j.release === 'string' && /^[A-Za-z0-9_.:-]+$/.test(j.release) &&
-    Number.isInteger(j.run) && ['chroot', 'jail', 'bhyve'].includes(j.method) && j.test && typeof j.test.name === 'string' && /^[A-Za-z0-9_.+-]+$/.test(j.test.name) &&
+    Number.isInteger(j.run) && ['chroot', 'jail', 'bhyve', 'qemu'].includes(j.method) && j.test && typeof j.test.name === 'string' && /^[A-Za-z0-9_.+-]+$/.test(j.test.name) &&
     isStrings(j.test.argv) && j.test.argv.length > 0 && typeof j.test.data === 'string' && j.limits && Number.isFinite(j.limits.timeoutMs) && j.limits.timeoutMs > 0 &&
     typeof j.reply === 'string' && TUBE.test(j.reply) && Number.isFinite(j.ttr) && j.ttr > 0 && j.install && typeof j.install === 'object';
   if (!ok) throw new BeError('job does not have the shape of a be hunt job');

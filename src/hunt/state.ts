@@ -8,7 +8,7 @@ import type { Verdict } from './verdict.js';
 export const DEFAULT_HUNTS_DIR = '/var/db/be/hunts';
 const STATE_FILE = 'hunt.json';
 
-export type Method = 'chroot' | 'jail' | 'bhyve';
+export type Method = 'chroot' | 'jail' | 'bhyve' | 'qemu';
 
 /** Install flags a hunt passes on to `be install` for each release BE. */
 export interface InstallFlags {

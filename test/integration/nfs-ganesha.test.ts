@@ -146,7 +146,7 @@ describe('be sharenfs through nfs-ganesha, read over NFSv3 from another namespac
     expect(b.handle).toBe(a.handle);
 
     // bootnfs's plan (dry-run: bhyve is FreeBSD's) carries that handle for the loader
-    const plan = await run(inClient([BE_BIN, '-n', 'bootnfs', nas(), '--vm', 'files', '--address', `${clientIp.replace(/\.2$/, '.10')}/24`, '--mac', '02:01:02:03:04:05', '--server', serverIp]));
+    const plan = await run(inClient([BE_BIN, '-n', 'bootnfs', nas(), '--vmm', 'bhyve', '--vm', 'files', '--address', `${clientIp.replace(/\.2$/, '.10')}/24`, '--mac', '02:01:02:03:04:05', '--server', serverIp]));
     expect(plan.stderr).toBe('');
     expect(plan.stdout).toContain(`-e boot.nfsroot.nfshandle=X${a.handle}X -e boot.nfsroot.nfshandlelen=${a.length} -e boot.nfsroot.path=${dir}`);
     expect(plan.stdout).toContain('bhyvectl --destroy --vm=files');
