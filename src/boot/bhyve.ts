@@ -206,7 +206,7 @@ export function loadLineWithHandleAtRunTime(load: string[], server: string, path
 }
 
 /** Stands for the handle in a plan made without one (replaced by the shell's $nfs). */
-const HANDLE_LATER = Buffer.alloc(1);
+export const HANDLE_LATER = Buffer.alloc(1);
 
 export async function bootNfs(ctx: BeContext, be: string, opts: NfsBootOptions): Promise<number> {
   requireFreeBSD(ctx, 'bhyve(8)');

@@ -132,12 +132,13 @@ export async function kvmWorks(): Promise<{ ok: boolean; reason: string }> {
 }
 
 /** KVM when it works, else TCG, said in one line. */
-export async function chooseAccel(ctx: BeContext, note: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Accel> {
+export async function chooseAccel(ctx: BeContext, note?: (line: string) => void): Promise<Accel> {
   const kvm = await kvmWorks();
   if (kvm.ok) return 'kvm';
-  const line = `be: KVM not usable here (${kvm.reason}): QEMU runs with TCG (slower)`;
-  if (ctx.runner.dryRun) ctx.runner.note(line.slice(4));
-  else note(line);
+  const text = `KVM not usable here (${kvm.reason}): QEMU runs with TCG (slower)`;
+  // a run's own log when it keeps one, else the user (a plan keeps it as a comment)
+  if (note) note(`be: ${text}`);
+  else ctx.runner.warn(text);
   return 'tcg';
 }
 

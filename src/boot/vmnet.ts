@@ -163,8 +163,9 @@ export interface VmNet extends VmAddresses {
   close(): Promise<void>;
 }
 
-function beArgv(ctx: BeContext): string[] {
-  return ctx.runner.dryRun || !process.argv[1] ? ['be'] : [process.execPath, process.argv[1]];
+function beArgv(): string[] {
+  // the running be itself (a plan printed by it names the same program)
+  return process.argv[1] ? [process.execPath, process.argv[1]] : ['be'];
 }
 
 /** The `be pxe serve` flags of a VM's network. */
@@ -210,19 +211,19 @@ export async function openVmNet(ctx: BeContext, o: VmNetOptions, a: VmAddresses 
 
     const rpcbind = await startDaemon(ctx, 'rpcbind', [...inMnt, 'rpcbind', '-f']);
     undo.push(() => stopDaemon(ctx, rpcbind));
-    if (!r.dryRun) await waitUntil(rpcbind, 'answering', async () => (await r.query([...inMnt, 'rpcinfo', '-p', '127.0.0.1'], { allowFailure: true })).status === 0);
+    await r.act('sleep 1 # until rpcbind answers', () => waitUntil(rpcbind, 'answering', async () => (await r.query([...inMnt, 'rpcinfo', '-p', '127.0.0.1'], { allowFailure: true })).status === 0));
 
     const conf = join(a.dir, 'ganesha.conf');
     const glog = join(a.dir, 'ganesha.log');
     await r.writeFile(conf, vmGaneshaConf({ path: o.path, guest: a.guest, bind: a.host }));
     const ganesha = await startDaemon(ctx, 'ganesha', [...inMnt, 'ganesha.nfsd', '-F', '-f', conf, '-L', glog, '-p', join(a.dir, 'ganesha.pid'), '-N', 'NIV_EVENT']);
     undo.push(() => stopDaemon(ctx, ganesha));
-    if (!r.dryRun) await waitUntil(ganesha, 'NFS SERVER INITIALIZED in its log', async () => (await readFile(glog, 'utf8').catch(() => '')).includes('NFS SERVER INITIALIZED'));
+    await r.act('sleep 2 # until ganesha has started', () => waitUntil(ganesha, 'NFS SERVER INITIALIZED in its log', async () => (await readFile(glog, 'utf8').catch(() => '')).includes('NFS SERVER INITIALIZED')));
 
-    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...beArgv(ctx), ...vmPxeArgs(a, o)], o.log);
+    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...beArgv(), ...vmPxeArgs(a, o)], o.log);
     undo.push(() => stopDaemon(ctx, pxe));
     // it binds DHCP, then TFTP, and says so (run as root: the BE's mount directory is root's alone)
-    if (!r.dryRun) await waitUntil(pxe, 'its TFTP server running', () => pxe.lines.some((l) => l.startsWith('tftp serving ')));
+    await r.act('sleep 1 # until be pxe serve serves TFTP', () => waitUntil(pxe, 'its TFTP server running', () => pxe.lines.some((l) => l.startsWith('tftp serving '))));
     return { ...a, exec: nsExec, pxe, close };
   } catch (error) {
     await close().catch(() => {});
@@ -246,7 +247,7 @@ async function removeMntNs(ctx: BeContext, mnt: string): Promise<void> {
 
 /** End whatever still runs in namespace NS, then delete it. */
 async function removeNamespace(ctx: BeContext, ns: string): Promise<void> {
-  if (!ctx.runner.dryRun) {
+  await ctx.runner.act(`ip netns pids ${ns} | xargs -r kill -9`, async () => {
     const pids = (await ctx.runner.query(['ip', 'netns', 'pids', ns], { allowFailure: true })).stdout.split('\n').filter((p) => /^\d+$/.test(p));
     for (const p of pids) {
       try {
@@ -256,13 +257,12 @@ async function removeNamespace(ctx: BeContext, ns: string): Promise<void> {
       }
     }
     for (let i = 0; i < 50 && pids.some((p) => processAlive(Number(p))); i++) await new Promise((res) => setTimeout(res, 100));
-  }
+  });
   await ctx.runner.change(['ip', 'netns', 'del', ns], { allowFailure: true });
 }
 
 /** Remove the VM networks of `be` processes that are gone (killed runs); returns their names. */
 export async function cleanupVmLeftovers(ctx: BeContext): Promise<string[]> {
-  if (ctx.runner.dryRun) return [];
   const prefix = vmPrefix();
   const names = [...new Set([
     ...(await readdir(NETNS_DIR).catch(() => [] as string[])),

@@ -3,8 +3,9 @@ import { changing, context } from './common.js';
 import { UsageError } from '../sys/errors.js';
 import type { BeContext } from '../be/context.js';
 
-function vmmOf(opts: { vmm?: string }): 'bhyve' | 'qemu' {
-  const v = opts.vmm ?? (process.platform === 'freebsd' ? 'bhyve' : 'qemu');
+function vmmOf(ctx: BeContext, opts: { vmm?: string }): 'bhyve' | 'qemu' {
+  // the platform's own: bhyve where be drives FreeBSD (also BE_PLATFORM=freebsd plans), QEMU elsewhere
+  const v = opts.vmm ?? (ctx.flavour === 'freebsd' ? 'bhyve' : 'qemu');
   if (v !== 'bhyve' && v !== 'qemu') throw new UsageError(`invalid --vmm '${v}': expected bhyve or qemu`);
   return v;
 }
@@ -115,7 +116,7 @@ export function registerBootCommands(program: Command): void {
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
-      if (vmmOf(opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
+      if (vmmOf(ctx, opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
       for (const f of ['vm', 'address', 'mac'] as const) if (!opts[f]) throw new UsageError(`bootnfs --vmm bhyve: --${f} is required`);
       const { bootNfs } = await import('../boot/bhyve.js');
       const status = await bootNfs(ctx, await requireBe(ctx, name), {
@@ -145,7 +146,7 @@ export function registerBootCommands(program: Command): void {
     .action(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
-      if (vmmOf(opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
+      if (vmmOf(ctx, opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
       if (!opts.vm) throw new UsageError('bootpxe --vmm bhyve: --vm is required');
       const { bootPxe } = await import('../boot/pxe.js');
       const status = await bootPxe(ctx, await requireBe(ctx, name), { vm: opts.vm, tap: opts.tap, memory: opts.memory, mac: opts.mac, nmdm: Number(opts.nmdm) });

@@ -5,7 +5,7 @@ import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
 import { TEST_DIR } from './exec.js';
 import { render } from '../render/index.js';
-import { shQuote } from '../sys/shell.js';
+import { shJoin, shQuote } from '../sys/shell.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { bhyveEnd } from '../boot/bhyve.js';
@@ -112,12 +112,15 @@ export function guestRcLocal(argv: string[], env: Record<string, string>): strin
 }
 
 /** Put the guest-side runner into the clone mounted at ROOT, with no status of an earlier boot left. */
-export async function installGuestRunner(root: string, argv: string[], env: Record<string, string>): Promise<void> {
-  const { mkdir, writeFile, chmod, rm } = await import('node:fs/promises');
-  await mkdir(join(root, 'etc'), { recursive: true });
-  await writeFile(join(root, 'etc', 'rc.local'), guestRcLocal(argv, env));
-  await chmod(join(root, 'etc', 'rc.local'), 0o755);
-  for (const f of [GUEST_STATUS, `${GUEST_STATUS}.tmp`, GUEST_OUTPUT]) await rm(join(root, f), { force: true });
+export async function installGuestRunner(ctx: BeContext, root: string, argv: string[], env: Record<string, string>): Promise<void> {
+  const { mkdir, rm } = await import('node:fs/promises');
+  const etc = join(root, 'etc');
+  await ctx.runner.act(`mkdir -p ${shQuote(etc)}`, () => mkdir(etc, { recursive: true }));
+  await ctx.runner.writeFile(join(etc, 'rc.local'), guestRcLocal(argv, env), { mode: 0o755 });
+  const left = [GUEST_STATUS, `${GUEST_STATUS}.tmp`, GUEST_OUTPUT].map((f) => join(root, f));
+  await ctx.runner.act(`rm -f ${left.map(shQuote).join(' ')}`, async () => {
+    for (const f of left) await rm(f, { force: true });
+  });
 }
 
 /** What the guest left in the clone mounted at ROOT, as a run's end (classified like a chroot run's). */
@@ -195,17 +198,34 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
     const net = await vmNetwork(vm);
     const { shareNfs, unshareNfs } = await import('../share/share.js');
     const { getFileHandle } = await import('../share/mountproto.js');
-    const { nfsRootEnv } = await import('../boot/bhyve.js');
+    const { nfsRootEnv, HANDLE_LATER, loadLineWithHandleAtRunTime } = await import('../boot/bhyve.js');
     const name = vmNameFor(be);
     const mac = `02:${randomBytes(5).toString('hex').match(/../g)!.join(':')}`;
     const { paths } = await shareNfs(ctx, be, { host: [net.ip], maproot: 'root' });
     const dir = paths[0];
     try {
       await opts.place(dir);
-      await installGuestRunner(dir, argv, opts.env);
-      const fh = await getFileHandle(net.server, dir);
-      const env = nfsRootEnv({ mac, ip: net.ip, netmask: net.netmask, server: net.server, path: dir, handle: fh.handle });
+      await installGuestRunner(ctx, dir, argv, opts.env);
+      // a plan made where mountd does not answer yet asks it for the handle when it runs
+      const planned = !!ctx.zfs.planned.mounts.get(be);
+      const handle = await getFileHandle(net.server, dir).then(
+        (fh) => fh.handle,
+        (error) => {
+          if (!planned || !(error instanceof BeError)) throw error;
+          ctx.runner.note(`no NFS file handle of ${net.server}:${dir} now (${error.message}): the plan asks mountd for it when it runs`);
+          return HANDLE_LATER;
+        },
+      );
+      const env = nfsRootEnv({ mac, ip: net.ip, netmask: net.netmask, server: net.server, path: dir, handle });
       const [load, run, destroy] = await bhyveRunPlan({ vm: name, hostPath: dir, env, memory: net.memory, tap: net.tap, mac });
+      if (planned) {
+        const [ask, loadLine] = handle === HANDLE_LATER ? loadLineWithHandleAtRunTime(load, net.server, dir) : [':', shJoin(load)];
+        await ctx.runner.act(ask, async () => {});
+        await ctx.runner.act(`${loadLine} && { ${shJoin(['timeout', String(Math.max(1, Math.ceil(opts.timeoutMs / 1000))), ...run])} || true; }; ${shJoin(destroy)} || true`, async () => {});
+        await ctx.runner.act(`be_status=$(cat ${shQuote(join(dir, GUEST_STATUS))} 2>/dev/null) || be_status=255`, async () => {});
+        for (const line of opts.scriptStatus('be_status')) await ctx.runner.act(line, async () => {});
+        return { status: 0, signal: null, timedOut: false, output: '' };
+      }
       const hostEnv = { PATH: process.env.PATH ?? '/sbin:/bin:/usr/sbin:/usr/bin' };
       const t0 = Date.now();
       let timedOut = false;
@@ -243,11 +263,11 @@ export function qemuRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
     const dir = await mountBe(ctx, be);
     try {
       await opts.place(dir);
-      if (ctx.runner.dryRun) await ctx.runner.writeFile(join(dir, 'etc', 'rc.local'), guestRcLocal(argv, opts.env), { mode: 0o755 });
-      else await installGuestRunner(dir, argv, opts.env);
+      await installGuestRunner(ctx, dir, argv, opts.env);
       const t0 = performance.now();
       const run = await runQemuBoot(ctx, dir, { memory: vm.memory, cpus: vm.cpus, timeoutMs: opts.timeoutMs, onOutput: opts.onOutput, note: (line) => opts.onOutput(`${line}\n`) });
-      if (ctx.runner.dryRun) {
+      if (ctx.zfs.planned.mounts.get(be)) {
+        // the plan mounted the clone: the guest's status is read when the script runs
         const status = join(dir, GUEST_STATUS);
         await ctx.runner.act(`be_status=$(cat ${shQuote(status)} 2>/dev/null) || be_status=255`, async () => {});
         for (const line of opts.scriptStatus('be_status')) await ctx.runner.act(line, async () => {});

@@ -58,7 +58,7 @@ describe('the bhyve guest-side runner (rc.local) in a busybox BE', () => {
     await writeFile(join(root, 'var/tmp/be-hunt/t.sh'), test);
     await chmod(join(root, 'var/tmp/be-hunt/t.sh'), 0o755);
     await rm(join(root, 'var/tmp/poweroff-called'), { force: true });
-    await installGuestRunner(root, ['/var/tmp/be-hunt/t.sh'], ENV);
+    await installGuestRunner(ctx(), root, ['/var/tmp/be-hunt/t.sh'], ENV);
     // rc(8) runs it as `sh /etc/rc.local` with a bare environment: only the stub variable is given.
     const r = await runInChroot(ctx(), be, ['/bin/sh', '/etc/rc.local'], { env: { BE_HUNT_POWEROFF: STUB }, timeoutMs: 60_000 });
     const end = await readGuestResult(root);
