@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { CommandError, BeError } from './errors.js';
+import { runCollected } from './spawn.js';
 import { shJoin, shQuote, shWriteFile } from './shell.js';
 import { writeFileAtomic, updateTextFile, readTextOrEmpty, type UpdateOptions, type UpdateResult } from './files.js';
 import { unifiedDiff } from './diff.js';
@@ -182,7 +184,6 @@ export class Runner {
     }
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
     this.spawns++;
-    const { spawn } = await import('node:child_process');
     return new Promise((resolve, reject) => {
       // Its own process group (except on the terminal, which it must be able to read).
       const child = spawn(argv[0], argv.slice(1), {
@@ -249,7 +250,6 @@ export class Runner {
     }
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
     this.spawns++;
-    const { spawn } = await import('node:child_process');
     const stdio = (end: number | NodeJS.ReadableStream | NodeJS.WritableStream | undefined) => (typeof end === 'number' ? end : end ? 'pipe' : 'ignore');
     const child = spawn(argv[0], argv.slice(1), { env: this.env ? { ...process.env, ...this.env } : process.env, stdio: [stdio(opts.from), stdio(opts.to), 'pipe'] });
     let total = 0;
@@ -322,7 +322,6 @@ export class Runner {
     for (const argv of [from, to]) if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
     if (this.verbose) this.err(`+ ${shJoin(from)} | ${shJoin(to)}`);
     this.spawns += 2;
-    const { spawn } = await import('node:child_process');
     const env = this.env ? { ...process.env, ...this.env } : process.env;
     const run = (argv: string[], stdio: [StdioNull | 'pipe', StdioNull | Writable]) => {
       const child = spawn(argv[0], argv.slice(1), { env, stdio: [...stdio, 'pipe'] });
@@ -481,39 +480,6 @@ export class Runner {
     if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new BeError('internal: bad argv');
     if (this.verbose) this.err(`+ ${shJoin(argv)}`);
     this.spawns++;
-    const { spawn } = await import('node:child_process');
-    const result = await new Promise<RunResult & { signal?: string | null; error?: NodeJS.ErrnoException }>((resolve) => {
-      const child = spawn(argv[0], argv.slice(1), {
-        cwd: opts.cwd,
-        env: this.env ? { ...process.env, ...this.env } : process.env,
-        stdio: [opts.inherit ? 'inherit' : opts.input !== undefined ? 'pipe' : 'ignore', opts.inherit ? 'inherit' : 'pipe', opts.inherit ? 'inherit' : 'pipe'],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout?.on('data', (b: Buffer) => out.push(b));
-      child.stderr?.on('data', (b: Buffer) => err.push(b));
-      let spawnError: NodeJS.ErrnoException | undefined;
-      child.on('error', (e) => (spawnError = e));
-      if (opts.input !== undefined && child.stdin) {
-        child.stdin.on('error', () => {});
-        child.stdin.end(opts.input);
-      }
-      child.on('close', (code, signal) =>
-        resolve({
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          status: code ?? 128,
-          signal,
-          error: spawnError,
-        }),
-      );
-    });
-    if (result.error) {
-      if (result.error.code === 'ENOENT') throw new BeError(`${argv[0]}: command not found`, { command: argv });
-      throw new BeError(`cannot run ${argv[0]}: ${result.error.message}`, { command: argv });
-    }
-    if (result.signal && !opts.allowFailure) throw new BeError(`${argv[0]} killed by ${result.signal}`, { command: argv });
-    if (result.status !== 0 && !opts.allowFailure) throw new CommandError(argv, result.status, result.stderr);
-    return { stdout: result.stdout, stderr: result.stderr, status: result.status };
+    return runCollected(argv, opts, this.env);
   }
 }
