@@ -8,6 +8,7 @@
  * with -u, in command-line order. FreeBSD programs driven: jail(8) (usr.sbin/jail/jail.c,
  * command.c, state.c, jaillex.l), jexec(8) (usr.sbin/jexec/jexec.c), jls(8) (usr.sbin/jls/jls.c).
  */
+import { resolveBe } from '../be/context.js';
 import type { BeContext } from '../be/context.js';
 import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
@@ -320,7 +321,6 @@ async function listJails(ctx: BeContext): Promise<JailEntry[] | undefined> {
  * must be a BE's mount (bectl: "not a BE").
  */
 export async function locateJail(ctx: BeContext, target: string): Promise<{ jail: string; path?: string; be?: string }> {
-  const { resolveBe } = await import('../be/context.js');
   const ds = target.includes('@') ? undefined : await resolveBe(ctx, target).catch(() => undefined);
   const isBe = ds !== undefined && (await ctx.zfs.exists(ds));
   const jails = await listJails(ctx);

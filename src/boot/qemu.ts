@@ -11,6 +11,7 @@
  * (-no-reboot). KVM where /dev/kvm boots a guest (probed once with a tiny guest, the answer
  * cached), TCG otherwise.
  */
+import { openVmNet } from './vmnet.js';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -209,7 +210,6 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
     }
   } else {
     taps++;
-    const { openVmNet } = await import('./vmnet.js');
     const net = await openVmNet(ctx, { path, mac, bootBios: opts.bootFile ?? 'pxeboot', bootEfi: opts.bootFile ?? 'loader.efi', log: (l) => note(`pxe: ${l}`) });
     close = net.close;
     prefix = net.exec;

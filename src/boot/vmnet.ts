@@ -19,6 +19,7 @@
  *   NFSv3 with sotype SOCK_STREAM, i.e. TCP to port 2049 (NFS_PORT), from a reserved port
  *   (NFSMNT_RESVPORT): ganesha must serve NFSv3 over TCP on 2049 too, and root must not be squashed.
  */
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readdir, readFile, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -94,7 +95,6 @@ export interface Daemon {
 export async function startDaemon(ctx: BeContext, name: string, argv: string[], onLine?: (line: string) => void): Promise<Daemon> {
   const d: Daemon = { name, argv, lines: [], exited: Promise.resolve(0) };
   await ctx.runner.act(`${shJoin(argv)} &\nbe_${name}=$!`, async () => {
-    const { spawn } = await import('node:child_process');
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     d.child = child;
     let rest = '';

@@ -4,19 +4,27 @@ import type { TestEnd } from './exec.js';
 import type { Method } from './state.js';
 import type { MethodRunner } from './be-host.js';
 import { TEST_DIR } from './exec.js';
+import { mountBe, umountBe } from '../be/access.js';
+import { ChrootCommandMissing, runInChroot } from '../boot/chroot.js';
+import { jailCleanupMounts, jailCreateArgv, jailName, jailParams, jailRemoveArgv, jexecArgv, removeJail, umountArgv } from '../boot/jail.js';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { bhyveArgv, bhyvectlDestroyArgv, bhyveloadArgv, HANDLE_LATER, loadLineWithHandleAtRunTime, nfsRootEnv, bhyveEnd, parseAddress } from '../boot/bhyve.js';
+import { checkMemory, checkTap } from '../boot/method.js';
+import { checkIpv4 as parseIpv4 } from '../share/spec.js';
+import { formatIpv4 } from '../net/ipv4.js';
+import { shareNfs, unshareNfs } from '../share/share.js';
+import { getFileHandle } from '../share/mountproto.js';
+import { runQemuBoot } from '../boot/qemu.js';
 import { render } from '../render/index.js';
 import { shJoin, shQuote } from '../sys/shell.js';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { bhyveEnd } from '../boot/bhyve.js';
 
 /**
  * chroot(8) into the clone: mounted here so the test can be put in first, then run by the boot
  * layer's runInChroot (proc/dev, clean environment, time limit), unmounted afterwards.
  */
 const chrootRunner: MethodRunner = async (ctx, be, argv, opts) => {
-  const { mountBe, umountBe } = await import('../be/access.js');
-  const { runInChroot, ChrootCommandMissing } = await import('../boot/chroot.js');
   const dir = await mountBe(ctx, be);
   try {
     await opts.place(dir);
@@ -52,7 +60,6 @@ export interface JailRunPlan {
  * finish_command), `jail -r NAME`, then `umount <clone>/dev` (jail -r by name leaves devfs).
  */
 export async function jailRunPlan(be: string, path: string, argv: string[]): Promise<JailRunPlan> {
-  const { jailParams, jailCreateArgv, jexecArgv, jailRemoveArgv, jailName, jailCleanupMounts, umountArgv } = await import('../boot/jail.js');
   const params = jailParams(be, path, {});
   const name = jailName(be);
   return { create: jailCreateArgv(params), exec: jexecArgv(name, argv), remove: jailRemoveArgv(name), umount: jailCleanupMounts(path, params).map(umountArgv) };
@@ -80,8 +87,6 @@ export function jexecEnd(r: { status: number | null; signal: string | null; time
  */
 const jailRunner: MethodRunner = async (ctx, be, argv, opts) => {
   if (ctx.flavour !== 'freebsd') throw new BeError("method 'jail' needs FreeBSD's jail(8); use --method chroot here");
-  const { mountBe, umountBe } = await import('../be/access.js');
-  const { jailParams, jailName, removeJail } = await import('../boot/jail.js');
   const dir = await mountBe(ctx, be);
   const plan = await jailRunPlan(be, dir, argv);
   try {
@@ -113,7 +118,6 @@ export function guestRcLocal(argv: string[], env: Record<string, string>): strin
 
 /** Put the guest-side runner into the clone mounted at ROOT, with no status of an earlier boot left. */
 export async function installGuestRunner(ctx: BeContext, root: string, argv: string[], env: Record<string, string>): Promise<void> {
-  const { mkdir, rm } = await import('node:fs/promises');
   const etc = join(root, 'etc');
   await ctx.runner.act(`mkdir -p ${shQuote(etc)}`, () => mkdir(etc, { recursive: true }));
   await ctx.runner.writeFile(join(etc, 'rc.local'), guestRcLocal(argv, env), { mode: 0o755 });
@@ -125,7 +129,6 @@ export async function installGuestRunner(ctx: BeContext, root: string, argv: str
 
 /** What the guest left in the clone mounted at ROOT, as a run's end (classified like a chroot run's). */
 export async function readGuestResult(root: string, timedOut = false): Promise<TestEnd> {
-  const { readFile } = await import('node:fs/promises');
   const output = await readFile(join(root, GUEST_OUTPUT), 'utf8').catch(() => '');
   if (timedOut) return { status: null, signal: null, timedOut: true, output };
   const text = await readFile(join(root, GUEST_STATUS), 'utf8').catch(() => undefined);
@@ -160,10 +163,6 @@ export interface VmSettings {
 export const DEFAULT_VM: VmSettings = { address: '10.254.0.2/24', tap: 'tap0', memory: '512M' };
 
 export async function vmNetwork(vm: VmSettings): Promise<{ ip: string; netmask: string; server: string; tap: string; memory: string }> {
-  const { parseAddress } = await import('../boot/bhyve.js');
-  const { checkTap, checkMemory } = await import('../boot/method.js');
-  const { checkIpv4: parseIpv4 } = await import('../share/spec.js');
-  const { formatIpv4 } = await import('../net/ipv4.js');
   const { ip, netmask } = parseAddress(vm.address);
   const server = vm.server ? formatIpv4(parseIpv4(vm.server, 'server')) : formatIpv4((((parseIpv4(ip) & parseIpv4(netmask)) >>> 0) + 1) >>> 0);
   return { ip, netmask, server, tap: checkTap(vm.tap), memory: checkMemory(vm.memory) };
@@ -176,7 +175,6 @@ export function vmNameFor(clone: string): string {
 
 /** The plan of a bhyve hunt run (guest console on stdio, into the run's log), from the boot layer's argv builders. */
 export async function bhyveRunPlan(o: { vm: string; hostPath: string; env: Array<[string, string]>; memory?: string; tap?: string; mac?: string }): Promise<string[][]> {
-  const { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv } = await import('../boot/bhyve.js');
   const memory = o.memory ?? '512M';
   return [
     bhyveloadArgv({ vm: o.vm, hostPath: o.hostPath, env: [['autoboot_delay', '0'], ...o.env], memory, console: 'stdio' }),
@@ -196,9 +194,6 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
   return async (ctx, be, argv, opts) => {
     if (ctx.flavour !== 'freebsd') throw new BeError("method 'bhyve' needs FreeBSD's bhyve(8) (use -n to see the plan); use --method chroot here");
     const net = await vmNetwork(vm);
-    const { shareNfs, unshareNfs } = await import('../share/share.js');
-    const { getFileHandle } = await import('../share/mountproto.js');
-    const { nfsRootEnv, HANDLE_LATER, loadLineWithHandleAtRunTime } = await import('../boot/bhyve.js');
     const name = vmNameFor(be);
     const mac = `02:${randomBytes(5).toString('hex').match(/../g)!.join(':')}`;
     const { paths } = await shareNfs(ctx, be, { host: [net.ip], maproot: 'root' });
@@ -258,8 +253,6 @@ export function bhyveRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
  */
 export function qemuRunner(vm: VmSettings = DEFAULT_VM): MethodRunner {
   return async (ctx, be, argv, opts) => {
-    const { mountBe, umountBe } = await import('../be/access.js');
-    const { runQemuBoot } = await import('../boot/qemu.js');
     const dir = await mountBe(ctx, be);
     try {
       await opts.place(dir);

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { CommandError, BeError } from './errors.js';
-import { runCollected } from './spawn.js';
+import { runCollected, type RunOptions, type RunResult } from './spawn.js';
+export type { RunOptions, RunResult } from './spawn.js';
 import { shJoin, shQuote, shWriteFile } from './shell.js';
 import { writeFileAtomic, updateTextFile, readTextOrEmpty, type UpdateOptions, type UpdateResult } from './files.js';
 import { unifiedDiff } from './diff.js';
@@ -19,23 +20,6 @@ export interface RunnerOptions {
   env?: Record<string, string>;
   /** The system whose programs this host runs (default: the one be runs on). */
   system?: NodeJS.Platform;
-}
-
-export interface RunOptions {
-  input?: string | Buffer;
-  /** Keep stdout/stderr attached to the terminal (interactive programs such as a chroot shell). */
-  inherit?: boolean;
-  cwd?: string;
-  /** Do not raise on a non-zero exit; the caller inspects `status`. */
-  allowFailure?: boolean;
-}
-
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-  status: number;
-  /** The change was recorded into the plan, not made (a script's step): what it makes is not on the host yet. */
-  pending?: boolean;
 }
 
 export interface StreamOptions {

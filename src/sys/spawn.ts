@@ -1,6 +1,22 @@
 import { spawn } from 'node:child_process';
 import { BeError, CommandError } from './errors.js';
-import type { RunOptions, RunResult } from './run.js';
+
+export interface RunOptions {
+  input?: string | Buffer;
+  /** Keep stdout/stderr attached to the terminal (interactive programs such as a chroot shell). */
+  inherit?: boolean;
+  cwd?: string;
+  /** Do not raise on a non-zero exit; the caller inspects `status`. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  status: number;
+  /** The change was recorded into the plan, not made (a script's step): what it makes is not on the host yet. */
+  pending?: boolean;
+}
 
 /**
  * Run ARGV to its end with its output collected (stdin from OPTS.input, or the terminal with
