@@ -323,14 +323,14 @@ export class Runner {
     const consumer = run(to, ['pipe', 'ignore']);
     const producer = run(from, ['ignore', consumer.child.stdin ?? 'ignore']);
     consumer.child.stdin?.destroy();
-    // The program that failed first is the cause (the other one then sees a broken pipe or stream).
-    const failed: Array<{ argv: string[]; status: number; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException; stderr: string }> = [];
-    const watch = (argv: string[], p: typeof producer.done) =>
-      p.then((r) => {
-        if (r.error || r.signal || r.status !== 0) failed.push({ argv, ...r });
-      });
-    await Promise.all([watch(from, producer.done), watch(to, consumer.done)]);
-    const first = failed[0];
+    // The cause is the producer's failure unless that is only the consumer going away (a broken
+    // pipe: SIGPIPE, EPIPE, or ECONNRESET on the socket pair node gives a child): then the consumer's.
+    const [made, took] = await Promise.all([producer.done, consumer.done]);
+    const failedOf = (argv: string[], r: typeof made) => (r.error || r.signal || r.status !== 0 ? { argv, ...r } : undefined);
+    const p = failedOf(from, made);
+    const c = failedOf(to, took);
+    const brokenPipe = !!p && !p.error && (p.signal === 'SIGPIPE' || /Broken pipe|Connection reset by peer|EPIPE/i.test(p.stderr));
+    const first = c && (!p || brokenPipe) ? c : p;
     if (first) {
       const { argv, error } = first;
       if (error) throw new BeError(error.code === 'ENOENT' ? `${argv[0]}: command not found` : `cannot run ${argv[0]}: ${error.message}`, { command: argv });
