@@ -115,7 +115,8 @@ describe('tftp transfers on worker threads', () => {
         await new Promise((r) => setTimeout(r, 200));
         const elapsed = (Date.now() - start) / 1000;
         const got = intruder.inbox.filter((r) => errorCodeOf(r.msg) === 5);
-        expect(new Set(got.map((r) => r.rinfo.port))).toEqual(new Set(tids));
+        // the errors come from the transfers' own ports (which worker's bucket share comes first is a race)
+        for (const r of got) expect(tids).toContain(r.rinfo.port);
         // one bucket of 10, refilled at 10 a second: not 10 per worker
         expect(got.length).toBeGreaterThanOrEqual(10);
         expect(got.length).toBeLessThanOrEqual(Math.ceil(10 * (1 + elapsed)));
