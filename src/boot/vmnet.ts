@@ -163,10 +163,7 @@ export interface VmNet extends VmAddresses {
   close(): Promise<void>;
 }
 
-function beArgv(): string[] {
-  // the running be itself (a plan printed by it names the same program)
-  return process.argv[1] ? [process.execPath, process.argv[1]] : ['be'];
-}
+
 
 /** The `be pxe serve` flags of a VM's network. */
 export function vmPxeArgs(a: VmAddresses, o: Pick<VmNetOptions, 'path' | 'mac' | 'bootBios' | 'bootEfi'>): string[] {
@@ -220,7 +217,7 @@ export async function openVmNet(ctx: BeContext, o: VmNetOptions, a: VmAddresses 
     undo.push(() => stopDaemon(ctx, ganesha));
     await r.act('sleep 2 # until ganesha has started', () => waitUntil(ganesha, 'NFS SERVER INITIALIZED in its log', async () => (await readFile(glog, 'utf8').catch(() => '')).includes('NFS SERVER INITIALIZED')));
 
-    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...beArgv(), ...vmPxeArgs(a, o)], o.log);
+    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...ctx.runner.self(), ...vmPxeArgs(a, o)], o.log);
     undo.push(() => stopDaemon(ctx, pxe));
     // it binds DHCP, then TFTP, and says so (run as root: the BE's mount directory is root's alone)
     await r.act('sleep 1 # until be pxe serve serves TFTP', () => waitUntil(pxe, 'its TFTP server running', () => pxe.lines.some((l) => l.startsWith('tftp serving '))));

@@ -374,6 +374,11 @@ export class Runner {
     return result;
   }
 
+  /** How this host starts `be` itself: the running program, or `be` from the PATH of the machine a plan runs on. */
+  self(): string[] {
+    return this.dryRun || !process.argv[1] ? ['be'] : [process.execPath, process.argv[1]];
+  }
+
   /** Tell the user something about the host (a reload that did not happen); a plan keeps it as a comment. */
   warn(text: string): void {
     if (this.dryRun) this.record(`# ${text.replace(/\n/g, ' ')}`);
