@@ -163,8 +163,6 @@ export interface VmNet extends VmAddresses {
   close(): Promise<void>;
 }
 
-
-
 /** The `be pxe serve` flags of a VM's network. */
 export function vmPxeArgs(a: VmAddresses, o: Pick<VmNetOptions, 'path' | 'mac' | 'bootBios' | 'bootEfi'>): string[] {
   return [
