@@ -10,10 +10,11 @@
  *   server and hands out addresses only; `be pxe serve --proxy` beside it gives the BIOS PC its
  *   boot file, and the PC boots as above.
  */
+import { findKernel } from '../helpers/kernel.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { randomBytes, randomInt } from 'node:crypto';
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,28 +28,6 @@ const ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
 const EFI_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
 const OVMF = '/usr/share/ovmf/OVMF.fd';
 const DNSMASQ = '/usr/sbin/dnsmasq';
-/** scripts/install-deps unpacks a Debian kernel here when /boot has none. */
-const UNPACKED_KERNEL = '/usr/local/lib/be-test/vmlinuz';
-
-function readable(p: string): boolean {
-  try {
-    accessSync(p, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findKernel(): string {
-  const candidates = [
-    process.env.BE_TEST_KERNEL,
-    ...(existsSync('/boot') ? readdirSync('/boot').filter((n) => n.startsWith('vmlinuz-')).sort().reverse().map((n) => join('/boot', n)) : []),
-    UNPACKED_KERNEL,
-  ].filter((p): p is string => !!p);
-  const found = candidates.find(readable);
-  if (!found) throw new Error(`no Linux kernel to boot: set BE_TEST_KERNEL or run scripts/install-deps (looked at ${candidates.join(', ')})`);
-  return found;
-}
 
 async function ip(args: string[]): Promise<void> {
   await execa('ip', args);
