@@ -248,6 +248,9 @@ async function layLinux(runner: Runner, file: string, parts: Partition[]): Promi
     },
     async detach() {
       for (const [index, dev] of [...loops].reverse()) {
+        // what mkfs.vfat, mtools and dd wrote through the device's cache reaches the image first
+        // (losetup -d alone may drop it): BLKFLSBUF
+        await runner.change(['blockdev', '--flushbufs', dev]);
         await runner.change(['losetup', '-d', dev]);
         loops.delete(index);
       }
