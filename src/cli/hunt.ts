@@ -81,9 +81,11 @@ export function registerHuntCommands(program: Command): void {
       const state = await mkdtemp(join(tmpdir(), 'be-hunt-plan.'));
       // a run that could not be planned (its release not found, say) fails the plan, naming it
       let unplanned: string | undefined;
-      const progress = (line: string) => void (unplanned ??= /^(\S+(?: run \d+)?): aborted: (?:could not run: )?(.*?)(?: in \S+)?$/.exec(line)?.slice(1).join(': '));
       try {
-        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress });
+        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress: () => {} });
+        const { HuntStore } = await import('../hunt/state.js');
+        const run = (await HuntStore.read(state))?.runs.find((r) => r.verdict === 'error');
+        if (run) unplanned = `${run.release} run ${run.run}: ${run.reason.replace(/^could not run: /, '')}`;
       } finally {
         await rm(state, { recursive: true, force: true });
       }
