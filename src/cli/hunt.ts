@@ -67,33 +67,14 @@ export function registerHuntCommands(program: Command): void {
     .option('--min-change <percent>', 'smallest change of a metric median that is flagged (default 5%)')
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
-      const { huntRun } = await import('../hunt/command.js');
       const ctx = await context(cmd);
-      if (!isDryRun(cmd)) {
-        print(await huntRun(ctx, { ...opts, argv: process.argv.slice(2) }));
+      if (isDryRun(cmd)) {
+        const { planRun } = await import('./hunt-plan.js');
+        await planRun(ctx, { ...opts, argv: process.argv.slice(2) });
         return;
       }
-      // The hunt itself, with every change recorded: its bookkeeping goes to a state of its own
-      // that goes away, and the script it printed says each run's verdict when it is run.
-      const { mkdtemp, rm } = await import('node:fs/promises');
-      const { tmpdir } = await import('node:os');
-      const { join } = await import('node:path');
-      const state = await mkdtemp(join(tmpdir(), 'be-hunt-plan.'));
-      // a run that could not be planned (its release not found, say) fails the plan, naming it
-      let unplanned: string | undefined;
-      try {
-        await huntRun(ctx, { ...opts, state, fresh: true, argv: process.argv.slice(2), progress: () => {} });
-        const { HuntStore } = await import('../hunt/state.js');
-        const run = (await HuntStore.read(state))?.runs.find((r) => r.verdict === 'error');
-        if (run) unplanned = `${run.release} run ${run.run}: ${run.reason.replace(/^could not run: /, '')}`;
-      } finally {
-        await rm(state, { recursive: true, force: true });
-      }
-      if (unplanned) {
-        const { BeError } = await import('../sys/errors.js');
-        throw new BeError(`cannot plan ${unplanned}`);
-      }
-      ctx.runner.flushScript();
+      const { huntRun } = await import('./hunt-run.js');
+      print(await huntRun(ctx, { ...opts, argv: process.argv.slice(2) }));
     });
 
   huntFlags(hunt.command('bisect'))
@@ -109,12 +90,14 @@ export function registerHuntCommands(program: Command): void {
     .option('--min-change <percent>', 'with --metric: the smallest change of the median that counts (default 5%)')
     .action(async (opts, cmd: Command) => {
       await refuseWorkerFlags(opts, cmd);
+      const ctx = await context(cmd);
       if (isDryRun(cmd)) {
-        const { UsageError } = await import('../sys/errors.js');
-        throw new UsageError('hunt bisect cannot be a dry run: each step depends on the verdict before it (try be -n hunt run)');
+        const { planBisect } = await import('./hunt-plan.js');
+        await planBisect(ctx, opts);
+        return;
       }
-      const { huntBisect } = await import('../hunt/command.js');
-      const out = await huntBisect(await context(cmd), { ...opts, argv: process.argv.slice(2) });
+      const { huntBisect } = await import('./hunt-run.js');
+      const out = await huntBisect(ctx, { ...opts, argv: process.argv.slice(2) });
       print(out.trimEnd());
     });
 
@@ -126,7 +109,7 @@ export function registerHuntCommands(program: Command): void {
     .option('--out <file>', 'write to a file instead of standard output')
     .option('--min-change <percent>', 'smallest change of a metric median that is flagged (default: the hunt\'s, else 5%)')
     .action(async (opts) => {
-      const { huntReport } = await import('../hunt/command.js');
+      const { huntReport } = await import('./hunt-report.js');
       const text = await huntReport(opts);
       if (text !== undefined) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     });
@@ -139,7 +122,7 @@ export function registerHuntCommands(program: Command): void {
     .option('--state <dir>', 'where run logs are kept', '/var/db/be/hunts/worker')
     .option('-p, --source <dir|url>', 'mirror root to install from instead of the one in the jobs')
     .action(async (opts, cmd: Command) => {
-      const { worker } = await import('../hunt/command.js');
+      const { worker } = await import('./hunt-worker.js');
       await worker(await context(cmd), opts);
     });
   hunt.commands.forEach((c) => c.exitOverride().configureOutput({ outputError: () => {} }));

@@ -1,5 +1,6 @@
 import { BeError } from '../sys/errors.js';
-import type { Verdict } from './verdict.js';
+import { shQuote } from '../sys/shell.js';
+import { shVerdict, type Verdict } from './verdict.js';
 import type { HuntSpec, RunRecord } from './state.js';
 import { releaseVerdict } from './summary.js';
 import { compare, spread, percent, type Change } from './stats.js';
@@ -176,4 +177,151 @@ export function bisectReportText(r: {
   row('command', r.command);
   row('be version', r.beVersion);
   return `${lines.join('\n')}\n`;
+}
+
+/** What a printed bisect needs: its range, each release's runs as recorded shell lines, and how to report. */
+export interface BisectScriptInput {
+  /** The releases from --good to --bad, both included. */
+  range: string[];
+  /**
+   * The shell lines of each run of each release between the ends, in run order: a run's lines
+   * leave its test's exit status in $be_status and end with the lines that print its verdict.
+   */
+  runs: Map<string, string[][]>;
+  /** --runs: how many runs a release gets (fewer when one is aborted). */
+  runsEach: number;
+  flaky: NonNullable<HuntSpec['flaky']> | 'bad';
+  test: string;
+  method: string;
+  beVersion: string;
+}
+
+/** The row of bisectReportText as printf arguments: the label padded, then the value (shell words). */
+function shRow(label: string, value: string): string {
+  return `printf '%s%s\\n' ${shQuote((label ? `${label}:` : '').padEnd(16))} ${value}`;
+}
+
+/**
+ * `be hunt bisect` as a /bin/sh program: one function per release between --good and --bad runs
+ * its recorded runs (stopping at an aborted one, as the live loop does) and counts their
+ * verdicts, read by the same shVerdict rule the runs print theirs with; the search is
+ * bisectStep's (an aborted release ends it, the last good before the first bad, skipped releases
+ * set aside, the middle one of the untested tried next); a release whose runs disagree counts as
+ * --flaky; the end is bisectReportText's block (without the command line: the script has none).
+ */
+export function bisectScript(o: BisectScriptInput): string[] {
+  const middle = o.range.slice(1, -1);
+  const last = o.range.length - 1;
+  const out: string[] = [];
+  out.push(
+    '# a run\'s verdict, by the rule its own line was printed with: counted for its release',
+    'be_tally() {',
+    '  be_said=$(',
+    ...shVerdict('be_status', 'run').map((l) => `    ${l}`),
+    '  )',
+    '  case $be_said in',
+    "    'run: good') be_good=$((be_good + 1)) ;;",
+    "    'run: bad '*) be_bad=$((be_bad + 1)) ;;",
+    "    'run: skip '*) be_skip=$((be_skip + 1)) ;;",
+    "    *) be_aborted=${be_said#'run: aborted: '} ;;",
+    '  esac',
+    '}',
+  );
+  middle.forEach((release, k) => {
+    const i = k + 1;
+    const runs = o.runs.get(release);
+    if (!runs?.length) throw new BeError(`internal: no recorded runs of ${release}`);
+    out.push(`# ${release}: ${runs.length} run${runs.length === 1 ? '' : 's'}, each in a fresh clone`, `be_test_${i}() {`, 'be_good=0 be_bad=0 be_skip=0 be_aborted=');
+    runs.forEach((lines, r) => {
+      out.push(...lines, 'be_tally');
+      if (r + 1 < runs.length) out.push('if [ -n "$be_aborted" ]; then return 0; fi');
+    });
+    out.push('}');
+  });
+  const bound = runBound(o.range.length, 0);
+  out.push(
+    '# a release\'s verdict from its runs\' (bisectVerdict): aborted, flaky as --flaky says, bad, good, skip',
+    'be_judge() {',
+    '  be_n=$((be_good + be_bad + be_skip))',
+    '  if [ -n "$be_aborted" ]; then be_n=$((be_n + 1)); fi',
+    `  if [ "$be_good" -gt 0 ] && [ "$be_bad" -gt 0 ]; then eval "be_f_$1=\\"\\$be_r_$1 ($be_bad of $be_n bad)\\""; fi`,
+    '  if [ -n "$be_aborted" ]; then be_v=error',
+    `  elif [ "$be_good" -gt 0 ] && [ "$be_bad" -gt 0 ]; then be_v=${o.flaky}`,
+    '  elif [ "$be_bad" -gt 0 ]; then be_v=bad',
+    '  elif [ "$be_good" -gt 0 ]; then be_v=good',
+    '  else be_v=skip',
+    '  fi',
+    '  eval "be_v_$1=$be_v"',
+    '}',
+    ...o.range.map((r, i) => `be_r_${i}=${shQuote(r)}`),
+    '# the search (bisectStep)',
+    'be_abort=0',
+    'while :; do',
+    '  be_i=1',
+    `  while [ "$be_i" -lt ${last} ]; do`,
+    '    eval "be_v=\\${be_v_$be_i-}"',
+    '    if [ "$be_v" = error ]; then be_abort=$be_i; break; fi',
+    '    be_i=$((be_i + 1))',
+    '  done',
+    '  if [ "$be_abort" -gt 0 ]; then break; fi',
+    `  be_hi=${last} be_i=1`,
+    `  while [ "$be_i" -lt ${last} ]; do`,
+    '    eval "be_v=\\${be_v_$be_i-}"',
+    '    if [ "$be_v" = bad ]; then be_hi=$be_i; break; fi',
+    '    be_i=$((be_i + 1))',
+    '  done',
+    '  be_lo=0 be_i=1',
+    '  while [ "$be_i" -lt "$be_hi" ]; do',
+    '    eval "be_v=\\${be_v_$be_i-}"',
+    '    if [ "$be_v" = good ]; then be_lo=$be_i; fi',
+    '    be_i=$((be_i + 1))',
+    '  done',
+    '  be_todo= be_count=0 be_suspects= be_i=$((be_lo + 1))',
+    '  while [ "$be_i" -lt "$be_hi" ]; do',
+    '    eval "be_v=\\${be_v_$be_i-} be_r=\\$be_r_$be_i"',
+    '    case $be_v in',
+    '      skip) be_suspects="$be_suspects $be_r" ;;',
+    '      \'\') be_todo="$be_todo $be_i" be_count=$((be_count + 1)) ;;',
+    '    esac',
+    '    be_i=$((be_i + 1))',
+    '  done',
+    '  if [ "$be_count" -eq 0 ]; then break; fi',
+    '  set -- $be_todo',
+    '  shift $((be_count / 2))',
+    '  eval "be_r=\\$be_r_$1"',
+    '  if [ "$be_count" -eq 1 ]; then be_s=; else be_s=s; fi',
+    '  echo "bisect: $be_count release$be_s left to test, trying $be_r"',
+    '  "be_test_$1"',
+    '  be_judge "$1"',
+    'done',
+    '# the report (bisectReportText)',
+    'be_tested=0 be_skips=0 be_skipped= be_flaky= be_i=1',
+    `while [ "$be_i" -lt ${last} ]; do`,
+    '  eval "be_v=\\${be_v_$be_i-} be_r=\\$be_r_$be_i be_f=\\${be_f_$be_i-}"',
+    '  if [ -n "$be_v" ]; then be_tested=$((be_tested + 1)); fi',
+    '  if [ "$be_v" = skip ]; then be_skipped="$be_skipped $be_r" be_skips=$((be_skips + 1)); fi',
+    '  if [ -n "$be_f" ]; then be_flaky="$be_flaky $be_f"; fi',
+    '  be_i=$((be_i + 1))',
+    'done',
+    `eval "be_first=\\$be_r_$be_hi be_lastgood=\\$be_r_$be_lo"`,
+    'if [ "$be_abort" -gt 0 ]; then',
+    '  eval "be_r=\\$be_r_$be_abort"',
+    '  echo "be hunt bisect: aborted at $be_r: $be_aborted"',
+    'elif [ -n "$be_suspects" ]; then',
+    '  echo "be hunt bisect: the first bad release is one of${be_suspects} $be_first"',
+    'else',
+    '  echo "be hunt bisect: $be_first is the first bad release"',
+    'fi',
+    shRow('range searched', shQuote(`${o.range[0]} (good) .. ${o.range[last]} (bad), ${o.range.length} releases`)),
+    'if [ "$be_abort" -eq 0 ]; then',
+    `  if [ -n "$be_suspects" ]; then ${shRow('first bad', '"$be_first or earlier:$be_suspects"')}; else ${shRow('first bad', '"$be_first"')}; fi`,
+    `  ${shRow('last good', '"$be_lastgood"')}`,
+    'fi',
+    `if [ -n "$be_flaky" ]; then ${shRow('flaky', `"\${be_flaky# }, counted as ${o.flaky}"`)}; fi`,
+    `if [ -n "$be_skipped" ]; then ${shRow('skipped (125)', '"${be_skipped# }"')}; fi`,
+    shRow('test runs', `"$be_tested${o.runsEach > 1 ? ` releases × ${o.runsEach} runs` : ''} (bound ceil(log2 ${o.range.length}) + $be_skips skips = $((${bound} + be_skips)))"`),
+    shRow('test', shQuote(`${o.test} by ${o.method}`)),
+    shRow('be version', shQuote(o.beVersion)),
+  );
+  return out;
 }

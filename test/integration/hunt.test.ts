@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { startBeanstalkd, type Beanstalkd } from '../helpers/beanstalkd.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { be, beOk, BE_BIN } from '../helpers/cli.js';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
-import { makeFixture, RELEASES, FIRST_BAD, UNTESTABLE, expectedVerdict, manpages, type Fixture } from './hunt-fixture.js';
+import { makeFixture, testScript, RELEASES, FIRST_BAD, UNTESTABLE, expectedVerdict, manpages, type Fixture } from './hunt-fixture.js';
 import { decodePng, countColours } from './hunt-png.js';
 
 let pool: TestPool;
@@ -157,6 +157,61 @@ describe('be -n hunt run', () => {
     expect(await mounts()).toEqual([]);
     expect((await readdir(pool.altroot)).filter((n) => n.startsWith('be_mount.'))).toEqual([]);
   }, 240_000);
+});
+
+describe('be -n hunt bisect', () => {
+  it('prints the bisect as a script that, run by sh, tests what the live bisect tests, gives its verdicts and answer, and leaves nothing behind', async () => {
+    const root = `${pool.pool}/PLANB`;
+    const state = join(fx.dir, 'live-of-bisect-plan');
+    const flaky = RELEASES[RELEASES.indexOf(FIRST_BAD) - 1];
+    // the fixture's test, but its second run in the release before the first bad one fails
+    const test = join(fx.dir, 'flaky.sh');
+    const lines = testScript().split('\n');
+    lines.splice(4, 0, `if [ "$BE_RELEASE" = ${flaky} ] && [ "$BE_RUN" = 2 ]; then echo "flaky in $BE_RELEASE"; exit 1; fi`);
+    await writeFile(test, lines.join('\n'), { mode: 0o755 });
+    const args = ['hunt', 'bisect', '--good', RELEASES[0], '--bad', RELEASES[RELEASES.length - 1], '--runs', '2', '--flaky', 'skip', '--test', test, '--method', 'chroot', ...installFlags()];
+    const datasets = async () => (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool])).stdout;
+    const mounts = async () => (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(pool.altroot));
+    const before = await datasets();
+    const plan = await be(['-n', '-R', root, ...args]);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    // printing it changed nothing and kept no state
+    expect(await datasets()).toBe(before);
+    await execa('sh', ['-n'], { input: plan.stdout });
+    expect(plan.stdout).not.toMatch(/^be /m);
+    const ran = await execa('sh', ['-c', plan.stdout], { reject: false });
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    const out = ran.stdout.split('\n');
+    const live = await be(['-R', `${pool.pool}/LIVEB`, ...args, '--state', state]);
+    expect(live.exitCode, live.stderr).toBe(0);
+    const s = await stateFile(state);
+    expect(existsSync(join('/var/db/be/hunts', s.id))).toBe(false);
+    // the same steps, the same runs with the same verdicts, the same answer
+    const steps = (text: string) => text.split('\n').filter((l) => l.startsWith('bisect: '));
+    expect(steps(ran.stdout)).toEqual(steps(live.stderr));
+    expect(steps(ran.stdout)).toHaveLength(4);
+    const verdicts = out.filter((l) => /^\S+ run \d: /.test(l)).map((l) => l.replace(/ \(exit \d+\)$/, ''));
+    expect(verdicts).toEqual(s.runs.map((r: { release: string; run: number; verdict: string }) => `${r.release} run ${r.run}: ${r.verdict}`));
+    expect(verdicts).toContain(`${flaky} run 2: bad`);
+    const answer = out.slice(out.findIndex((l) => l.startsWith('be hunt bisect: ')));
+    expect(answer).toEqual(live.stdout.trimEnd().split('\n').filter((l) => !l.startsWith('command:')));
+    expect(answer[0]).toBe(`be hunt bisect: the first bad release is one of ${UNTESTABLE} ${flaky} ${FIRST_BAD}`);
+    expect(answer).toContain(`flaky:          ${flaky} (1 of 2 bad), counted as skip`);
+    // only the releases it tested were installed; no clone, mount or mount directory is left
+    const after = (await datasets()).split('\n');
+    const tested = [...new Set(s.runs.map((r: { release: string }) => r.release))];
+    for (const r of RELEASES) expect(after.includes(`${root}/hunt-${r}@installed`), r).toBe(tested.includes(r));
+    expect(after.filter((n) => n.includes('.run'))).toEqual([]);
+    expect(await mounts()).toEqual([]);
+    expect((await readdir(pool.altroot)).filter((n) => n.startsWith('be_mount.'))).toEqual([]);
+  }, 300_000);
+
+  it('refuses what a printed bisect cannot do, in one line, changing nothing', async () => {
+    const args = ['-n', ...common, 'hunt', 'bisect', '--good', RELEASES[0], '--bad', RELEASES[RELEASES.length - 1], '--test', await fx.test(), ...installFlags()];
+    const metric = await be([...args, '--metric', 'manpages']);
+    expect([metric.exitCode, metric.stdout, metric.stderr.trimEnd().split('\n').length]).toEqual([2, '', 1]);
+    expect(metric.stderr).toMatch(/^be: --metric: a printed bisect cannot /);
+  });
 });
 
 describe('be hunt bisect', () => {
