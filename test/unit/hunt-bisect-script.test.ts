@@ -13,7 +13,7 @@ import { classify, shVerdict } from '../../src/hunt/verdict.js';
 import { HuntStore, type HuntSpec, type RunRecord } from '../../src/hunt/state.js';
 
 let dir: string;
-beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'hcl-bisect-script.'))));
+beforeAll(async () => void (dir = await mkdtemp(join(tmpdir(), 'be-bisect-script.'))));
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 interface Case {
