@@ -211,6 +211,12 @@ describe('be -n hunt bisect', () => {
     const metric = await be([...args, '--metric', 'manpages']);
     expect([metric.exitCode, metric.stdout, metric.stderr.trimEnd().split('\n').length]).toEqual([2, '', 1]);
     expect(metric.stderr).toMatch(/^be: --metric: a printed bisect cannot /);
+    // a release it cannot plan (not on the mirror) is named, and nothing is printed or made
+    const before = (await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool])).stdout;
+    const missing = await be([...args, '--releases', `${RELEASES[0]},13.9,${RELEASES[RELEASES.length - 1]}`]);
+    expect([missing.exitCode, missing.stdout, missing.stderr.trimEnd().split('\n').length]).toEqual([1, '', 1]);
+    expect(missing.stderr).toMatch(/^be: cannot plan 13\.9 run 1: /);
+    expect((await execa('zfs', ['list', '-H', '-o', 'name', '-t', 'all', '-r', pool.pool])).stdout).toBe(before);
   });
 });
 
