@@ -37,8 +37,8 @@ export async function buildHelpers(): Promise<Helpers> {
     platform: 'node',
     target: 'node20',
     logLevel: 'warning',
-    // the npm dhcp client is loaded from the repository's node_modules at run time
-    external: ['dhcp'],
+    // the npm dhcp client and koffi (native) are loaded from the repository's node_modules at run time
+    external: ['dhcp', 'koffi'],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   // let the bundles resolve the repository's node_modules

@@ -27,14 +27,19 @@ import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { DhcpError } from './errors.js';
 import { inNet, subnetBroadcast } from './network.js';
 import type { Reply } from './replies.js';
+import { bindToDevice, deviceBinding } from '../udpif.js';
 
 export type Kind = 'dhcp' | 'pxe';
 /** One datagram; `offLink`: it came from an address that is not on the served interface. */
 export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean) => void;
 
-function bindSocket(port: number, address: string, reuseAddr: boolean): Promise<dgram.Socket> {
+const BUFFER = 4 << 20;
+
+/** A socket on `address:port`; with `device`, one that receives and sends on that interface only (udpif.ts). */
+function bindSocket(port: number, address: string, reuseAddr: boolean, device?: string): Promise<dgram.Socket> {
+  if (device !== undefined) return bindToDevice({ device, address, port, reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
     const onError = (e: Error) => {
       s.close();
       reject(e);
@@ -87,17 +92,28 @@ export class DhcpSockets {
   async open(): Promise<void> {
     const address = this.opts.address ?? '0.0.0.0';
     const ownAddress = this.cfg.iface?.address;
+    const device = await this.device();
     try {
       let port = this.opts.port ?? 67;
-      if (ownAddress !== undefined && port !== 0) await closeSocket(await bindSocket(port, address, false));
-      this.main = this.listen(await bindSocket(port, address, ownAddress !== undefined), 'dhcp', ownAddress !== undefined);
+      if (ownAddress !== undefined && port !== 0) await closeSocket(await bindSocket(port, address, false, device));
+      this.main = this.listen(await bindSocket(port, address, ownAddress !== undefined, device), 'dhcp', ownAddress !== undefined);
       port = this.main.address().port;
       if (ownAddress !== undefined) this.own = this.listen(await bindSocket(port, ownAddress, true), 'dhcp', false);
-      if (this.opts.proxy) this.proxy = this.listen(await bindSocket(this.opts.proxyPort ?? 4011, address, false), 'pxe', false);
+      if (this.opts.proxy) this.proxy = this.listen(await bindSocket(this.opts.proxyPort ?? 4011, address, false, device), 'pxe', false);
     } catch (e) {
       await this.close();
       throw new DhcpError(`cannot bind DHCP port: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** The served interface's name when the sockets can be bound to it (else one warning line). */
+  private async device(): Promise<string | undefined> {
+    const name = this.cfg.iface?.name;
+    if (name === undefined) return undefined;
+    const can = await deviceBinding();
+    if (can === true) return name;
+    this.log(`warning: ${can}: a client without an address on another interface than ${name} is answered too`);
+    return undefined;
   }
 
   private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
