@@ -11,18 +11,22 @@
  * setsockopt, bind) and handed to dgram, which wraps a bound UDP descriptor (`bind({ fd })`, Node's
  * lib/dgram.js: the handle is opened on it and the socket is listening at once).
  *
- * FreeBSD has no SO_BINDTODEVICE: see arrival.ts for how the server learns there on which
+ * FreeBSD has no SO_BINDTODEVICE: see arrival.ts for how a server learns there on which
  * interface a broadcast arrived.
  */
 import dgram from 'node:dgram';
 import { getSystemErrorName } from 'node:util';
 
-interface Libc {
+export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   bind(fd: number, addr: Buffer, len: number): number;
+  recvmsg(fd: number, msg: Buffer, flags: number): number | bigint;
   close(fd: number): number;
+  if_nametoindex(name: string): number;
   errno(): number;
+  /** The address of a Buffer's memory, for the pointers inside a struct msghdr. */
+  address(b: Buffer): bigint;
 }
 
 // <sys/socket.h>, <netinet/in.h> (Linux)
@@ -46,8 +50,11 @@ export function loadLibc(): Promise<Libc | string> {
         socket: lib.func('int socket(int, int, int)'),
         setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
         bind: lib.func('int bind(int, const void *, uint32_t)'),
+        recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
         close: lib.func('int close(int)'),
+        if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
         errno: () => koffi.errno(),
+        address: (b: Buffer) => koffi.address(b),
       } as Libc;
     } catch (e) {
       return `koffi cannot be loaded (${(e as Error).message.split('\n')[0]})`;
@@ -56,14 +63,18 @@ export function loadLibc(): Promise<Libc | string> {
   return libc;
 }
 
-/** Whether sockets can be bound to a device here: true, or the reason they cannot. */
-export async function deviceBinding(platform: NodeJS.Platform = process.platform): Promise<true | string> {
-  if (platform !== 'linux') return `${platform} has no SO_BINDTODEVICE`;
+/**
+ * How a server keeps to one interface here: its sockets bound to it (`device`, Linux), or told on
+ * which interface each broadcast arrived (`arrival`, FreeBSD: see arrival.ts); otherwise why not.
+ */
+export async function interfaceHold(platform: NodeJS.Platform = process.platform): Promise<'device' | 'arrival' | { why: string }> {
+  if (platform !== 'linux' && platform !== 'freebsd') return { why: `${platform} has neither SO_BINDTODEVICE nor IP_RECVIF` };
   const c = await loadLibc();
-  return typeof c === 'string' ? c : true;
+  if (typeof c === 'string') return { why: c };
+  return platform === 'linux' ? 'device' : 'arrival';
 }
 
-function sysError(c: Libc, syscall: string, what: string): NodeJS.ErrnoException {
+export function sysError(c: Libc, syscall: string, what: string): NodeJS.ErrnoException {
   const errno = c.errno();
   let code: string;
   try {

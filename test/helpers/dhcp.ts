@@ -24,13 +24,14 @@ export interface Helpers {
   npmClient: string;
   fuzz: string;
   storm: string;
+  arrival: string;
   cleanup(): Promise<void>;
 }
 
 export async function buildHelpers(): Promise<Helpers> {
   const dir = await mkdtemp(join(tmpdir(), 'be-dhcp-test-'));
   await build({
-    entryPoints: ['serve', 'exchange', 'listen', 'npm-client', 'fuzz', 'storm'].map((n) => join(here, `${n}.ts`)),
+    entryPoints: ['serve', 'exchange', 'listen', 'npm-client', 'fuzz', 'storm', 'arrival'].map((n) => join(here, `${n}.ts`)),
     outdir: dir,
     bundle: true,
     format: 'esm',
@@ -51,6 +52,7 @@ export async function buildHelpers(): Promise<Helpers> {
     npmClient: join(dir, 'npm-client.js'),
     fuzz: join(dir, 'fuzz.js'),
     storm: join(dir, 'storm.js'),
+    arrival: join(dir, 'arrival.js'),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -183,3 +183,35 @@ describe('DHCP on one interface of two', () => {
     expect(stats.ignored).toBe(0);
   });
 });
+
+// FreeBSD has no SO_BINDTODEVICE: there a tap beside the server's socket reads where each broadcast
+// arrived (IP_RECVIF, src/net/arrival.ts). The same code runs here with Linux's IP_PKTINFO.
+describe('where a broadcast arrived (the FreeBSD tap, run with IP_PKTINFO)', () => {
+  it('tells the served interface from the other, datagram by datagram', async () => {
+    const port = 10067;
+    const tap = watch(['ip', 'netns', 'exec', nets.server, process.execPath, h.arrival, nets.labIf, String(port)], { stdoutOnly: true, name: 'arrival tap' });
+    try {
+      const ready = await tap.waitFor(/^LISTENING \d+$/);
+      const { stdout } = await execa('ip', ['-n', nets.server, '-o', 'link', 'show', 'dev', nets.labIf]);
+      expect(Number(ready.split(' ')[1])).toBe(Number(stdout.split(':')[0]));
+      const sent: Array<[string, string, string]> = [];
+      for (const [ns, where] of [[nets.lab, 'here'], [nets.up, 'elsewhere'], [nets.lab, 'here'], [nets.up, 'elsewhere']] as const) {
+        const p = packet(MessageType.DISCOVER, '02:bd:00:00:06:01', FLAG_BROADCAST, [[Opt.HOSTNAME, Buffer.from(`n${sent.length}`)]]);
+        await exchange(h, ns, { bind: '0.0.0.0', bindPort: 0, to: '255.255.255.255', toPort: port, packet: p, waitMs: 100 });
+        sent.push([p.toString('hex'), where, ns]);
+      }
+      // the same bytes from both sides: only the interface tells them apart
+      const same = packet(MessageType.DISCOVER, '02:bd:00:00:06:02', 0);
+      for (const [ns, where] of [[nets.up, 'elsewhere'], [nets.lab, 'here']] as const) {
+        await exchange(h, ns, { bind: '0.0.0.0', bindPort: 68, to: '255.255.255.255', toPort: port, packet: same, waitMs: 100 });
+        sent.push([same.toString('hex'), where, ns]);
+      }
+      const deadline = Date.now() + 5000;
+      while (tap.lines.length < sent.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const got = tap.lines.slice(1).map((l) => JSON.parse(l) as { from: string; hex: string; arrival: string });
+      expect(got.map((g) => [g.hex, g.arrival])).toEqual(sent.map(([hex, where]) => [hex, where]));
+    } finally {
+      await tap.stop('SIGTERM').catch(() => {});
+    }
+  });
+});
