@@ -13,7 +13,14 @@
  * delivers a datagram, the tap's queue holds its copy: `where` drains the tap (recvmsg with
  * MSG_DONTWAIT, never blocking the event loop; Node's readiness on its own socket is what drives
  * it), finds the copy by source and bytes, and reads its interface. A datagram with no copy (a
- * unicast, which the kernel gives one socket only, or a copy lost to a full queue) is `unknown`.
+ * unicast, which the kernel gives one socket only, or a copy lost to a full queue) is `unknown`,
+ * and the server lets it through as it would without the tap (so a flood the tap cannot keep up
+ * with costs no lab client its answer). A copy whose interface is not the tap's, index 0 included
+ * (the kernel knew none), is `elsewhere`: dnsmasq drops those too.
+ * Node's socket must allow the tap beside it: libuv sets SO_REUSEPORT for dgram's reuseAddr on
+ * the BSDs (src/unix/udp.c, uv__set_reuse), and the tap sets SO_REUSEADDR and SO_REUSEPORT
+ * (sys/netinet/in_pcb.c, in_pcbbind_setup: the same address and port need SO_REUSEPORT on both);
+ * if its bind fails the server runs without it and says so in one line.
  * Layouts (sys/sys/socket.h): struct msghdr on LP64 puts msg_iovlen and msg_controllen, an int
  * and a socklen_t, in 8-byte slots; struct cmsghdr is 12 bytes and CMSG_DATA aligns to 16.
  *
