@@ -35,7 +35,7 @@ import { ArrivalTap } from '../arrival.js';
 import { bindToDevice, interfaceHold } from '../udpif.js';
 
 export type Kind = 'dhcp' | 'pxe';
-/** One datagram; `offLink`: it came from an address that is not on the served interface. */
+/** One datagram; `offLink`: it came from an address that is not on the served interface, or arrived on another (FreeBSD tap). */
 export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean) => void;
 
 const BUFFER = 4 << 20;
