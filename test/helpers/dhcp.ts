@@ -24,21 +24,22 @@ export interface Helpers {
   npmClient: string;
   fuzz: string;
   storm: string;
+  arrival: string;
   cleanup(): Promise<void>;
 }
 
 export async function buildHelpers(): Promise<Helpers> {
   const dir = await mkdtemp(join(tmpdir(), 'be-dhcp-test-'));
   await build({
-    entryPoints: ['serve', 'exchange', 'listen', 'npm-client', 'fuzz', 'storm'].map((n) => join(here, `${n}.ts`)),
+    entryPoints: ['serve', 'exchange', 'listen', 'npm-client', 'fuzz', 'storm', 'arrival'].map((n) => join(here, `${n}.ts`)),
     outdir: dir,
     bundle: true,
     format: 'esm',
     platform: 'node',
     target: 'node20',
     logLevel: 'warning',
-    // the npm dhcp client is loaded from the repository's node_modules at run time
-    external: ['dhcp'],
+    // the npm dhcp client and koffi (native) are loaded from the repository's node_modules at run time
+    external: ['dhcp', 'koffi'],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   // let the bundles resolve the repository's node_modules
@@ -51,6 +52,7 @@ export async function buildHelpers(): Promise<Helpers> {
     npmClient: join(dir, 'npm-client.js'),
     fuzz: join(dir, 'fuzz.js'),
     storm: join(dir, 'storm.js'),
+    arrival: join(dir, 'arrival.js'),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -3,7 +3,9 @@
  * route): replies leave by the lab interface only, broadcast ones to 255.255.255.255 (RFC 2131
  * §4.1) so that a client without an address receives them, and the uplink's clients get nothing.
  * Real clients (busybox udhcpc with and without -B, ISC dhclient) and a plain UDP socket bound to
- * 0.0.0.0:68 on an interface with no address.
+ * 0.0.0.0:68 on an interface with no address. A client without an address on the uplink (source
+ * 0.0.0.0, which no subnet check can place) reaches the server's sockets only if they are not bound
+ * to the lab interface: it must neither get an answer nor hold an address a lab client then lacks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -49,12 +51,12 @@ async function plain(ns: string, p: Buffer, waitMs = 3000): Promise<DhcpPacket[]
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bdh-dhcp-if-'));
+  dir = await mkdtemp(join(tmpdir(), 'bib-dhcp-if-'));
   h = await buildHelpers();
-  nets = await makeTwoNets();
-  // No --interface: the interface is the one holding serverIp (bdhlab).
+  nets = await makeTwoNets('bib');
+  // No --interface: the interface is the one holding serverIp (the lab one).
   srv = await startServer(h, nets.server, { serverIp: lab(1), range: `${lab(100)}-${lab(150)}`, leaseTime: 600, leaseFile: join(dir, 'leases') });
-  await srv.waitFor(new RegExp(`^DHCP server ${lab(1).replace(/\./g, '\\.')} serves interface bdhlab; replies leave from ${lab(1).replace(/\./g, '\\.')}$`));
+  await srv.waitFor(new RegExp(`^DHCP server ${lab(1).replace(/\./g, '\\.')} serves interface ${nets.labIf}; replies leave from ${lab(1).replace(/\./g, '\\.')}$`));
   upHeard = watch(['ip', 'netns', 'exec', nets.up, process.execPath, h.listen], { stdoutOnly: true, name: 'uplink listener' });
   await upHeard.waitFor(/^LISTENING$/);
 });
@@ -113,6 +115,44 @@ describe('DHCP on one interface of two', () => {
     }
   });
 
+  it('a client without an address on the uplink is not heard: no offer, no lease, nothing held from the lab', async () => {
+    // what reaches 0.0.0.0:68 on the lab meanwhile
+    const labHeard = watch(['ip', 'netns', 'exec', nets.lab, process.execPath, h.listen], { stdoutOnly: true, name: 'lab listener' });
+    await labHeard.waitFor(/^LISTENING$/);
+    try {
+      const offerTo = (mac: string) => labHeard.lines.filter((l) => l !== 'LISTENING')
+        .map((l) => decodePacket(Buffer.from((JSON.parse(l) as { hex: string }).hex, 'hex')))
+        .filter((p) => p.chaddr.subarray(0, 6).equals(Buffer.from(mac.replace(/:/g, ''), 'hex')));
+      // DISCOVER from 0.0.0.0:68 on the uplink asking for lab .141: no answer anywhere, no offer held
+      const upDiscover = '02:bd:00:00:05:01';
+      await setMac(nets.up, upDiscover);
+      expect(await plain(nets.up, packet(MessageType.DISCOVER, upDiscover, FLAG_BROADCAST, [[Opt.REQUESTED_IP, ipb(lab(141))]]), 2000)).toEqual([]);
+      // ... so a lab client asking for the same address is offered it
+      const labFirst = '02:bd:00:00:05:02';
+      await setMac(nets.lab, labFirst);
+      const [offer] = await plain(nets.lab, packet(MessageType.DISCOVER, labFirst, FLAG_BROADCAST, [[Opt.REQUESTED_IP, ipb(lab(141))]]));
+      expect(offer && messageType(offer)).toBe(MessageType.OFFER);
+      expect(offer.yiaddr).toBe(lab(141));
+      // REQUEST (SELECTING) from 0.0.0.0 on the uplink for lab .142, naming the server: no ACK, no lease
+      const upRequest = '02:bd:00:00:05:03';
+      await setMac(nets.up, upRequest);
+      expect(await plain(nets.up, packet(MessageType.REQUEST, upRequest, FLAG_BROADCAST, [[Opt.SERVER_ID, ipb(lab(1))], [Opt.REQUESTED_IP, ipb(lab(142))]]), 2000)).toEqual([]);
+      // ... so .142 is still free for a lab client
+      const labSecond = '02:bd:00:00:05:04';
+      await setMac(nets.lab, labSecond);
+      const [ack] = await plain(nets.lab, packet(MessageType.REQUEST, labSecond, FLAG_BROADCAST, [[Opt.SERVER_ID, ipb(lab(1))], [Opt.REQUESTED_IP, ipb(lab(142))]]));
+      expect(ack && messageType(ack)).toBe(MessageType.ACK);
+      expect(ack.yiaddr).toBe(lab(142));
+      await srv.waitFor(new RegExp(`^DHCPACK ${lab(142).replace(/\./g, '\\.')} to ${labSecond} `));
+      // nothing was sent on the lab for the uplink's clients either
+      expect(offerTo(upDiscover)).toEqual([]);
+      expect(offerTo(upRequest)).toEqual([]);
+      expect(upHeard.lines.filter((l) => l !== 'LISTENING')).toEqual([]);
+    } finally {
+      await labHeard.stop('SIGTERM').catch(() => {});
+    }
+  });
+
   it('answers nobody on the uplink and hands out no lease there', async () => {
     // a client without an address (busybox udhcpc): no offer reaches it
     const quiet = '02:bd:00:00:04:01';
@@ -136,7 +176,42 @@ describe('DHCP on one interface of two', () => {
     const leased = readLeaseFile(join(dir, 'leases')).table.leases().map((l) => l.mac);
     expect(leased).not.toContain(quiet);
     expect(leased).not.toContain(addressed);
+    expect(leased).not.toContain('02:bd:00:00:05:01');
+    expect(leased).not.toContain('02:bd:00:00:05:03');
     expect(leased.length).toBeGreaterThanOrEqual(5);
-    expect(stats.ignored).toBeGreaterThanOrEqual(1);
+    // the server's sockets are bound to the lab interface: nothing from the uplink reached it to be dropped
+    expect(stats.ignored).toBe(0);
+  });
+});
+
+// FreeBSD has no SO_BINDTODEVICE: there a tap beside the server's socket reads where each broadcast
+// arrived (IP_RECVIF, src/net/arrival.ts). The same code runs here with Linux's IP_PKTINFO.
+describe('where a broadcast arrived (the FreeBSD tap, run with IP_PKTINFO)', () => {
+  it('tells the served interface from the other, datagram by datagram', async () => {
+    const port = 10067;
+    const tap = watch(['ip', 'netns', 'exec', nets.server, process.execPath, h.arrival, nets.labIf, String(port)], { stdoutOnly: true, name: 'arrival tap' });
+    try {
+      const ready = await tap.waitFor(/^LISTENING \d+$/);
+      const { stdout } = await execa('ip', ['-n', nets.server, '-o', 'link', 'show', 'dev', nets.labIf]);
+      expect(Number(ready.split(' ')[1])).toBe(Number(stdout.split(':')[0]));
+      const sent: Array<[string, string, string]> = [];
+      for (const [ns, where] of [[nets.lab, 'here'], [nets.up, 'elsewhere'], [nets.lab, 'here'], [nets.up, 'elsewhere']] as const) {
+        const p = packet(MessageType.DISCOVER, '02:bd:00:00:06:01', FLAG_BROADCAST, [[Opt.HOSTNAME, Buffer.from(`n${sent.length}`)]]);
+        await exchange(h, ns, { bind: '0.0.0.0', bindPort: 0, to: '255.255.255.255', toPort: port, packet: p, waitMs: 100 });
+        sent.push([p.toString('hex'), where, ns]);
+      }
+      // the same bytes from both sides: only the interface tells them apart
+      const same = packet(MessageType.DISCOVER, '02:bd:00:00:06:02', 0);
+      for (const [ns, where] of [[nets.up, 'elsewhere'], [nets.lab, 'here']] as const) {
+        await exchange(h, ns, { bind: '0.0.0.0', bindPort: 68, to: '255.255.255.255', toPort: port, packet: same, waitMs: 100 });
+        sent.push([same.toString('hex'), where, ns]);
+      }
+      const deadline = Date.now() + 5000;
+      while (tap.lines.length < sent.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const got = tap.lines.slice(1).map((l) => JSON.parse(l) as { from: string; hex: string; arrival: string });
+      expect(got.map((g) => [g.hex, g.arrival])).toEqual(sent.map(([hex, where]) => [hex, where]));
+    } finally {
+      await tap.stop('SIGTERM').catch(() => {});
+    }
   });
 });

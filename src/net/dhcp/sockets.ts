@@ -1,23 +1,27 @@
 /**
- * The server's sockets, and how they keep it to one interface with Node's dgram (which has no
- * SO_BINDTODEVICE, IP_PKTINFO or IP_RECVIF):
- * - `main`, bound to 0.0.0.0:67 (or `address`), receives the broadcasts. The kernel cannot tell
- *   it on which interface they arrived, so a request from a client that already has an address
- *   is dropped unless that address is on one of the served interface's networks.
+ * The server's sockets, and how they keep it to one interface:
+ * - `main`, bound to 0.0.0.0:67 (or `address`), receives the broadcasts. On Linux it is bound to
+ *   the served interface (SO_BINDTODEVICE, ../udpif.ts), so the kernel gives it only what
+ *   arrived there; on FreeBSD a tap tells on which interface each one arrived (IP_RECVIF,
+ *   ../arrival.ts) and what came in elsewhere is dropped. Either way a request from a client
+ *   that already has an address is dropped unless that address is on one of the served
+ *   interface's networks.
  * - `own`, bound to the served interface's address on the same port, receives what is unicast to
- *   that address (relay agents, renewing clients), and sends every reply. A datagram to
- *   255.255.255.255 from a socket bound to a local address leaves by the interface holding that
- *   address (Linux: ip_route_output_key_hash_rcu in net/ipv4/route.c, the "special hack" for
- *   limited broadcast), so broadcast replies go to 255.255.255.255 on the served interface and
- *   no other, and an address-less client bound to 0.0.0.0:68 receives them.
- * Both sockets share the port with SO_REUSEADDR; a bind without it first checks that no other
- * server holds the port.
+ *   that address (relay agents, renewing clients, from whichever interface they come), and sends
+ *   every reply. A datagram to 255.255.255.255 from a socket bound to a local address leaves by
+ *   the interface holding that address (Linux: ip_route_output_key_hash_rcu in
+ *   net/ipv4/route.c, the "special hack" for limited broadcast), so broadcast replies go to
+ *   255.255.255.255 on the served interface and no other, and an address-less client bound to
+ *   0.0.0.0:68 receives them.
+ * Both sockets share the port with SO_REUSEADDR; a bind without it (on the device, where there is
+ * one) first checks that no other server holds the port there.
+ * Without koffi's platform package (or on another system) the sockets are Node's alone, as
+ * before: one warning line says that address-less clients of other interfaces are answered too.
  *
  * FreeBSD: the same two sockets (sys/netinet/in_pcb.c, in_pcbbind_setup: with SO_REUSEADDR the
- * port lookup is not a wildcard one, so only the same address and port conflict). What dnsmasq (IP_RECVIF on its recvmsg) and ISC dhcpd (BPF,
- * common/bpf.c) use there to learn the arrival interface, and IP_ONESBCAST (udp_usrreq.c: the
- * subnet broadcast goes out as 255.255.255.255) to send, are not reachable from Node's dgram.
- * Sending to 255.255.255.255 is rewritten to the first interface's broadcast address
+ * port lookup is not a wildcard one, so only the same address and port conflict). IP_ONESBCAST
+ * (udp_usrreq.c: the subnet broadcast goes out as 255.255.255.255) is not reachable from Node's
+ * dgram, and sending to 255.255.255.255 is rewritten to the first interface's broadcast address
  * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
  * broadcast, which leaves by it (see config.ts).
  */
@@ -27,14 +31,20 @@ import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { DhcpError } from './errors.js';
 import { inNet, subnetBroadcast } from './network.js';
 import type { Reply } from './replies.js';
+import { ArrivalTap } from '../arrival.js';
+import { bindToDevice, interfaceHold } from '../udpif.js';
 
 export type Kind = 'dhcp' | 'pxe';
-/** One datagram; `offLink`: it came from an address that is not on the served interface. */
+/** One datagram; `offLink`: it came from an address that is not on the served interface, or arrived on another (FreeBSD tap). */
 export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean) => void;
 
-function bindSocket(port: number, address: string, reuseAddr: boolean): Promise<dgram.Socket> {
+const BUFFER = 4 << 20;
+
+/** A socket on `address:port`; with `device`, one that receives and sends on that interface only (udpif.ts). */
+function bindSocket(port: number, address: string, reuseAddr: boolean, device?: string): Promise<dgram.Socket> {
+  if (device !== undefined) return bindToDevice({ device, address, port, reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
     const onError = (e: Error) => {
       s.close();
       reject(e);
@@ -63,6 +73,8 @@ export class DhcpSockets {
   private main?: dgram.Socket;
   private own?: dgram.Socket;
   private proxy?: dgram.Socket;
+  /** FreeBSD: tells on which interface each broadcast `main` receives arrived (arrival.ts). */
+  private tap?: ArrivalTap;
   private broadcastTo: string;
 
   constructor(
@@ -87,24 +99,45 @@ export class DhcpSockets {
   async open(): Promise<void> {
     const address = this.opts.address ?? '0.0.0.0';
     const ownAddress = this.cfg.iface?.address;
+    const name = this.cfg.iface?.name;
+    const hold = name === undefined ? undefined : await interfaceHold();
+    const device = hold === 'device' ? name : undefined;
     try {
       let port = this.opts.port ?? 67;
-      if (ownAddress !== undefined && port !== 0) await closeSocket(await bindSocket(port, address, false));
-      this.main = this.listen(await bindSocket(port, address, ownAddress !== undefined), 'dhcp', ownAddress !== undefined);
+      if (ownAddress !== undefined && port !== 0) await closeSocket(await bindSocket(port, address, false, device));
+      this.main = this.listen(await bindSocket(port, address, ownAddress !== undefined, device), 'dhcp', ownAddress !== undefined);
       port = this.main.address().port;
       if (ownAddress !== undefined) this.own = this.listen(await bindSocket(port, ownAddress, true), 'dhcp', false);
-      if (this.opts.proxy) this.proxy = this.listen(await bindSocket(this.opts.proxyPort ?? 4011, address, false), 'pxe', false);
+      if (hold === 'arrival') await this.openTap(name!, address, port);
+      if (this.opts.proxy) this.proxy = this.listen(await bindSocket(this.opts.proxyPort ?? 4011, address, false, device), 'pxe', false);
     } catch (e) {
       await this.close();
       throw new DhcpError(`cannot bind DHCP port: ${(e as Error).message}`, { cause: e });
     }
+    if (typeof hold === 'object') this.warn(hold.why, name!);
+  }
+
+  /** The FreeBSD tap beside `main`; without it the server runs as it would without koffi. */
+  private async openTap(name: string, address: string, port: number): Promise<void> {
+    try {
+      const tap = await ArrivalTap.open({ device: name, address, port });
+      if (typeof tap === 'string') this.warn(tap, name);
+      else this.tap = tap;
+    } catch (e) {
+      this.warn(`IP_RECVIF: ${(e as Error).message}`, name);
+    }
+  }
+
+  /** One line: the sockets are not held to the served interface. */
+  private warn(why: string, name: string): void {
+    this.log(`warning: ${why}: a client without an address on another interface than ${name} is answered too`);
   }
 
   private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
     const nets = this.cfg.iface?.nets ?? [];
     s.on('error', (e) => this.log(`socket error: ${e.message}`));
     s.on('message', (msg, rinfo) => {
-      const offLink = filter && rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)));
+      const offLink = filter && ((rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)))) || this.tap?.where(msg, rinfo) === 'elsewhere');
       this.receive(msg, rinfo, kind, offLink);
     });
     return s;
@@ -114,7 +147,8 @@ export class DhcpSockets {
     await closeSocket(this.main);
     await closeSocket(this.own);
     await closeSocket(this.proxy);
-    this.main = this.own = this.proxy = undefined;
+    this.tap?.close();
+    this.main = this.own = this.proxy = this.tap = undefined;
   }
 
   send(r: Reply, buf: Buffer): void {
