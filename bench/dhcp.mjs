@@ -5,14 +5,14 @@
 // the same run, at offered rates of 5,000, 10,000 and 20,000 per second.
 // Goals, as ratios against the peers of the same run: be completes >= 10,000/s at 10,000/s
 // offered with < 1% drops; at 20,000/s it still completes >= 90% of its best rate; be/Kea >= 1
-// at every rate. Also prints each server's peak resident memory (VmHWM) over each run and the
-// leases each left on disk.
+// at every rate. Also prints each server's CPU time (user + system) per ACKed exchange and peak
+// resident memory (VmHWM) over each run, the load average, and the leases each left on disk.
 //
 // Needs (not installed by scripts/install-deps): perfdhcp (Debian package kea-admin),
 // kea-dhcp4 (kea-dhcp4-server) and dnsmasq (dnsmasq-base). dnsmasq runs with --no-ping (its ping
 // before each offer would otherwise cap it far lower). Run as root after `node build.mjs`:
 //   node bench/dhcp.mjs    (PERIOD=seconds per run, default 5; RATES=5000,10000,20000;
-//                           PEERS=be,kea,dnsmasq; ROUNDS=1)
+//                           PEERS=be,kea,dnsmasq; ROUNDS=1; NS_PREFIX=beb)
 // It creates two network namespaces joined by a veth pair, with a 10.x.0.0/14 network inside
 // them only, and removes them at the end.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -46,8 +46,9 @@ if (peers.includes('be') && !existsSync(join(repo, 'dist/main.js'))) {
 
 const dir = mkdtempSync(join(tmpdir(), 'be-bench-dhcp-'));
 const tag = randomBytes(3).toString('hex');
-const srvNs = `bebs-${tag}`;
-const cliNs = `bebc-${tag}`;
+const nsPrefix = process.env.NS_PREFIX ?? 'beb';
+const srvNs = `${nsPrefix}s-${tag}`;
+const cliNs = `${nsPrefix}c-${tag}`;
 const a = 4 * randomInt(25, 62); // 10.a.0.0/14
 const serverIp = `10.${a}.0.1`;
 const relayIp = `10.${a + 3}.255.254`;
@@ -150,6 +151,18 @@ async function start(peer, leases) {
     '--dhcp-lease-max=300000', '--log-facility=-'], log);
 }
 
+/** CPU time (user + system) a process has used, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTicks(pid) {
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** The 1-minute load average (other work on the machine shares its cores with the servers and perfdhcp). */
+function loadAverage() {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+}
+
 const results = [];
 try {
   ip('netns', 'add', srvNs);
@@ -168,15 +181,19 @@ try {
         rmSync(join(dir, `${peer}-${rate}-${round}`), { recursive: true, force: true });
         execFileSync('mkdir', ['-p', join(dir, `${peer}-${rate}-${round}`)]);
         const proc = await start(peer, leases);
-        const r = perfdhcp(rate);
-        // the server's peak resident memory over the run (the kernel's high-water mark)
+        // `ip netns exec` execs the server, so proc.pid is the server (env, for Kea, execs too)
         const child = spawnSync('pgrep', ['-P', String(proc.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0] || proc.pid;
+        const cpu0 = cpuTicks(child);
+        const r = perfdhcp(rate);
+        const cpuMs = (cpuTicks(child) - cpu0) * 10;
+        // the server's peak resident memory over the run (the kernel's high-water mark)
         const status = existsSync(`/proc/${child}/status`) ? readFileSync(`/proc/${child}/status`, 'utf8') : '';
         const peakKiB = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
         await stopProc(proc);
         const stored = storedLeases(peer, leases);
-        results.push({ round, peer, offered: rate, ...r, stored, peakKiB });
-        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB`);
+        const cpuPerExchange = r.acks ? (1000 * cpuMs) / r.acks : NaN;
+        results.push({ round, peer, offered: rate, ...r, stored, peakKiB, cpuMs, cpuPerExchange });
+        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${cpuPerExchange.toFixed(0)} µs per ACKed exchange), peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
       }
     }
   }
@@ -184,8 +201,9 @@ try {
   cleanup();
 }
 
-const fmt = (r) => (r ? `${r.rate.toFixed(0).padStart(6)} ${(100 * r.drop).toFixed(1).padStart(5)}%` : '     -      -');
-console.log(`\nround offered ${peers.map((p) => `${p.padStart(6)} 4-way/s drops`).join(' ')}  ${peers.filter((p) => p !== 'be').map((p) => `be/${p}`).join(' ')}`);
+const fmt = (r) => (r ? `${r.rate.toFixed(0).padStart(6)} ${(100 * r.drop).toFixed(1).padStart(5)}% ${r.cpuPerExchange.toFixed(0).padStart(5)}` : '     -      -     -');
+// CPU is the server's own (user + system) per ACKed exchange, in microseconds
+console.log(`\nround offered ${peers.map((p) => `${p.padStart(6)} 4-way/s drops CPUµs`).join(' ')}  ${peers.filter((p) => p !== 'be').map((p) => `be/${p}`).join(' ')}`);
 for (let round = 1; round <= rounds; round++) {
   for (const rate of rates) {
     const row = peers.map((p) => results.find((r) => r.round === round && r.peer === p && r.offered === rate));
