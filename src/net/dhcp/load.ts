@@ -14,6 +14,13 @@
  * resent) or that overflow `maxWaiting` are dropped, oldest first, and so are all of them while
  * more than `maxPendingCommits` leases wait for their journal sync: memory stays bounded whatever
  * the number of clients.
+ *
+ * The sockets' receive buffers (sockets.ts) are kept small, 512 KiB (Linux doubles it: some 500
+ * requests, a room of machines powering on at once), not megabytes: what the kernel queues waits
+ * before any of this sees it, and a queue of Q datagrams read at N/s delays every answer by Q/N.
+ * With seconds of traffic queued every OFFER comes after its client gave up (perfdhcp waits 1 s,
+ * a PXE ROM 4 s before it resends), the work is all wasted, and the throughput collapses; with a
+ * short queue the excess is dropped by the kernel instead, before it costs anything.
  */
 
 /** Datagrams per turn at which libuv stops reading a socket and polls again. */

@@ -34,7 +34,7 @@ export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLin
 
 function bindSocket(port: number, address: string, reuseAddr: boolean): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: 512 << 10, sendBufferSize: 4 << 20 }); // receive: see load.ts
     const onError = (e: Error) => {
       s.close();
       reject(e);
