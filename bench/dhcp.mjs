@@ -5,14 +5,16 @@
 // the same run, at offered rates of 5,000, 10,000 and 20,000 per second.
 // Goals, as ratios against the peers of the same run: be completes >= 10,000/s at 10,000/s
 // offered with < 1% drops; at 20,000/s it still completes >= 90% of its best rate; be/Kea >= 1
-// at every rate. Also prints each server's peak resident memory (VmHWM) over each run and the
-// leases each left on disk.
+// at every rate; be killed with SIGKILL in the middle of a run at 10,000/s loses no lease the
+// clients saw ACKed (their ACKs captured with tcpdump). Also prints each server's CPU time (user + system) per ACKed exchange and peak
+// resident memory (VmHWM) over each run, the load average, and the leases each left on disk.
 //
 // Needs (not installed by scripts/install-deps): perfdhcp (Debian package kea-admin),
-// kea-dhcp4 (kea-dhcp4-server) and dnsmasq (dnsmasq-base). dnsmasq runs with --no-ping (its ping
+// kea-dhcp4 (kea-dhcp4-server), dnsmasq (dnsmasq-base) and tcpdump. dnsmasq runs with --no-ping (its ping
 // before each offer would otherwise cap it far lower). Run as root after `node build.mjs`:
 //   node bench/dhcp.mjs    (PERIOD=seconds per run, default 5; RATES=5000,10000,20000;
-//                           PEERS=be,kea,dnsmasq; ROUNDS=1)
+//                           PEERS=be,kea,dnsmasq; ROUNDS=1; NS_PREFIX=beb; KILL=0 skips
+//                           the kill -9 run)
 // It creates two network namespaces joined by a veth pair, with a 10.x.0.0/14 network inside
 // them only, and removes them at the end.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -29,9 +31,9 @@ const peers = (process.env.PEERS ?? 'be,kea,dnsmasq').split(',');
 const rounds = Number(process.env.ROUNDS ?? 1);
 
 const needs = { be: [], kea: ['kea-dhcp4'], dnsmasq: ['dnsmasq'] };
-for (const prog of ['perfdhcp', 'ip', 'ss', ...peers.flatMap((p) => needs[p] ?? [])]) {
+for (const prog of ['perfdhcp', 'ip', 'ss', 'tcpdump', ...peers.flatMap((p) => needs[p] ?? [])]) {
   if (spawnSync('sh', ['-c', 'command -v "$1"', 'sh', prog]).status !== 0) {
-    console.error(`bench/dhcp: ${prog} not found (apt-get install kea-admin kea-dhcp4-server dnsmasq-base iproute2)`);
+    console.error(`bench/dhcp: ${prog} not found (apt-get install kea-admin kea-dhcp4-server dnsmasq-base iproute2 tcpdump)`);
     process.exit(1);
   }
 }
@@ -46,8 +48,9 @@ if (peers.includes('be') && !existsSync(join(repo, 'dist/main.js'))) {
 
 const dir = mkdtempSync(join(tmpdir(), 'be-bench-dhcp-'));
 const tag = randomBytes(3).toString('hex');
-const srvNs = `bebs-${tag}`;
-const cliNs = `bebc-${tag}`;
+const nsPrefix = process.env.NS_PREFIX ?? 'beb';
+const srvNs = `${nsPrefix}s-${tag}`;
+const cliNs = `${nsPrefix}c-${tag}`;
 const a = 4 * randomInt(25, 62); // 10.a.0.0/14
 const serverIp = `10.${a}.0.1`;
 const relayIp = `10.${a + 3}.255.254`;
@@ -150,6 +153,94 @@ async function start(peer, leases) {
     '--dhcp-lease-max=300000', '--log-facility=-'], log);
 }
 
+/** CPU time (user + system) a process has used, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTicks(pid) {
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** The 1-minute load average (other work on the machine shares its cores with the servers and perfdhcp). */
+function loadAverage() {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+}
+
+/**
+ * The DHCP ACKs in a pcap file (as tcpdump -w writes it on Ethernet): client hardware address and
+ * address leased, read from the BOOTP header after the IPv4 and UDP headers.
+ */
+function ackedInCapture(file) {
+  const acked = new Map();
+  if (!existsSync(file)) return acked;
+  const b = readFileSync(file);
+  if (b.length < 24) return acked;
+  const le = b.readUInt32LE(0) === 0xa1b2c3d4 || b.readUInt32LE(0) === 0xa1b23c4d;
+  const u32 = (at) => (le ? b.readUInt32LE(at) : b.readUInt32BE(at));
+  for (let at = 24; at + 16 <= b.length;) {
+    const caplen = u32(at + 8);
+    const pkt = b.subarray(at + 16, at + 16 + caplen);
+    at += 16 + caplen;
+    if (pkt.length < 14 + 20 || pkt.readUInt16BE(12) !== 0x0800) continue;
+    const udp = 14 + 4 * (pkt[14] & 15);
+    const d = pkt.subarray(udp + 8);
+    if (d.length < 241 || d.readUInt32BE(236) !== 0x63825363) continue;
+    let type = 0;
+    for (let i = 240; i + 1 < d.length && d[i] !== 255;) {
+      if (d[i] === 0) { i++; continue; }
+      if (d[i] === 53) type = d[i + 2];
+      i += 2 + d[i + 1];
+    }
+    if (type !== 5) continue;
+    const mac = [...d.subarray(28, 28 + Math.min(d[2], 16))].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    acked.set(mac, [...d.subarray(16, 20)].join('.'));
+  }
+  return acked;
+}
+
+/**
+ * kill -9 in the middle of a run at `rate`: every ACK the client side saw (captured by tcpdump in
+ * its namespace) must name a lease that is in be's journal afterwards.
+ */
+async function killRun(rate) {
+  const leases = join(dir, 'kill', 'leases');
+  execFileSync('mkdir', ['-p', join(dir, 'kill')]);
+  const proc = await start('be', leases);
+  const pcap = join(dir, 'kill', 'acks.pcap');
+  const dump = spawn('ip', ['netns', 'exec', cliNs, 'tcpdump', '-i', 'eth0', '-U', '-s', '600', '-w', pcap, 'udp and src port 67'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let dumpErr = '';
+  await new Promise((resolve, reject) => {
+    dump.stderr.on('data', (d) => { dumpErr += d; if (/listening on/.test(dumpErr)) resolve(); });
+    dump.once('exit', () => reject(new Error(`tcpdump did not start: ${dumpErr}`)));
+  });
+  const client = spawn('ip', ['netns', 'exec', cliNs, 'perfdhcp', '-4', '-r', String(rate), '-R', String(rate * period * 2),
+    '-p', String(period), '-W', '500000', '-l', relayIp, serverIp], { stdio: 'ignore' });
+  const clientDone = new Promise((r) => client.once('exit', r));
+  await sleep((period * 1000) / 2);
+  const died = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL'); // `ip netns exec` execs the server: this is be itself
+  await died;
+  await clientDone;
+  dump.kill('SIGINT');
+  await new Promise((r) => dump.once('exit', r));
+  const acked = ackedInCapture(pcap);
+  const onDisk = new Map();
+  for (const line of readFileSync(leases, 'utf8').split('\n')) {
+    try {
+      const rec = JSON.parse(line);
+      if (rec.op === 'bind') onDisk.set(rec.mac, rec.ip);
+    } catch {
+      // a line torn by the kill
+    }
+  }
+  const lost = [...acked].filter(([mac, addr]) => onDisk.get(mac) !== addr);
+  const drops = /(\d+) packets dropped by kernel/.exec(dumpErr)?.[1] ?? '?';
+  console.log(`kill -9 after ${period / 2}s at ${rate}/s offered: ${acked.size} ACKs seen by the clients (capture dropped ${drops}), ${onDisk.size} leases in be's journal, ${lost.length} ACKed leases missing${lost.length ? ` (${lost.slice(0, 3).map(([m, a]) => `${a} to ${m}`).join(', ')})` : ''}`);
+  return { acked: acked.size, lost: lost.length };
+}
+
+// KILL=0 skips the kill -9 run (default: at 10,000/s when that rate is measured)
+const killRate = process.env.KILL === '0' ? 0 : rates.includes(10000) ? 10000 : 0;
+let killed;
 const results = [];
 try {
   ip('netns', 'add', srvNs);
@@ -168,24 +259,30 @@ try {
         rmSync(join(dir, `${peer}-${rate}-${round}`), { recursive: true, force: true });
         execFileSync('mkdir', ['-p', join(dir, `${peer}-${rate}-${round}`)]);
         const proc = await start(peer, leases);
-        const r = perfdhcp(rate);
-        // the server's peak resident memory over the run (the kernel's high-water mark)
+        // `ip netns exec` execs the server, so proc.pid is the server (env, for Kea, execs too)
         const child = spawnSync('pgrep', ['-P', String(proc.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0] || proc.pid;
+        const cpu0 = cpuTicks(child);
+        const r = perfdhcp(rate);
+        const cpuMs = (cpuTicks(child) - cpu0) * 10;
+        // the server's peak resident memory over the run (the kernel's high-water mark)
         const status = existsSync(`/proc/${child}/status`) ? readFileSync(`/proc/${child}/status`, 'utf8') : '';
         const peakKiB = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
         await stopProc(proc);
         const stored = storedLeases(peer, leases);
-        results.push({ round, peer, offered: rate, ...r, stored, peakKiB });
-        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB`);
+        const cpuPerExchange = r.acks ? (1000 * cpuMs) / r.acks : NaN;
+        results.push({ round, peer, offered: rate, ...r, stored, peakKiB, cpuMs, cpuPerExchange });
+        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${cpuPerExchange.toFixed(0)} µs per ACKed exchange), peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
       }
     }
   }
+  if (killRate && peers.includes('be')) killed = await killRun(killRate);
 } finally {
   cleanup();
 }
 
-const fmt = (r) => (r ? `${r.rate.toFixed(0).padStart(6)} ${(100 * r.drop).toFixed(1).padStart(5)}%` : '     -      -');
-console.log(`\nround offered ${peers.map((p) => `${p.padStart(6)} 4-way/s drops`).join(' ')}  ${peers.filter((p) => p !== 'be').map((p) => `be/${p}`).join(' ')}`);
+const fmt = (r) => (r ? `${r.rate.toFixed(0).padStart(6)} ${(100 * r.drop).toFixed(1).padStart(5)}% ${r.cpuPerExchange.toFixed(0).padStart(5)}` : '     -      -     -');
+// CPU is the server's own (user + system) per ACKed exchange, in microseconds
+console.log(`\nround offered ${peers.map((p) => `${p.padStart(6)} 4-way/s drops CPUµs`).join(' ')}  ${peers.filter((p) => p !== 'be').map((p) => `be/${p}`).join(' ')}`);
 for (let round = 1; round <= rounds; round++) {
   for (const rate of rates) {
     const row = peers.map((p) => results.find((r) => r.round === round && r.peer === p && r.offered === rate));
@@ -205,5 +302,6 @@ for (let round = 1; round <= rounds; round++) {
     const behind = be.filter((b) => { const k = results.find((r) => r.round === round && r.peer === 'kea' && r.offered === b.offered); return k && b.rate < k.rate; });
     goals.push(`ahead of Kea at every rate: ${behind.length ? `NOT met (${behind.map((b) => b.offered).join(', ')})` : 'met'}`);
   }
+  if (killed && round === rounds) goals.push(`kill -9 loses no ACKed lease: ${killed.acked && !killed.lost ? 'met' : `NOT met (${killed.lost} of ${killed.acked})`}`);
   console.log(`round ${round} goals: ${goals.join('; ')}`);
 }

@@ -25,5 +25,9 @@ export function macBytes(text: string): Buffer | undefined {
 
 /** Hardware address bytes as "aa:bb:cc:dd:ee:ff" (any length: DHCP's chaddr may be longer than six). */
 export function macString(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += i ? `:${HEX[bytes[i]]}` : HEX[bytes[i]];
+  return s;
 }
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));

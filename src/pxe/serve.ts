@@ -47,9 +47,37 @@ export interface StartOptions {
   handleSignals?: boolean;
 }
 
+/**
+ * Lines for stdout, written together at the end of the event-loop turn that logged them: under a
+ * storm the DHCP server logs a line per lease, and one write per turn instead of one per line
+ * keeps that off each exchange's cost. `flush` writes what is left at once.
+ */
+export function turnBufferedLog(write: (text: string) => void): { log: (line: string) => void; flush: () => void } {
+  let lines: string[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (lines.length === 0) return;
+    const text = `${lines.join('\n')}\n`;
+    lines = [];
+    write(text);
+  };
+  return {
+    log: (line) => {
+      lines.push(line);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
+}
+
 /** Start TFTP then DHCP, drop privileges, and serve until a signal or `stop()`. */
 export async function startPxe(s: PxeSettings, o: StartOptions): Promise<RunningPxe> {
-  const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const stdout = o.log ? undefined : turnBufferedLog((text) => process.stdout.write(text));
+  const log = o.log ?? stdout!.log;
   const account = await lookupUser(o.runner, s.user);
   const root = runningAsRoot();
   if (s.leaseFile && root && account.uid !== 0) await prepareLeaseDir(s.leaseFile);
@@ -99,6 +127,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   } catch (e) {
     await dhcp?.stop().catch(() => {});
     await tftp?.stop().catch(() => {});
+    stdout?.flush();
     throw tftpError(e);
   }
   let finish!: () => void;
@@ -116,8 +145,14 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
       }
       await tftp?.stop();
       await dhcp?.stop();
+      if (dhcp) {
+        // what a storm did, in one line (the per-lease lines say which client got what)
+        const st = dhcp.stats;
+        log(`dhcp ${st.received} datagrams: ${st.offers} offers, ${st.acks} acks, ${st.naks} naks, ${st.shed} shed under load, ${st.malformed} malformed, ${st.ignored} ignored, ${st.sendErrors} send errors; ${st.journalSyncs} journal syncs`);
+      }
       const n = dhcp && !s.proxy ? dhcp.leases().length : undefined;
       log(`stopped${n !== undefined ? `; ${n} lease${n === 1 ? '' : 's'} kept in ${s.leaseFile}` : ''}`);
+      stdout?.flush();
       finish();
     })();
     return stopping;
@@ -138,6 +173,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
     dropped = await dropPrivileges(account, dhcp?.ownedPaths() ?? []);
   } catch (e) {
     await stop().catch(() => {});
+    stdout?.flush();
     throw e instanceof BeError ? e : new BeError(`--user ${s.user}: ${(e as Error).message}`);
   }
   if (dropped) log(`running as ${account.name} (uid ${account.uid})`);

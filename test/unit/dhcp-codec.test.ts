@@ -41,6 +41,28 @@ describe('DHCP codec on packets captured from real clients', () => {
   });
 });
 
+describe('DHCP encoder', () => {
+  it('leaves nothing of one packet in the next (the encoder reuses its buffer)', () => {
+    const long: DhcpPacket = {
+      op: 2, htype: 1, hlen: 16, hops: 0, xid: 7, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '10.0.0.9', siaddr: '10.0.0.1', giaddr: '0.0.0.0',
+      chaddr: Buffer.alloc(16, 0xee), sname: 's'.repeat(63), file: 'f'.repeat(127),
+      options: new Map([[Opt.MESSAGE_TYPE, Buffer.from([2])], [Opt.ROOT_PATH, Buffer.alloc(600, 0x41)]]),
+    };
+    const first = encodePacket(long);
+    expect(first.length).toBe(240 + 3 + 3 * 2 + 600 + 1);
+    const short: DhcpPacket = { ...long, hlen: 6, chaddr: Buffer.from([1, 2, 3, 4, 5, 6]), sname: '', file: 'pxeboot', options: new Map([[Opt.MESSAGE_TYPE, Buffer.from([5])]]) };
+    const second = encodePacket(short);
+    expect(second.length).toBe(300);
+    expect(second.subarray(28, 44)).toEqual(Buffer.from([1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    expect(second.subarray(44, 108).every((b) => b === 0)).toBe(true);
+    expect(second.subarray(108, 236).toString('latin1').replace(/\0+$/, '')).toBe('pxeboot');
+    expect(second.subarray(244).every((b) => b === 0)).toBe(true);
+    expect(decodePacket(second)).toMatchObject({ file: 'pxeboot', sname: '', options: new Map([[Opt.MESSAGE_TYPE, Buffer.from([5])]]) });
+    // the first packet handed out is not changed by the second encoding
+    expect(decodePacket(first).options.get(Opt.ROOT_PATH)).toEqual(Buffer.alloc(600, 0x41));
+  });
+});
+
 describe('DHCP codec on hostile input', () => {
   const good = encodePacket(packet());
   it('refuses a truncated header', () => {

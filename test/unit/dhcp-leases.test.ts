@@ -3,6 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, exist
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LeaseStore, readLeaseFile } from '../../src/net/dhcp/index.js';
+import { recordLine, type JournalRecord } from '../../src/net/dhcp/leases.js';
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'be-leases-')); });
@@ -86,5 +87,25 @@ describe('lease journal', () => {
     const { table, skipped } = readLeaseFile(file);
     expect(skipped).toBe(3);
     expect(table.declinedUntil(0x0a000009)).toBe(7);
+  });
+
+  it('writes each record as the JSON line JSON.stringify would, also for names that need escaping, and reads it back', async () => {
+    const recs: JournalRecord[] = [
+      { op: 'bind', mac: '02:00:00:00:00:01', ip: '10.0.0.5', exp: 1700000000123 },
+      { op: 'bind', mac: '02:00:00:00:00:02', cid: '01020000000002', ip: '10.0.0.6', exp: 5, host: 'pc-2.lab' },
+      // a journal from before hostnames were sanitized, or a reservation's name, may hold anything
+      { op: 'bind', mac: '02:00:00:00:00:03', ip: '10.0.0.7', exp: 6, host: 'say "hi"\\\u00e9\n' },
+      { op: 'decline', ip: '10.0.0.8', until: 1700000600000 },
+    ];
+    for (const r of recs) expect(recordLine(r)).toBe(`${JSON.stringify(r)}\n`);
+    const file = join(dir, 'leases');
+    const store = LeaseStore.open(file);
+    for (const r of recs) store.commit(r);
+    await store.close();
+    const { table, skipped } = readLeaseFile(file);
+    expect(skipped).toBe(0);
+    expect(table.forMac('02:00:00:00:00:03')?.hostname).toBe('say "hi"\\\u00e9\n');
+    expect(table.forClient('id:01020000000002')).toMatchObject({ ip: '10.0.0.6', hostname: 'pc-2.lab' });
+    expect(table.declinedUntil(0x0a000008)).toBe(1700000600000);
   });
 });

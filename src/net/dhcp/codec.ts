@@ -123,9 +123,10 @@ function readOptionArea(buf: Buffer, start: number, end: number, into: Map<numbe
     if (i + 1 >= end) return `option ${code} has no length byte`;
     const len = buf[i + 1];
     if (i + 2 + len > end) return `option ${code} (length ${len}) runs past the end of the packet`;
+    // A view of the datagram, not a copy (the datagram is not reused; a concatenation is a copy).
     const value = buf.subarray(i + 2, i + 2 + len);
     const prev = into.get(code);
-    into.set(code, prev ? Buffer.concat([prev, value]) : Buffer.from(value));
+    into.set(code, prev ? Buffer.concat([prev, value]) : value);
     i += 2 + len;
   }
   // Running off the end without an END option is tolerated (many stacks pad instead).
@@ -177,7 +178,7 @@ export function decodePacket(buf: Buffer): DhcpPacket {
     yiaddr: readIp(buf, 16),
     siaddr: readIp(buf, 20),
     giaddr: readIp(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 28 + Math.min(hlen, 16))),
+    chaddr: buf.subarray(28, 28 + Math.min(hlen, 16)),
     sname: snameIsOptions ? '' : readCString(buf, 44, 64),
     file: fileIsOptions ? '' : readCString(buf, 108, 128),
     options,
@@ -191,7 +192,10 @@ export function decodePacket(buf: Buffer): DhcpPacket {
  */
 export function encodePacket(p: DhcpPacket, maxSize = 1500): Buffer {
   const limit = Math.max(MIN_PACKET, maxSize);
-  const buf = Buffer.alloc(Math.max(limit, MIN_PACKET));
+  // Built in one reused buffer, then copied out at its length (a small copy from Node's pool).
+  if (scratch.length < limit) scratch = Buffer.alloc(limit);
+  const buf = scratch;
+  buf.fill(0, 0, HEADER_LENGTH);
   buf[0] = p.op;
   buf[1] = p.htype;
   buf[2] = p.hlen;
@@ -204,8 +208,8 @@ export function encodePacket(p: DhcpPacket, maxSize = 1500): Buffer {
   buf.writeUInt32BE(ipToInt(p.siaddr), 20);
   buf.writeUInt32BE(ipToInt(p.giaddr), 24);
   p.chaddr.copy(buf, 28, 0, Math.min(16, p.chaddr.length));
-  buf.write(p.sname.slice(0, 63), 44, 'latin1');
-  buf.write(p.file.slice(0, 127), 108, 'latin1');
+  if (p.sname) buf.write(p.sname.slice(0, 63), 44, 'latin1');
+  if (p.file) buf.write(p.file.slice(0, 127), 108, 'latin1');
   buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
   let at = HEADER_LENGTH + 4;
   const room = limit - 1; // keep one byte for END
@@ -223,8 +227,13 @@ export function encodePacket(p: DhcpPacket, maxSize = 1500): Buffer {
     }
   }
   buf[at++] = Opt.END;
-  return buf.subarray(0, Math.max(at, MIN_PACKET));
+  if (at < MIN_PACKET) buf.fill(0, at, MIN_PACKET);
+  const out = Buffer.allocUnsafe(Math.max(at, MIN_PACKET));
+  buf.copy(out, 0, 0, out.length);
+  return out;
 }
+
+let scratch = Buffer.alloc(1500);
 
 /** The message type (option 53), or 0 for plain BOOTP / malformed. */
 export function messageType(p: DhcpPacket): number {

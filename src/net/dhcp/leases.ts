@@ -155,8 +155,27 @@ export function readLeaseFile(path: string): { table: LeaseTable; skipped: numbe
   return { table, skipped };
 }
 
+/** Text that needs no escaping in a JSON string (what the server writes: MACs, hex, addresses, sanitized names). */
+const PLAIN = /^[0-9A-Za-z.:_-]*$/;
+
+/**
+ * One journal line: the JSON.stringify of `rec` (same keys, same order), written by hand when
+ * every string in it is plain, as the server's own are (it is on every ACK's path).
+ */
+export function recordLine(rec: JournalRecord): string {
+  if (rec.op === 'bind') {
+    const { mac, cid, ip, exp, host } = rec;
+    if (PLAIN.test(mac) && PLAIN.test(ip) && (cid === undefined || PLAIN.test(cid)) && (host === undefined || PLAIN.test(host)) && Number.isFinite(exp)) {
+      return `{"op":"bind","mac":"${mac}"${cid !== undefined ? `,"cid":"${cid}"` : ''},"ip":"${ip}","exp":${exp}${host !== undefined ? `,"host":"${host}"` : ''}}\n`;
+    }
+  } else if (PLAIN.test(rec.ip) && Number.isFinite(rec.until)) {
+    return `{"op":"decline","ip":"${rec.ip}","until":${rec.until}}\n`;
+  }
+  return `${JSON.stringify(rec)}\n`;
+}
+
 function encodeRecords(recs: JournalRecord[]): string {
-  return recs.map((r) => `${JSON.stringify(r)}\n`).join('');
+  return recs.map(recordLine).join('');
 }
 
 export type CommitCallback = (err: Error | null) => void;
@@ -218,7 +237,7 @@ export class LeaseStore {
       if (done) done(this.closed && this.path ? new Error('lease store closed') : null);
       return;
     }
-    this.pending.push(JSON.stringify(rec) + '\n');
+    this.pending.push(recordLine(rec));
     if (done) this.callbacks.push(done);
     this.schedule();
   }

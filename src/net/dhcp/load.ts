@@ -14,6 +14,13 @@
  * resent) or that overflow `maxWaiting` are dropped, oldest first, and so are all of them while
  * more than `maxPendingCommits` leases wait for their journal sync: memory stays bounded whatever
  * the number of clients.
+ *
+ * The sockets' receive buffers (sockets.ts) are kept small, 512 KiB (Linux doubles it: some 500
+ * requests, a room of machines powering on at once), not megabytes: what the kernel queues waits
+ * before any of this sees it, and a queue of Q datagrams read at N/s delays every answer by Q/N.
+ * With seconds of traffic queued every OFFER comes after its client gave up (perfdhcp waits 1 s,
+ * a PXE ROM 4 s before it resends), the work is all wasted, and the throughput collapses; with a
+ * short queue the excess is dropped by the kernel instead, before it costs anything.
  */
 
 /** Datagrams per turn at which libuv stops reading a socket and polls again. */
@@ -34,8 +41,11 @@ export interface LoadGateOptions {
 export class LoadGate<T> {
   private turn = 0;
   private scheduled = false;
-  private readonly waiting: T[] = [];
-  private readonly since: number[] = [];
+  /** The waiting DISCOVERs: a ring of `maxWaiting` slots, oldest at `head` (drops are O(1)). */
+  private readonly items: Array<T | undefined>;
+  private readonly since: Float64Array;
+  private head = 0;
+  private count = 0;
   private readonly maxWaiting: number;
   private readonly maxWaitMs: number;
   private readonly maxPendingCommits: number;
@@ -50,15 +60,17 @@ export class LoadGate<T> {
     private readonly pendingCommits: () => number,
     o: LoadGateOptions = {},
   ) {
-    this.maxWaiting = o.maxWaiting ?? 1024;
+    this.maxWaiting = Math.max(1, o.maxWaiting ?? 1024);
     this.maxWaitMs = o.maxWaitMs ?? 1000;
     this.maxPendingCommits = o.maxPendingCommits ?? 4096;
+    this.items = new Array<T | undefined>(this.maxWaiting);
+    this.since = new Float64Array(this.maxWaiting);
   }
 
   /** Count one datagram of this turn. */
   arrived(): void {
     this.turn++;
-    this.schedule();
+    if (!this.scheduled) this.schedule();
   }
 
   /**
@@ -66,37 +78,40 @@ export class LoadGate<T> {
    * every datagram is answered at once, in order.
    */
   busy(): boolean {
-    return this.turn > BUSY_BUDGET || this.waiting.length > 0;
+    return this.turn > BUSY_BUDGET || this.count > 0;
   }
 
   /** Keep a DISCOVER for the end of this turn. */
   defer(item: T): void {
-    if (this.waiting.length >= this.maxWaiting) this.drop(1);
-    this.waiting.push(item);
-    this.since.push(performance.now());
-    this.schedule();
+    if (this.count >= this.maxWaiting) this.drop(1);
+    const at = (this.head + this.count) % this.maxWaiting;
+    this.items[at] = item;
+    this.since[at] = performance.now();
+    this.count++;
+    if (!this.scheduled) this.schedule();
   }
 
   /** Forget the waiting DISCOVERs (the server is stopping). */
   clear(): void {
-    this.waiting.length = 0;
-    this.since.length = 0;
+    this.items.fill(undefined);
+    this.head = this.count = 0;
   }
 
   /** DISCOVERs waiting now. */
   get length(): number {
-    return this.waiting.length;
+    return this.count;
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.endTurn);
   }
 
+  /** Drop the `n` oldest. */
   private drop(n: number): void {
-    this.waiting.splice(0, n);
-    this.since.splice(0, n);
+    for (let i = 0; i < n; i++) this.items[(this.head + i) % this.maxWaiting] = undefined;
+    this.head = (this.head + n) % this.maxWaiting;
+    this.count -= n;
     this.shed(n);
   }
 
@@ -106,15 +121,19 @@ export class LoadGate<T> {
     this.turn = 0;
     const now = performance.now();
     let stale = 0;
-    while (stale < this.since.length && now - this.since[stale] > this.maxWaitMs) stale++;
+    while (stale < this.count && now - this.since[(this.head + stale) % this.maxWaiting] > this.maxWaitMs) stale++;
     if (stale) this.drop(stale);
     let budget = full ? BUSY_BUDGET : IDLE_BUDGET;
     if (this.pendingCommits() > this.maxPendingCommits) budget = 0;
-    for (; budget > 0 && this.waiting.length; budget--) {
-      this.since.pop();
-      this.serve(this.waiting.pop()!);
+    for (; budget > 0 && this.count > 0; budget--) {
+      // newest first
+      const at = (this.head + this.count - 1) % this.maxWaiting;
+      const item = this.items[at] as T;
+      this.items[at] = undefined;
+      this.count--;
+      this.serve(item);
     }
-    if (this.waiting.length) this.schedule();
+    if (this.count > 0 && !this.scheduled) this.schedule();
   };
 }
 

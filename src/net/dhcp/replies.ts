@@ -8,8 +8,8 @@ import {
 import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { broadcastOf, inNet, toList } from './network.js';
 import {
-  clientArchs, ipBytes, optString, optU16, pxeVendorOptions, PXE_DISCOVERY_CONTROL,
-  requestedParams, stringBytes, u32Bytes, userClasses,
+  clientArchs, ipBytes, optU16, pxeVendorOptions, PXE_DISCOVERY_CONTROL,
+  stringBytes, u32Bytes, userClasses,
 } from './options.js';
 
 /** A reply ready to send. `to: undefined` is a broadcast (the sockets know where that goes). */
@@ -22,8 +22,12 @@ export interface Reply {
   via: 'dhcp' | 'pxe';
 }
 
+const PXE_CLIENT = Buffer.from('PXEClient', 'latin1');
+
+/** Option 60 starts with "PXEClient" (PXE 2.1 §2.2.5: "PXEClient:Arch:xxxxx:UNDI:yyyzzz"). */
 export function isPxeClient(req: DhcpPacket): boolean {
-  return (optString(req.options, Opt.VENDOR_CLASS) ?? '').startsWith('PXEClient');
+  const v = req.options.get(Opt.VENDOR_CLASS);
+  return v !== undefined && v.length >= PXE_CLIENT.length && PXE_CLIENT.compare(v, 0, PXE_CLIENT.length) === 0;
 }
 
 export function sanitizeHostname(h: string | undefined): string | undefined {
@@ -43,20 +47,68 @@ function echoRelayInfo(req: DhcpPacket, reply: DhcpPacket): void {
   reply.options.set(Opt.RELAY_AGENT_INFO, info);
 }
 
+/** Option values that depend only on the configuration, encoded once. */
+interface Fixed {
+  serverId: Buffer;
+  /** Options 1, 3, 6, 15, 17, 28 in this order (those configured). */
+  network: Array<[number, Buffer]>;
+  tftpServer: Buffer;
+  vendorClass: Buffer;
+  pxeVendor: Buffer;
+  leaseTimes: [Buffer, Buffer, Buffer];
+  nakMessage: Buffer;
+  types: Buffer[];
+}
+
 export class ReplyBuilder {
-  constructor(private readonly opts: DhcpServerOptions, private readonly cfg: DhcpConfig) {}
+  private readonly fixed: Fixed;
+  /** Option 67 values by boot file name (a handful: one per architecture and user class). */
+  private readonly bootFileBytes = new Map<string, Buffer>();
+  private readonly hostBytes = new Map<string, Buffer>();
+
+  constructor(private readonly opts: DhcpServerOptions, private readonly cfg: DhcpConfig) {
+    const net = cfg.net;
+    const network: Array<[number, Buffer]> = [];
+    if (net) network.push([Opt.SUBNET_MASK, u32Bytes(net.mask)]);
+    const routers = toList(opts.router);
+    if (routers.length) network.push([Opt.ROUTER, ipBytes(...routers)]);
+    const dns = toList(opts.dns);
+    if (dns.length) network.push([Opt.DNS, ipBytes(...dns)]);
+    if (opts.domain) network.push([Opt.DOMAIN, stringBytes(opts.domain)]);
+    if (opts.rootPath) network.push([Opt.ROOT_PATH, stringBytes(opts.rootPath)]);
+    if (net && net.prefix < 31) network.push([Opt.BROADCAST, u32Bytes(broadcastOf(net))]);
+    const secs = Math.round(cfg.leaseMs / 1000);
+    this.fixed = {
+      serverId: ipBytes(opts.serverIp),
+      network,
+      tftpServer: stringBytes(opts.nextServer ?? opts.serverIp),
+      vendorClass: stringBytes('PXEClient'),
+      pxeVendor: pxeVendorOptions([[PXE_DISCOVERY_CONTROL, Buffer.from([8])]]),
+      leaseTimes: [u32Bytes(secs), u32Bytes(Math.floor(secs / 2)), u32Bytes(Math.floor((secs * 7) / 8))],
+      nakMessage: stringBytes('address not available'),
+      types: Array.from({ length: 9 }, (_, t) => Buffer.from([t])),
+    };
+  }
 
   private relayPort(): number {
     return this.opts.relayPort ?? (this.opts.port || 67);
   }
 
+  private cached(cache: Map<string, Buffer>, s: string): Buffer {
+    let b = cache.get(s);
+    if (b === undefined) {
+      b = stringBytes(s);
+      if (cache.size < 4096) cache.set(s, b);
+    }
+    return b;
+  }
+
   private basePacket(req: DhcpPacket, yiaddr: string, ciaddr: string): DhcpPacket {
-    const chaddr = Buffer.alloc(16);
-    req.chaddr.copy(chaddr);
+    // chaddr is copied into its 16-byte field by the encoder (the rest of the field stays zero)
     return {
       op: BOOTREPLY, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0,
       flags: req.flags & FLAG_BROADCAST, ciaddr, yiaddr, siaddr: '0.0.0.0', giaddr: req.giaddr,
-      chaddr, sname: '', file: '', options: new Map(),
+      chaddr: req.chaddr, sname: '', file: '', options: new Map(),
     };
   }
 
@@ -77,9 +129,9 @@ export class ReplyBuilder {
    */
   nak(req: DhcpPacket): Reply {
     const packet = this.basePacket(req, '0.0.0.0', '0.0.0.0');
-    packet.options.set(Opt.MESSAGE_TYPE, Buffer.from([MessageType.NAK]));
-    packet.options.set(Opt.SERVER_ID, ipBytes(this.opts.serverIp));
-    packet.options.set(Opt.MESSAGE, stringBytes('address not available'));
+    packet.options.set(Opt.MESSAGE_TYPE, this.fixed.types[MessageType.NAK]);
+    packet.options.set(Opt.SERVER_ID, this.fixed.serverId);
+    packet.options.set(Opt.MESSAGE, this.fixed.nakMessage);
     echoRelayInfo(req, packet);
     const giaddr = req.giaddr !== '0.0.0.0';
     if (giaddr) packet.flags |= FLAG_BROADCAST;
@@ -104,27 +156,25 @@ export class ReplyBuilder {
     }
 
     // Values we could send, by option code.
+    const fixed = this.fixed;
     const avail = new Map<number, Buffer>();
     if (!how.proxy) {
-      if (net) avail.set(Opt.SUBNET_MASK, u32Bytes(net.mask));
-      const routers = toList(opts.router);
-      if (routers.length) avail.set(Opt.ROUTER, ipBytes(...routers));
-      const dns = toList(opts.dns);
-      if (dns.length) avail.set(Opt.DNS, ipBytes(...dns));
+      // by code: 1, 3, 6, then a reservation's 12, then 15, 17, 28
       const host = cfg.reservedByMac.get(mac)?.hostname;
-      if (host) avail.set(Opt.HOSTNAME, stringBytes(host));
-      if (opts.domain) avail.set(Opt.DOMAIN, stringBytes(opts.domain));
-      if (opts.rootPath) avail.set(Opt.ROOT_PATH, stringBytes(opts.rootPath));
-      if (net && net.prefix < 31) avail.set(Opt.BROADCAST, u32Bytes(broadcastOf(net)));
+      for (const [code, v] of fixed.network) {
+        if (host && code > Opt.HOSTNAME && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
+        avail.set(code, v);
+      }
+      if (host && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
     }
     if (file !== undefined) {
-      avail.set(Opt.TFTP_SERVER, stringBytes(next));
-      avail.set(Opt.BOOTFILE, stringBytes(file));
+      avail.set(Opt.TFTP_SERVER, fixed.tftpServer);
+      avail.set(Opt.BOOTFILE, this.cached(this.bootFileBytes, file));
     }
     const forced: number[] = [];
     if (pxe) {
-      avail.set(Opt.VENDOR_CLASS, stringBytes('PXEClient'));
-      avail.set(Opt.VENDOR, pxeVendorOptions([[PXE_DISCOVERY_CONTROL, Buffer.from([8])]]));
+      avail.set(Opt.VENDOR_CLASS, fixed.vendorClass);
+      avail.set(Opt.VENDOR, fixed.pxeVendor);
       forced.push(Opt.VENDOR_CLASS, Opt.VENDOR);
       const uuid = req.options.get(Opt.CLIENT_UUID);
       if (uuid && uuid.length <= 32) {
@@ -134,19 +184,25 @@ export class ReplyBuilder {
       if (file !== undefined) forced.push(Opt.TFTP_SERVER, Opt.BOOTFILE);
     }
 
-    p.options.set(Opt.MESSAGE_TYPE, Buffer.from([type]));
-    p.options.set(Opt.SERVER_ID, ipBytes(opts.serverIp));
+    p.options.set(Opt.MESSAGE_TYPE, fixed.types[type]);
+    p.options.set(Opt.SERVER_ID, fixed.serverId);
     if (how.lease) {
-      const secs = Math.round(cfg.leaseMs / 1000);
-      p.options.set(Opt.LEASE_TIME, u32Bytes(secs));
-      p.options.set(Opt.RENEWAL_TIME, u32Bytes(Math.floor(secs / 2)));
-      p.options.set(Opt.REBINDING_TIME, u32Bytes(Math.floor((secs * 7) / 8)));
+      p.options.set(Opt.LEASE_TIME, fixed.leaseTimes[0]);
+      p.options.set(Opt.RENEWAL_TIME, fixed.leaseTimes[1]);
+      p.options.set(Opt.REBINDING_TIME, fixed.leaseTimes[2]);
     }
-    const wanted = requestedParams(req.options);
-    const order = wanted ? [...wanted, ...forced] : [...avail.keys()];
-    for (const code of order) {
-      const v = avail.get(code);
-      if (v && !p.options.has(code)) p.options.set(code, v);
+    const wanted = req.options.get(Opt.PARAM_REQUEST);
+    if (wanted) {
+      for (const code of wanted) {
+        const v = avail.get(code);
+        if (v && !p.options.has(code)) p.options.set(code, v);
+      }
+      for (const code of forced) {
+        const v = avail.get(code);
+        if (v && !p.options.has(code)) p.options.set(code, v);
+      }
+    } else {
+      for (const [code, v] of avail) if (!p.options.has(code)) p.options.set(code, v);
     }
 
     const giaddr = req.giaddr !== '0.0.0.0';

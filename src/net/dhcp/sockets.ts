@@ -38,13 +38,15 @@ export type Kind = 'dhcp' | 'pxe';
 /** One datagram; `offLink`: it came from an address that is not on the served interface, or arrived on another (FreeBSD tap). */
 export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLink: boolean) => void;
 
-const BUFFER = 4 << 20;
+/** Receive: a short queue (see load.ts: an answer that waited seconds in the kernel comes after its client gave up); send: room for bursts. */
+const RECV_BUFFER = 512 << 10;
+const SEND_BUFFER = 4 << 20;
 
 /** A socket on `address:port`; with `device`, one that receives and sends on that interface only (udpif.ts). */
 function bindSocket(port: number, address: string, reuseAddr: boolean, device?: string): Promise<dgram.Socket> {
-  if (device !== undefined) return bindToDevice({ device, address, port, reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
+  if (device !== undefined) return bindToDevice({ device, address, port, reuseAddr, recvBufferSize: RECV_BUFFER, sendBufferSize: SEND_BUFFER });
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: BUFFER, sendBufferSize: BUFFER });
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr, recvBufferSize: RECV_BUFFER, sendBufferSize: SEND_BUFFER });
     const onError = (e: Error) => {
       s.close();
       reject(e);
