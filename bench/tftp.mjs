@@ -29,7 +29,7 @@
 // Prints MiB/s per case and the ratios be/peer. --quick uses 16 MiB and one storm of 20 clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -123,6 +123,8 @@ async function startBe(port, options = {}) {
     const common = { bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' };
     await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/index.ts')], outfile: bundle });
     await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/worker.ts')], outfile: workerScript });
+    // The bundles load koffi (direct socket calls) at run time, from beside them as dist/ does.
+    symlinkSync(join(repo, 'node_modules'), join(work, 'node_modules'));
     built = true;
   }
   const script = `
