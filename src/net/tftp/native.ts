@@ -93,6 +93,22 @@ function ipv6Bytes(address: string): Buffer {
   return out;
 }
 
+/** An IPv6 address as Node writes it (RFC 5952: the longest run of zero groups as "::"). */
+function ipv6Text(b: Buffer): string {
+  if (b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
+  let at = -1;
+  let len = 0;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > len && j - i > 1) [at, len] = [i, j - i];
+    i = j;
+  }
+  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  return at < 0 ? hex(g) : `${hex(g.slice(0, at))}::${hex(g.slice(at + len))}`;
+}
+
 /** The largest UDP payload one segmented send may carry (IPv4: 65535 − 20 − 8), and the kernel's segment cap. */
 const GSO_BYTES = 65507 - 28;
 const GSO_SEGMENTS = 64;
@@ -171,9 +187,7 @@ export class NativeSocket {
     const f = this.from;
     const port = f.readUInt16BE(2);
     if (this.peer.length === 16) return { address: `${f[4]}.${f[5]}.${f[6]}.${f[7]}`, port };
-    const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(f.readUInt16BE(8 + 2 * i).toString(16));
-    return { address: groups.join(':'), port };
+    return { address: ipv6Text(f.subarray(8, 24)), port };
   }
 
   /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
