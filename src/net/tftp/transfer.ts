@@ -2,7 +2,8 @@
  * One read transfer on its own socket (its transfer ID): DATA and OACK out, ACKs in, with
  * retransmission on a timer and exponential back-off. Lock-step transfers never resend on a
  * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
- * window once for a duplicate ACK of its position.
+ * window once for a duplicate ACK of its position. Packets leave through direct calls where
+ * native.ts has them (a whole window in one segmented send on Linux), else through dgram.
  */
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
