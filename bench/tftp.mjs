@@ -29,8 +29,9 @@
 // Prints MiB/s per case and the ratios be/peer. --quick uses 16 MiB and one storm of 20 clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +124,8 @@ async function startBe(port, options = {}) {
     const common = { bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' };
     await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/index.ts')], outfile: bundle });
     await build({ ...common, entryPoints: [join(repo, 'src/net/tftp/worker.ts')], outfile: workerScript });
+    // The bundles load koffi (direct socket calls) at run time, from beside them as dist/ does.
+    symlinkSync(join(repo, 'node_modules'), join(work, 'node_modules'));
     built = true;
   }
   const script = `
@@ -251,6 +254,14 @@ try {
     { name: 'dnsmasq', port: 69, child: await startDnsmasq() },
   ];
   for (const s of servers) s.cpu = cpuGroup(s.name.replace(/\W+/g, '-'), s.child.pid);
+  let direct = 'no (Node dgram only)';
+  try {
+    createRequire(join(repo, 'package.json'))('koffi');
+    direct = process.platform === 'linux' ? 'yes (sendto; windows as one UDP GSO send)' : 'yes (sendto)';
+  } catch {
+    /* koffi missing: be falls back to dgram */
+  }
+  console.log(`be's direct socket calls through koffi: ${direct}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   const byName = (name) => servers.find((x) => x.name === name);
 
   console.log(`\n1. one ${SINGLE / MiB} MiB transfer, blksize 1468, atftp client (median of ${REPEATS}), MiB/s`);
@@ -314,6 +325,7 @@ try {
     }
   }
 
+  console.log(`\nload average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   console.log('\n3. be / tftpd-hpa in this run (tftpd-hpa answers lock-step whatever the client asks)');
   const st = (name, ws, n) => storms[`${name}/${ws}/${n}`];
   // [case, be MiB/s, hpa MiB/s, goal, be CPU s/GiB, hpa CPU s/GiB, be peak RSS, hpa peak RSS]

@@ -23,6 +23,8 @@ beforeAll(async () => {
   await chmod(base, 0o755);
   workerScript = join(base, 'tftp-worker.mjs');
   await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
+  // The bundle finds its packages (koffi, for the direct socket calls) as the built one does.
+  await symlink(join(import.meta.dirname, '../../node_modules'), join(base, 'node_modules'));
 }, 60_000);
 
 afterAll(async () => {

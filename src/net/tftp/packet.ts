@@ -175,11 +175,11 @@ export function encodeData(block: number, data: Uint8Array): Buffer {
 }
 
 /** Write a DATA header (opcode + block number) into the first 4 bytes of `buf`. */
-export function writeDataHeader(buf: Buffer, block: number): void {
-  buf[0] = 0;
-  buf[1] = Opcode.DATA;
-  buf[2] = (block >>> 8) & 0xff;
-  buf[3] = block & 0xff;
+export function writeDataHeader(buf: Buffer, block: number, at = 0): void {
+  buf[at] = 0;
+  buf[at + 1] = Opcode.DATA;
+  buf[at + 2] = (block >>> 8) & 0xff;
+  buf[at + 3] = block & 0xff;
 }
 
 export function encodeAck(block: number): Buffer {

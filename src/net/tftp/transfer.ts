@@ -2,12 +2,14 @@
  * One read transfer on its own socket (its transfer ID): DATA and OACK out, ACKs in, with
  * retransmission on a timer and exponential back-off. Lock-step transfers never resend on a
  * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
- * window once for a duplicate ACK of its position.
+ * window once for a duplicate ACK of its position. Packets leave through direct calls where
+ * native.ts has them (a whole window in one segmented send on Linux), else through dgram.
  */
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { decodePacket, encodeError, encodeOack, ErrorCode, Opcode, writeDataHeader, type TftpOption } from './packet.js';
 import { blockCount, type BlockSource } from './source.js';
+import { nativeSocket, type NativeSocket } from './native.js';
 import type { Limits, TftpTransferRecord } from './config.js';
 
 /** An address and port (a transfer's client, or a stranger). */
@@ -21,7 +23,7 @@ export interface TransferHost {
   /** Called for each datagram that arrives on a transfer port. */
   countPacket(): void;
   /** Called after each send of a lock-step transfer (busy polling for the reply). */
-  awaitReply(): void;
+  awaitReply(t: Transfer): void;
   /** Whether an error packet may go to this stranger now (rate limit). */
   errorAllowed(peer: Peer): boolean;
   /** Called once, when the client first answers on the transfer port. */
@@ -38,6 +40,8 @@ export class Transfer {
   /** A packet from the client arrived on the transfer port (not evictable any more). */
   confirmed = false;
   socket?: Socket;
+  /** Direct system calls on the socket (native.ts), where available. */
+  native?: NativeSocket;
   source?: BlockSource;
   blksize = 512;
   windowsize = 1;
@@ -47,7 +51,7 @@ export class Transfer {
   /** Highest block sent so far (absolute). */
   sentEnd = 0;
   private oackPacket?: Buffer;
-  /** Reusable DATA packet (header + one block). */
+  /** Reusable DATA packet (header + one block), or a whole window of them for segmented sends. */
   private packet?: Buffer;
   private timer?: NodeJS.Timeout;
   private timerAt = 0;
@@ -95,6 +99,9 @@ export class Transfer {
     this.windowsize = windowsize;
     this.lastBlock = blockCount(source.size, blksize);
     if (timeoutSeconds !== undefined) this.baseTimeout = this.interval = timeoutSeconds * 1000;
+    this.native = nativeSocket(socket, this.client);
+    // A window leaves in one send, cut into its DATA packets by the kernel (Linux UDP GSO).
+    if (windowsize > 1) this.native?.segment(4 + blksize);
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     if (oack.length > 0) {
       this.state = 'oack';
@@ -106,14 +113,21 @@ export class Transfer {
     }
   }
 
-  private send(buf: Buffer): void {
-    this.socket!.send(buf, this.client.port, this.client.address);
+  /**
+   * Send LENGTH bytes of BUF to the client: a direct call where it can, else dgram (which may keep
+   * the bytes queued: transmit then leaves the buffer to it).
+   */
+  private send(buf: Buffer, length = buf.length): void {
+    const socket = this.socket!;
+    // Queued dgram sends go first: the direct call must not overtake them.
+    if (this.native && socket.getSendQueueCount() === 0 && this.native.send(buf, length)) return;
+    socket.send(length === buf.length ? buf : buf.subarray(0, length), this.client.port, this.client.address);
   }
 
   private sendOack(): void {
     this.send(this.oackPacket!);
     this.arm();
-    this.server.awaitReply();
+    this.server.awaitReply(this);
   }
 
   private sendWindow(): void {
@@ -141,25 +155,35 @@ export class Transfer {
 
   private transmit(first: number, last: number): void {
     const source = this.source!;
+    const size = 4 + this.blksize;
+    // Packets are laid out one after another in one buffer: a segmented send takes up to
+    // `segmentsPerSend` of them at once; otherwise each leaves on its own. A direct send has
+    // handed the bytes to the kernel when it returns, so the buffer is reused.
+    const group = Math.max(1, Math.min(this.native?.segmentsPerSend ?? 0, last - first + 1));
     const socket = this.socket!;
-    for (let n = first; n <= last; n++) {
-      const payload = source.block(n);
-      // One packet buffer is reused while the kernel takes every send at once (the usual case);
-      // while a send is still queued it owns that buffer, so this packet gets a fresh one.
-      let packet = this.packet;
-      if (!packet || socket.getSendQueueCount() !== 0) {
-        packet = Buffer.allocUnsafe(4 + this.blksize);
-        this.packet ??= packet;
+    for (let n = first; n <= last; ) {
+      // A send dgram still holds queued owns its bytes: write the next ones elsewhere.
+      if (!this.packet || this.packet.length < group * size || socket.getSendQueueCount() !== 0) this.packet = Buffer.allocUnsafe(group * size);
+      const packet = this.packet;
+      const end = Math.min(last, n + group - 1);
+      let length = 0;
+      for (let b = n; b <= end; b++) {
+        writeDataHeader(packet, b, length);
+        length += 4 + source.block(b).copy(packet, length + 4);
       }
-      writeDataHeader(packet, n);
-      payload.copy(packet, 4);
-      const length = 4 + payload.length;
-      this.send(length === packet.length ? packet : packet.subarray(0, length));
+      if (end === n) this.send(packet, length);
+      else if (socket.getSendQueueCount() !== 0 || !this.native!.send(packet, length)) {
+        // Queued sends first, or segmentation refused (a device without checksum offload, a path
+        // MTU below a packet: off for good): one send per packet.
+        if (socket.getSendQueueCount() === 0) this.native!.unsegment();
+        for (let at = 0; at < length; at += size) this.send(packet.subarray(at), Math.min(size, length - at));
+      }
+      n = end + 1;
     }
     if (last > this.sentEnd) this.sentEnd = last;
     // A window's reply comes after the client has read the whole window: polling for it would
     // only take CPU time from the client.
-    if (this.windowsize === 1) this.server.awaitReply();
+    if (this.windowsize === 1) this.server.awaitReply(this);
   }
 
   /**
@@ -220,13 +244,40 @@ export class Transfer {
   }
 
   private onMessage(msg: Buffer, rinfo: Peer): void {
+    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) this.onStranger(rinfo);
+    else this.onPacket(msg);
+  }
+
+  /**
+   * Read what is waiting on the socket with direct calls, without waiting (busy polling, see
+   * runner.ts): the datagrams dgram would otherwise read after the event loop's next poll.
+   * Whether one was read.
+   */
+  drain(buf: Buffer): boolean {
+    const native = this.native;
+    if (!native || this.state === 'done') return false;
+    let read = false;
+    for (let n = native.receive(buf); n >= 0; n = native.receive(buf)) {
+      read = true;
+      if (native.fromClient) this.onPacket(buf.subarray(0, n));
+      else {
+        const sender = native.sender;
+        if (sender) this.onStranger(sender);
+      }
+    }
+    return read;
+  }
+
+  /** RFC 1350: a packet from another TID gets error 5 and the transfer goes on. */
+  private onStranger(rinfo: Peer): void {
     this.server.countPacket();
     if (this.state === 'done') return;
-    if (rinfo.port !== this.client.port || rinfo.address !== this.client.address) {
-      // RFC 1350: a packet from another TID gets error 5 and the transfer goes on.
-      if (this.server.errorAllowed(rinfo)) this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
+    if (this.server.errorAllowed(rinfo)) this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
+  }
+
+  private onPacket(msg: Buffer): void {
+    this.server.countPacket();
+    if (this.state === 'done') return;
     if (msg.length < 4) return;
     const op = msg.readUInt16BE(0);
     if (op === Opcode.ACK) this.onAck(msg.readUInt16BE(2));
@@ -286,7 +337,7 @@ export class Transfer {
   fail(code: number, message: string, result: string): void {
     if (this.state === 'done') return;
     try {
-      this.socket?.send(encodeError(code, message), this.client.port, this.client.address);
+      if (this.socket) this.send(encodeError(code, message));
     } catch {
       /* socket already gone */
     }
@@ -296,6 +347,7 @@ export class Transfer {
   finish(result: string, ok: boolean): void {
     if (this.state === 'done') return;
     this.state = 'done';
+    this.native?.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const socket = this.socket;

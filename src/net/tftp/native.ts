@@ -1,0 +1,207 @@
+/**
+ * Direct system calls on a transfer's UDP socket, through koffi (a prebuilt FFI) where it loads on
+ * Linux or FreeBSD: sendto(2) and recvfrom(2), always with MSG_DONTWAIT (they never block the
+ * event loop), and on Linux UDP generic segmentation offload (setsockopt UDP_SEGMENT), which sends
+ * a whole window of DATA packets with one call. Node's dgram send costs about twice a bare sendto
+ * (a request object, an address parse and a lookup callback per datagram) and receives through a
+ * fresh 64 KiB allocation per datagram.
+ *
+ * Everything here is an optional fast path: `nativeSocket` returns undefined where koffi or the
+ * descriptor is not available, and any call that fails returns false so the caller uses dgram.
+ * Layouts follow the C headers: Linux <netinet/in.h> (sockaddr_in: 16-bit family, port, address;
+ * sockaddr_in6: 28 bytes) and FreeBSD sys/netinet/in.h and sys/netinet6/in6.h (a length byte
+ * before an 8-bit family; AF_INET6 is 28), MSG_DONTWAIT from sys/sys/socket.h (0x80) and
+ * <bits/socket.h> (0x40); UDP_SEGMENT (103) from <linux/udp.h>.
+ */
+import { createRequire } from 'node:module';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Socket } from 'node:dgram';
+import type { Peer } from './transfer.js';
+
+interface Calls {
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
+  recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  dontwait: number;
+  bsd: boolean;
+}
+
+let calls: Calls | undefined | null = null;
+
+function load(): Calls | undefined {
+  if (calls !== null) return calls;
+  calls = undefined;
+  const linux = process.platform === 'linux';
+  if (!linux && process.platform !== 'freebsd') return undefined;
+  if (process.env.BE_TFTP_NO_FFI) return undefined;
+  try {
+    // Loaded at run time and optional: the server works (more slowly) without it.
+    const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(signature: string): unknown } };
+    const libc = koffi.load(linux ? 'libc.so.6' : 'libc.so.7');
+    calls = {
+      sendto: libc.func('long sendto(int, const void *, size_t, int, const void *, uint32_t)'),
+      recvfrom: libc.func('long recvfrom(int, void *, size_t, int, void *, void *)'),
+      setsockopt: libc.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+      dontwait: linux ? 0x40 : 0x80,
+      bsd: !linux,
+    } as Calls;
+  } catch {
+    calls = undefined;
+  }
+  return calls;
+}
+
+/** The descriptor under a bound dgram socket (Node keeps it in its internal state). */
+function socketFd(socket: Socket): number | undefined {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const fd = sym && (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[sym]?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** The peer as a struct sockaddr of this platform, or undefined (a scoped IPv6 address). */
+function sockaddr(peer: Peer, bsd: boolean): Buffer | undefined {
+  if (isIPv4(peer.address)) {
+    const sa = Buffer.alloc(16);
+    if (bsd) sa.writeUInt8(16, 0), sa.writeUInt8(2, 1);
+    else sa.writeUInt16LE(2, 0);
+    sa.writeUInt16BE(peer.port, 2);
+    peer.address.split('.').forEach((b, i) => sa.writeUInt8(Number(b), 4 + i));
+    return sa;
+  }
+  if (!isIPv6(peer.address) || peer.address.includes('%')) return undefined;
+  const sa = Buffer.alloc(28);
+  if (bsd) sa.writeUInt8(28, 0), sa.writeUInt8(28, 1);
+  else sa.writeUInt16LE(10, 0);
+  sa.writeUInt16BE(peer.port, 2);
+  ipv6Bytes(peer.address).copy(sa, 8);
+  return sa;
+}
+
+function ipv6Bytes(address: string): Buffer {
+  const out = Buffer.alloc(16);
+  let text = address;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1].split('.').map(Number);
+    text = `${text.slice(0, -v4[1].length)}${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), 2 * i));
+  return out;
+}
+
+/** An IPv6 address as Node writes it (RFC 5952: the longest run of zero groups as "::"). */
+function ipv6Text(b: Buffer): string {
+  if (b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
+  let at = -1;
+  let len = 0;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > len && j - i > 1) [at, len] = [i, j - i];
+    i = j;
+  }
+  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  return at < 0 ? hex(g) : `${hex(g.slice(0, at))}::${hex(g.slice(at + len))}`;
+}
+
+/** The largest UDP payload one segmented send may carry (IPv4: 65535 − 20 − 8), and the kernel's segment cap. */
+const GSO_BYTES = 65507 - 28;
+const GSO_SEGMENTS = 64;
+
+/** One transfer socket's direct calls to its client. Never used after `close`. */
+export class NativeSocket {
+  private open = true;
+  private gsoSize = 0;
+  private readonly addrLen: Buffer;
+  private readonly from: Buffer;
+
+  constructor(
+    private readonly c: Calls,
+    private readonly fd: number,
+    private readonly peer: Buffer,
+  ) {
+    this.from = Buffer.alloc(peer.length);
+    this.addrLen = Buffer.alloc(4);
+  }
+
+  /** Send one datagram to the client now; false when it did not leave (the caller uses dgram). */
+  send(buf: Buffer, length: number): boolean {
+    if (!this.open) return false;
+    return this.c.sendto(this.fd, buf, length, this.c.dontwait, this.peer, this.peer.length) === length;
+  }
+
+  /**
+   * Ask the kernel to cut each send into datagrams of `size` bytes (Linux UDP GSO). False where it
+   * cannot (FreeBSD, an old kernel): send each packet on its own.
+   */
+  segment(size: number): boolean {
+    if (!this.open || this.c.bsd) return false;
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(size);
+    if (this.c.setsockopt(this.fd, 17 /* SOL_UDP */, 103 /* UDP_SEGMENT */, v, 4) !== 0) return false;
+    this.gsoSize = size;
+    return true;
+  }
+
+  /** Segments of the segment size one `send` may carry (0: segmentation is off). */
+  get segmentsPerSend(): number {
+    return this.gsoSize ? Math.min(GSO_SEGMENTS, Math.floor(GSO_BYTES / this.gsoSize)) : 0;
+  }
+
+  /** Segmentation failed on a send (a device without checksum offload, an MTU below the segment): off for good. */
+  unsegment(): void {
+    if (!this.gsoSize) return;
+    this.gsoSize = 0;
+    const v = Buffer.alloc(4);
+    if (this.open) this.c.setsockopt(this.fd, 17, 103, v, 4);
+  }
+
+  /**
+   * Read one waiting datagram into `buf` without blocking: its length, or -1 when none is waiting
+   * (or the call failed). `fromClient` tells whether it came from the client's address and port.
+   */
+  receive(buf: Buffer): number {
+    if (!this.open) return -1;
+    this.addrLen.writeUInt32LE(this.from.length);
+    const n = this.c.recvfrom(this.fd, buf, buf.length, this.c.dontwait, this.from, this.addrLen);
+    return n;
+  }
+
+  /** The last datagram `receive` read came from the client. */
+  get fromClient(): boolean {
+    // Family (and length) bytes, port, address; sin6_flowinfo (bytes 4-7) may differ.
+    const p = this.peer;
+    const f = this.from;
+    if (f.readUInt32LE(0) !== p.readUInt32LE(0)) return false;
+    if (p.length === 16) return f.readUInt32LE(4) === p.readUInt32LE(4);
+    return f.compare(p, 8, 24, 8, 24) === 0;
+  }
+
+  /** The sender of the last datagram `receive` read, for replies through dgram. */
+  get sender(): Peer | undefined {
+    const f = this.from;
+    const port = f.readUInt16BE(2);
+    if (this.peer.length === 16) return { address: `${f[4]}.${f[5]}.${f[6]}.${f[7]}`, port };
+    return { address: ipv6Text(f.subarray(8, 24)), port };
+  }
+
+  /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
+  close(): void {
+    this.open = false;
+  }
+}
+
+/** Direct calls for a bound socket and its client, or undefined (no koffi, no descriptor, a scoped address). */
+export function nativeSocket(socket: Socket, client: Peer): NativeSocket | undefined {
+  const c = load();
+  if (!c) return undefined;
+  const fd = socketFd(socket);
+  const peer = sockaddr(client, c.bsd);
+  if (fd === undefined || !peer) return undefined;
+  return new NativeSocket(c, fd, peer);
+}
