@@ -175,8 +175,7 @@ function stderrLine(line: string): void {
 
 async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM, progress: (line: string) => void = stderrLine) {
   const { BeHost } = await import('./be-host.js');
-  const { methodRunners } = await import('./methods.js');
-  const host = new BeHost(() => forkContext(ctx), methodRunners(vm));
+  const host = new BeHost(() => forkContext(ctx), vm);
   const { cleanupVmLeftovers } = await import('../boot/vmnet.js');
   for (const ns of await cleanupVmLeftovers(ctx)) progress(`removed VM network ${ns}, left by a run that did not finish`);
   const gone = await host.cleanup();
