@@ -25,3 +25,6 @@ export function bootMethod(name: string): (typeof bootMethods)[BootMethodName] |
 
 export { DEFAULT_VM, type BootMethod, type TestRun, type TestRunEnd, type VmSettings } from './method.js';
 export { runInChroot, clearChroot } from './chroot.js';
+/** What `be jail --conf` prints, and the QEMU flags' checks (bootnfs/bootpxe --vm-*). */
+export { jailConf, jailParams, requestedPath } from './jail.js';
+export { checkCpus, checkFirmware } from './qemu.js';

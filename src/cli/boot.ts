@@ -23,8 +23,7 @@ function qemuFlags(cmd: Command): Command {
 
 /** bootnfs/bootpxe --vmm qemu: the boot registry's QEMU method, with the --vm-* flags. */
 async function qemuBoot(ctx: BeContext, be: string, opts: Record<string, string | undefined>): Promise<void> {
-  const { checkFirmware, checkCpus } = await import('../boot/qemu.js');
-  const { bootMethods } = await import('../boot/index.js');
+  const { bootMethods, checkFirmware, checkCpus } = await import('../boot/index.js');
   const firmware = checkFirmware(opts.vmFirmware ?? 'bios');
   const cpus = checkCpus(opts.vmCpus ?? '1');
   const status = await bootMethods.qemu.boot(ctx, be, { firmware, cpus, memory: opts.vmMemory, mac: opts.mac, bootFile: opts.vmBootFile, console: opts.vmConsole, bridge: opts.vmBridge });
@@ -65,18 +64,17 @@ export function registerBootCommands(program: Command): void {
     .action(async (name: string, command: string[], opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
-      const { bootMethods } = await import('../boot/index.js');
+      const boot = await import('../boot/index.js');
       const be = await requireBe(ctx, name);
       const jopts = { params: jailOps, ip4: opts.ip4, vnetInterface: opts.vnet, argv: command, batch: !!opts.batch, keep: !!opts.keep };
       if (opts.conf) {
         const { mountedDatasets } = await import('../be/access.js');
         const { defaultShareDir } = await import('../share/share.js');
-        const jail = await import('../boot/jail.js');
-        const path = jail.requestedPath(jopts) ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
-        process.stdout.write(jail.jailConf(jail.jailParams(be, path, jopts)));
+        const path = boot.requestedPath(jopts) ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
+        process.stdout.write(boot.jailConf(boot.jailParams(be, path, jopts)));
         return;
       }
-      const status = await bootMethods.jail.boot(ctx, be, jopts);
+      const status = await boot.bootMethods.jail.boot(ctx, be, jopts);
       ctx.runner.flushScript();
       if (status !== 0) process.exit(status);
     });
