@@ -44,7 +44,6 @@ describe('the boot registry', () => {
       expect(bootMethod(key)).toBe(m);
     }
     expect(bootMethod('toString')).toBeUndefined();
-    expect(bootMethod('bhyve-nfs')).toBeUndefined();
   });
 
   it("the hunt's --method values are the registry's own objects, and the CLI offers exactly those", async () => {
