@@ -17,12 +17,14 @@
 import type { BeContext } from '../be/context.js';
 import { mountedDatasets } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
-import { defaultShareDir } from '../share/share.js';
+import { defaultShareDir, shareNfs, unshareNfs } from '../share/share.js';
 import { getFileHandle, loaderHandle, type MountClientOptions } from '../share/mountproto.js';
 import { shJoin, shQuote } from '../sys/shell.js';
 import { checkIpv4 } from '../share/spec.js';
 import { formatIpv4, prefixMask } from '../net/ipv4.js';
-import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, type BootMethod } from './method.js';
+import { requireFreeBSD, checkVmName, checkMemory, checkTap, checkMac, nmdmDevice, DEFAULT_VM, type BootMethod, type TestRun, type TestRunEnd, type VmSettings } from './method.js';
+import { installGuestRunner, plannedGuestEnd, readGuestResult } from './guest.js';
+import { createHash, randomBytes } from 'node:crypto';
 
 export interface NfsBootOptions {
   vm: string;
@@ -250,9 +252,101 @@ export async function stopVm(ctx: BeContext, _be: string, opts?: { vm?: string }
   await ctx.runner.change(bhyvectlDestroyArgv(checkVmName(opts.vm)));
 }
 
+/**
+ * A run whose guest left no status says how bhyve ended (usr.sbin/bhyve/amd64/vmexit.c: 0 the
+ * guest rebooted, e.g. after a panic, 3 a triple fault; 1 is the poweroff rc.local ends with).
+ */
+export function withBhyveEnd(end: TestRunEnd, bhyveStatus: number | undefined): TestRunEnd {
+  if (!end.failure || bhyveStatus === undefined || bhyveStatus === 1) return end;
+  const e = bhyveEnd(bhyveStatus);
+  const why = e.kind === 'reboot' ? 'the guest rebooted instead of powering off' : e.kind === 'off' ? `the guest ${e.how}` : e.why;
+  return { ...end, failure: `${end.failure}; bhyve exited ${bhyveStatus}: ${why}` };
+}
+
+/** A test guest's network: its address, the NFS server (default: .1 of its network), the tap, memory. */
+export async function vmNetwork(vm: VmSettings): Promise<{ ip: string; netmask: string; server: string; tap: string; memory: string }> {
+  const { ip, netmask } = parseAddress(vm.address);
+  const server = vm.server ? formatIpv4(checkIpv4(vm.server, 'server')) : formatIpv4((((checkIpv4(ip) & checkIpv4(netmask)) >>> 0) + 1) >>> 0);
+  return { ip, netmask, server, tap: checkTap(vm.tap), memory: checkMemory(vm.memory) };
+}
+
+/** A bhyve VM name for a test run's BE (at most 31 characters). */
+export function vmNameFor(be: string): string {
+  return `hunt-${createHash('sha256').update(be).digest('hex').slice(0, 12)}`;
+}
+
+/** The plan of a bhyve test run (guest console on stdio, into the run's output), from the argv builders above. */
+export async function bhyveRunPlan(o: { vm: string; hostPath: string; env: Array<[string, string]>; memory?: string; tap?: string; mac?: string }): Promise<string[][]> {
+  const memory = o.memory ?? '512M';
+  return [
+    bhyveloadArgv({ vm: o.vm, hostPath: o.hostPath, env: [['autoboot_delay', '0'], ...o.env], memory, console: 'stdio' }),
+    bhyveArgv({ vm: o.vm, memory, tap: o.tap ?? 'tap0', mac: o.mac, console: 'stdio' }),
+    bhyvectlDestroyArgv(o.vm),
+  ];
+}
+
+/**
+ * A test run in bhyve: the BE shared over NFS to the guest's address only (be sharenfs's exports
+ * block, mountd reloaded), the test and the guest-side runner (guest.ts) put in, the BE's file
+ * handle asked from mountd, then the bootnfs plan: bhyveload with the NFS root variables, bhyve
+ * until the guest powers off (or the time limit: the VM is destroyed), bhyvectl --destroy. The
+ * status and output are then read from the still-mounted BE, and the share undone.
+ */
+async function runTestInBhyve(ctx: BeContext, be: string, argv: string[], run: TestRun): Promise<TestRunEnd> {
+  if (ctx.flavour !== 'freebsd') throw new BeError("method 'bhyve' needs FreeBSD's bhyve(8) (use -n to see the plan); use --method chroot here");
+  const net = await vmNetwork(run.vm ?? DEFAULT_VM);
+  const name = vmNameFor(be);
+  const mac = `02:${randomBytes(5).toString('hex').match(/../g)!.join(':')}`;
+  const { paths } = await shareNfs(ctx, be, { host: [net.ip], maproot: 'root' });
+  const dir = paths[0];
+  try {
+    await run.place(dir);
+    await installGuestRunner(ctx, dir, run.dir, argv, run.env);
+    // a plan made where mountd does not answer yet asks it for the handle when it runs
+    const planned = !!ctx.zfs.planned.mounts.get(be);
+    const handle = await getFileHandle(net.server, dir).then(
+      (fh) => fh.handle,
+      (error) => {
+        if (!planned || !(error instanceof BeError)) throw error;
+        ctx.runner.note(`no NFS file handle of ${net.server}:${dir} now (${error.message}): the plan asks mountd for it when it runs`);
+        return HANDLE_LATER;
+      },
+    );
+    const env = nfsRootEnv({ mac, ip: net.ip, netmask: net.netmask, server: net.server, path: dir, handle });
+    const [load, bhyve, destroy] = await bhyveRunPlan({ vm: name, hostPath: dir, env, memory: net.memory, tap: net.tap, mac });
+    if (planned) {
+      const [ask, loadLine] = handle === HANDLE_LATER ? loadLineWithHandleAtRunTime(load, net.server, dir) : [':', shJoin(load)];
+      await ctx.runner.act(ask, async () => {});
+      await ctx.runner.act(`${loadLine} && { ${shJoin(['timeout', String(Math.max(1, Math.ceil(run.timeoutMs / 1000))), ...bhyve])} || true; }; ${shJoin(destroy)} || true`, async () => {});
+      return plannedGuestEnd(ctx, dir, run);
+    }
+    const hostEnv = { PATH: process.env.PATH ?? '/sbin:/bin:/usr/sbin:/usr/bin' };
+    const t0 = Date.now();
+    let timedOut = false;
+    let bhyveStatus: number | undefined;
+    try {
+      const l = await ctx.runner.stream(load, { env: hostEnv, timeoutMs: run.timeoutMs, onOutput: run.onOutput });
+      if (l.timedOut) timedOut = true;
+      else if (l.status !== 0) throw new BeError(`bhyveload exited ${l.status ?? l.signal}`, { command: load });
+      else {
+        const r = await ctx.runner.stream(bhyve, { env: hostEnv, timeoutMs: Math.max(1, run.timeoutMs - (Date.now() - t0)), onOutput: run.onOutput });
+        timedOut = r.timedOut;
+        bhyveStatus = r.status ?? 128;
+      }
+    } finally {
+      await ctx.runner.change(destroy, { allowFailure: true });
+    }
+    return withBhyveEnd(await readGuestResult(dir, run.dir, timedOut), bhyveStatus);
+  } finally {
+    await unshareNfs(ctx, be, {});
+  }
+}
+
+/** bhyve with an NFS root: `be bootnfs --vmm bhyve`, and the hunt's --method bhyve. */
 export const bhyveNfsMethod: BootMethod<NfsBootOptions> = {
-  name: 'bhyve-nfs',
+  name: 'bhyve',
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: bootNfs,
   stop: stopVm,
+  runTest: runTestInBhyve,
 };

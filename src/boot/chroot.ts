@@ -192,6 +192,25 @@ export const chrootMethod: BootMethod<ChrootOptions & { argv?: string[] }> = {
     if (root) await clearChroot(ctx, root);
     await umountBe(ctx, be);
   },
+  /**
+   * The BE mounted here so the command can be put in first, then run by runInChroot (proc/dev,
+   * clean environment, time limit), unmounted afterwards. A command that cannot start in the BE
+   * ends the run with a failure (FreeBSD's chroot would exit 1, a verdict).
+   */
+  async runTest(ctx, be, argv, run) {
+    const dir = await mountBe(ctx, be);
+    try {
+      await run.place(dir);
+      const r = await runInChroot(ctx, be, argv, { env: run.env, timeoutMs: run.timeoutMs, onOutput: run.onOutput, handleSignals: true, scriptStatus: run.scriptStatus }).catch((error) => {
+        if (error instanceof ChrootCommandMissing) return { failure: error.message };
+        throw error;
+      });
+      if ('failure' in r) return { status: null, signal: null, timedOut: false, output: '', failure: r.failure };
+      return { status: r.signal ? null : r.status, signal: r.signal ?? null, timedOut: r.timedOut, output: r.output };
+    } finally {
+      await umountBe(ctx, be, true);
+    }
+  },
 };
 
 /**

@@ -14,7 +14,7 @@ import { mountBe, mountedDatasets, umountBe } from '../be/access.js';
 import { BeError } from '../sys/errors.js';
 import { mountTable, isZfsMount, type MountEntry } from '../sys/platform.js';
 import { render } from '../render/index.js';
-import { requireFreeBSD, type BootMethod } from './method.js';
+import { requireFreeBSD, type BootMethod, type TestRunEnd } from './method.js';
 
 /** -o PARAM=VALUE (a string) or -u PARAM ({ unset }), in command-line order. */
 export type JailParamOp = string | { unset: string };
@@ -350,9 +350,69 @@ export async function unjail(ctx: BeContext, target: string): Promise<void> {
   if (found.be !== undefined && (await mountedDatasets(ctx, found.be)).size > 0) await umountBe(ctx, found.be);
 }
 
+/** One test run in a jail, as argv: create, run the test, remove, then what is left to unmount. */
+export interface JailRunPlan {
+  /** jail(8) -c of a persistent jail on the mounted BE (no command: it stands until removed). */
+  create: string[];
+  /** jexec(8) of the test in it: its exit status is the test's own. */
+  exec: string[];
+  /** jail(8) -r by name, which runs none of the jail's stop steps. */
+  remove: string[];
+  /** umount(8) of what the creation mounted (devfs on <path>/dev), after the removal, before the BE's unmount. */
+  umount: string[][];
+}
+
+/**
+ * The plan of one test run in a jail: `jail -c` with persist and no command, `jexec NAME TEST`
+ * (usr.sbin/jexec/jexec.c execs the test, so its status is the test's: jail(8) would turn any
+ * failed command= into "failed" and exit 1, usr.sbin/jail/command.c finish_command),
+ * `jail -r NAME`, then `umount <path>/dev` (jail -r by name leaves devfs).
+ */
+export async function jailRunPlan(be: string, path: string, argv: string[]): Promise<JailRunPlan> {
+  const params = jailParams(be, path, {});
+  const name = jailName(be);
+  return { create: jailCreateArgv(params), exec: jexecArgv(name, argv), remove: jailRemoveArgv(name), umount: jailCleanupMounts(path, params).map(umountArgv) };
+}
+
+/**
+ * A jexec run's end as the test's (usr.sbin/jexec/jexec.c): jexec execvp()s the test in its own
+ * place, so the status or signal is the test's and is classified as is (125 skip, above 127
+ * aborted). Only jexec's own failures (the jail gone, jail_attach, chdir, execvp) exit 1 with
+ * an err(3) line `jexec: ...` last: those abort the run rather than count as "bad".
+ */
+export function jexecEnd(r: { status: number | null; signal: string | null; timedOut: boolean; output: string }): TestRunEnd {
+  const end: TestRunEnd = { status: r.status, signal: r.signal, timedOut: r.timedOut, output: r.output };
+  if (r.status === 1 && !r.timedOut) {
+    const m = /^jexec: (.+)$/.exec(r.output.trimEnd().split('\n').pop() ?? '');
+    if (m) return { ...end, status: null, failure: `jexec could not start the test: ${m[1]}` };
+  }
+  return end;
+}
+
 export const jailMethod: BootMethod<JailOptions> = {
   name: 'jail',
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: jailBe,
   stop: (ctx, be) => unjail(ctx, be),
+  /**
+   * The BE mounted, the test placed, a persistent jail created on it, the test run by jexec with
+   * the time limit, then `jail -r` (which also ends whatever a timed-out test left), the unmount
+   * of the jail's devfs and the BE's unmount.
+   */
+  async runTest(ctx, be, argv, run) {
+    if (ctx.flavour !== 'freebsd') throw new BeError("method 'jail' needs FreeBSD's jail(8); use --method chroot here");
+    const dir = await mountBe(ctx, be);
+    const plan = await jailRunPlan(be, dir, argv);
+    try {
+      await run.place(dir);
+      await ctx.runner.change(plan.create);
+      return jexecEnd(await ctx.runner.stream(plan.exec, { env: run.env, timeoutMs: run.timeoutMs, onOutput: run.onOutput, scriptStatus: run.scriptStatus }));
+    } finally {
+      try {
+        await removeJail(ctx, jailName(be), dir, jailParams(be, dir, {}));
+      } finally {
+        await umountBe(ctx, be, true);
+      }
+    }
+  },
 };

@@ -50,4 +50,11 @@ export const pxeMethod: BootMethod<PxeBootOptions> = {
   runsHere: (ctx) => ctx.flavour === 'freebsd',
   boot: bootPxe,
   stop: stopVm,
+  /**
+   * No test runs: the guest boots whatever `be sharepxe` serves on the tap, not the BE given
+   * here, so a run could not tell which BE its status came from (bhyve boots the BE itself).
+   */
+  async runTest() {
+    throw new BeError("method 'pxe' runs no tests: its guest boots what be sharepxe serves, not the BE given; use bhyve (NFS root) or qemu");
+  },
 };

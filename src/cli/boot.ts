@@ -21,27 +21,17 @@ function qemuFlags(cmd: Command): Command {
     .option('--vm-bridge <bridge>', 'qemu: put the guest on this existing bridge (where be sharepxe answers) instead of a private network');
 }
 
-/** bootnfs/bootpxe --vmm qemu: the BE mounted (if it is not), booted from the network in QEMU, unmounted again if it was not mounted. */
+/** bootnfs/bootpxe --vmm qemu: the boot registry's QEMU method, with the --vm-* flags. */
 async function qemuBoot(ctx: BeContext, be: string, opts: Record<string, string | undefined>): Promise<void> {
-  const { checkFirmware, checkCpus, runQemuBoot } = await import('../boot/qemu.js');
-  const { mountBe, umountBe, mountedDatasets } = await import('../be/access.js');
+  const { bootMethods, checkFirmware, checkCpus } = await import('../boot/index.js');
   const firmware = checkFirmware(opts.vmFirmware ?? 'bios');
   const cpus = checkCpus(opts.vmCpus ?? '1');
-  if (opts.vmBootFile !== undefined && !/^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]*$/.test(opts.vmBootFile)) throw new UsageError(`invalid --vm-boot-file '${opts.vmBootFile}'`);
-  const wasMounted = (await mountedDatasets(ctx, be)).get(be);
-  const dir = wasMounted ?? (await mountBe(ctx, be));
-  let status: number | null = 0;
-  try {
-    const r = await runQemuBoot(ctx, dir, { firmware, cpus, memory: opts.vmMemory, mac: opts.mac, bootFile: opts.vmBootFile, console: opts.vmConsole, bridge: opts.vmBridge });
-    status = r.status;
-  } finally {
-    if (!wasMounted) await umountBe(ctx, be, true);
-  }
+  const status = await bootMethods.qemu.boot(ctx, be, { firmware, cpus, memory: opts.vmMemory, mac: opts.mac, bootFile: opts.vmBootFile, console: opts.vmConsole, bridge: opts.vmBridge });
   ctx.runner.flushScript();
-  if (status !== 0) process.exit(status ?? 1);
+  if (status !== 0) process.exit(status);
 }
 
-/** Boot a BE: chroot, jail/unjail, bootnfs (bhyve with NFS root), bootpxe (bhyve UEFI PXE). */
+/** Boot a BE: chroot, jail/unjail, bootnfs (bhyve with NFS root), bootpxe (bhyve UEFI PXE); QEMU for both with --vmm qemu. Each looks its method up in the boot registry (src/boot/index.ts). */
 export function registerBootCommands(program: Command): void {
   changing(program.command('chroot'))
     .description('run a command (default /bin/sh) inside the BE, mounted with its children; unmount afterwards')
@@ -50,11 +40,11 @@ export function registerBootCommands(program: Command): void {
     .action(async (name: string, command: string[], _opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
-      const { runInChroot } = await import('../boot/chroot.js');
+      const { bootMethods } = await import('../boot/index.js');
       const be = await requireBe(ctx, name);
-      const r = await runInChroot(ctx, be, command.length ? command : ['/bin/sh'], { inherit: true, handleSignals: true });
+      const status = await bootMethods.chroot.boot(ctx, be, { argv: command, inherit: true, handleSignals: true });
       ctx.runner.flushScript();
-      if (r.status !== 0) process.exit(r.status);
+      if (status !== 0) process.exit(status);
     });
 
   // -o and -u in the order given (bectl_jail.c applies them in turn).
@@ -74,17 +64,17 @@ export function registerBootCommands(program: Command): void {
     .action(async (name: string, command: string[], opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
-      const jail = await import('../boot/jail.js');
+      const boot = await import('../boot/index.js');
       const be = await requireBe(ctx, name);
       const jopts = { params: jailOps, ip4: opts.ip4, vnetInterface: opts.vnet, argv: command, batch: !!opts.batch, keep: !!opts.keep };
       if (opts.conf) {
         const { mountedDatasets } = await import('../be/access.js');
         const { defaultShareDir } = await import('../share/share.js');
-        const path = jail.requestedPath(jopts) ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
-        process.stdout.write(jail.jailConf(jail.jailParams(be, path, jopts)));
+        const path = boot.requestedPath(jopts) ?? (await mountedDatasets(ctx, be)).get(be) ?? (await defaultShareDir(ctx, be));
+        process.stdout.write(boot.jailConf(boot.jailParams(be, path, jopts)));
         return;
       }
-      const status = await jail.jailBe(ctx, be, jopts);
+      const status = await boot.bootMethods.jail.boot(ctx, be, jopts);
       ctx.runner.flushScript();
       if (status !== 0) process.exit(status);
     });
@@ -95,8 +85,8 @@ export function registerBootCommands(program: Command): void {
     .argument('<target>', 'a BE (never read as a jail id), a jail id or a jail name')
     .action(async (target: string, _opts, cmd: Command) => {
       const ctx = await context(cmd);
-      const { unjail } = await import('../boot/jail.js');
-      await unjail(ctx, target);
+      const { bootMethods } = await import('../boot/index.js');
+      await bootMethods.jail.stop(ctx, target);
       ctx.runner.flushScript();
     });
 
@@ -118,8 +108,8 @@ export function registerBootCommands(program: Command): void {
       const { requireBe } = await import('../be/context.js');
       if (vmmOf(ctx, opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
       for (const f of ['vm', 'address', 'mac'] as const) if (!opts[f]) throw new UsageError(`bootnfs --vmm bhyve: --${f} is required`);
-      const { bootNfs } = await import('../boot/bhyve.js');
-      const status = await bootNfs(ctx, await requireBe(ctx, name), {
+      const { bootMethods } = await import('../boot/index.js');
+      const status = await bootMethods.bhyve.boot(ctx, await requireBe(ctx, name), {
         vm: opts.vm,
         address: opts.address,
         mac: opts.mac,
@@ -148,8 +138,8 @@ export function registerBootCommands(program: Command): void {
       const { requireBe } = await import('../be/context.js');
       if (vmmOf(ctx, opts) === 'qemu') return qemuBoot(ctx, await requireBe(ctx, name), opts);
       if (!opts.vm) throw new UsageError('bootpxe --vmm bhyve: --vm is required');
-      const { bootPxe } = await import('../boot/pxe.js');
-      const status = await bootPxe(ctx, await requireBe(ctx, name), { vm: opts.vm, tap: opts.tap, memory: opts.memory, mac: opts.mac, nmdm: Number(opts.nmdm) });
+      const { bootMethods } = await import('../boot/index.js');
+      const status = await bootMethods.pxe.boot(ctx, await requireBe(ctx, name), { vm: opts.vm, tap: opts.tap, memory: opts.memory, mac: opts.mac, nmdm: Number(opts.nmdm) });
       ctx.runner.flushScript();
       if (status !== 0) process.exit(status);
     });

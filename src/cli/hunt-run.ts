@@ -12,7 +12,7 @@ import { makeHuntProgress, type HuntProgress } from '../hunt/progress.js';
 import { HuntStore, DEFAULT_HUNTS_DIR, huntId, type HuntSpec } from '../hunt/state.js';
 import { bisectWith, runBisect, runMatrix, type TestScript } from '../hunt/exec.js';
 import { BeHost } from '../hunt/be-host.js';
-import { methodRunners, DEFAULT_VM, type VmSettings } from '../hunt/methods.js';
+import { DEFAULT_VM, type VmSettings } from '../boot/index.js';
 import { Collector, runBrokered } from '../hunt/collector.js';
 import { parseBroker, checkTube } from '../hunt/protocol.js';
 import { tableReport } from '../hunt/report.js';
@@ -72,7 +72,7 @@ export function stderrLine(line: string): void {
 
 /** The releases as BEs of this host, after what runs of dead processes left behind is gone. */
 export async function localHost(ctx: BeContext, vm: VmSettings = DEFAULT_VM, progress: (line: string) => void = stderrLine): Promise<BeHost> {
-  const host = new BeHost(() => forkContext(ctx), methodRunners(vm));
+  const host = new BeHost(() => forkContext(ctx), vm);
   for (const ns of await cleanupVmLeftovers(ctx)) progress(`removed VM network ${ns}, left by a run that did not finish`);
   const gone = await host.cleanup();
   for (const g of gone) progress(`destroyed ${g}, left by a run that did not finish`);

@@ -11,31 +11,17 @@ import { mountedDatasets } from '../be/access.js';
 import { loadLayout } from '../be/layouts.js';
 import { installRelease } from '../install/index.js';
 import { lineProgress } from '../install/progress.js';
-import { clearChroot } from '../boot/chroot.js';
+import { clearChroot } from '../boot/index.js';
+import { huntMethod } from './methods.js';
+import { DEFAULT_VM, type VmSettings } from '../boot/index.js';
 import { BeError } from '../sys/errors.js';
 import { processAlive, withFileLock } from '../sys/lock.js';
-import type { InstallFlags, Method, PreparedRecord } from './state.js';
+import type { InstallFlags, PreparedRecord } from './state.js';
 import type { ReleaseHost, RunRequest, TestEnd } from './exec.js';
 import { TEST_DIR } from './exec.js';
 
 export const INSTALLED_SNAPSHOT = 'installed';
 const OWNER_PROP = 'be:hunt-owner';
-
-/** How a test is started inside a prepared clone: chroot here, jail or bhyve on FreeBSD. */
-export type MethodRunner = (
-  ctx: BeContext,
-  be: string,
-  argv: string[],
-  opts: {
-    env: Record<string, string>;
-    timeoutMs: number;
-    onOutput: (t: string) => void;
-    /** Put the test into the BE's file tree, mounted at DIR, before it starts. */
-    place: (dir: string) => Promise<void>;
-    /** In a printed hunt: the shell lines that print the run's verdict from its exit status. */
-    scriptStatus: (variable: string) => string[];
-  },
-) => Promise<TestEnd>;
 
 function runKey(req: RunRequest): string {
   return `${req.hunt} ${req.release} ${req.run}`;
@@ -72,7 +58,8 @@ export class BeHost implements ReleaseHost {
   constructor(
     /** A fresh context per operation: parallel runs must not share one undo stack. */
     private readonly newContext: () => BeContext,
-    private readonly methods: Record<Method, MethodRunner | undefined>,
+    /** The guest of the methods that boot a VM (bhyve, qemu). */
+    private readonly vm: VmSettings = DEFAULT_VM,
   ) {}
 
   async prepare(release: string, install: InstallFlags, log: (text: string) => void): Promise<PreparedRecord> {
@@ -120,7 +107,7 @@ export class BeHost implements ReleaseHost {
   }
 
   async runTest(req: RunRequest, prepared: PreparedRecord, onOutput: (text: string) => void): Promise<TestEnd> {
-    const method = this.methods[req.method];
+    const method = huntMethod(req.method);
     if (!method) throw new BeError(`method '${req.method}' cannot run on this host`);
     const ctx = this.newContext();
     const t0 = performance.now();
@@ -139,7 +126,7 @@ export class BeHost implements ReleaseHost {
         await ctx.runner.writeFile(join(target, req.test.name), req.test.data, { mode: 0o755 });
       };
       const scriptStatus = (variable: string) => shVerdict(variable, `${req.release} run ${req.run}`);
-      end = await method(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place, scriptStatus });
+      end = await method.runTest(ctx, clone, [`${TEST_DIR}/${req.test.name}`], { env, timeoutMs: req.timeoutMs, onOutput, place, dir: TEST_DIR, scriptStatus, vm: this.vm });
     } finally {
       this.destroyLater(clone);
     }
@@ -164,7 +151,7 @@ export class BeHost implements ReleaseHost {
    */
   cloneAhead(req: RunRequest): void {
     const key = runKey(req);
-    if (this.ahead.has(key) || !this.methods[req.method]) return;
+    if (this.ahead.has(key) || !huntMethod(req.method)) return;
     const made = (async () => {
       const ctx = this.newContext();
       const root = await this.ensureRoot(ctx);

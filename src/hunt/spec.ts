@@ -10,7 +10,7 @@ import { parsePercent, fewestRuns, DEFAULT_MIN_CHANGE } from './stats.js';
 import { bisectRange } from './bisect.js';
 import type { HuntSpec, InstallFlags, Method } from './state.js';
 import type { TestScript } from './exec.js';
-import { DEFAULT_VM, type VmSettings } from './methods.js';
+import { DEFAULT_VM, type VmSettings } from '../boot/index.js';
 import { requireFreeBSD } from '../boot/method.js';
 
 /** The flags `be hunt run` and `be hunt bisect` share (src/cli/hunt.ts). */

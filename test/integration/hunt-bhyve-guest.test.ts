@@ -8,7 +8,8 @@ import { beOk } from '../helpers/cli.js';
 import { makeContext } from '../../src/be/context.js';
 import { mountBe, umountBe } from '../../src/be/access.js';
 import { runInChroot } from '../../src/boot/chroot.js';
-import { installGuestRunner, readGuestResult } from '../../src/hunt/methods.js';
+import { installGuestRunner, readGuestResult } from '../../src/boot/guest.js';
+import { TEST_DIR } from '../../src/hunt/exec.js';
 import { classify, parseMetrics } from '../../src/hunt/verdict.js';
 
 /**
@@ -58,10 +59,10 @@ describe('the bhyve guest-side runner (rc.local) in a busybox BE', () => {
     await writeFile(join(root, 'var/tmp/be-hunt/t.sh'), test);
     await chmod(join(root, 'var/tmp/be-hunt/t.sh'), 0o755);
     await rm(join(root, 'var/tmp/poweroff-called'), { force: true });
-    await installGuestRunner(ctx(), root, ['/var/tmp/be-hunt/t.sh'], ENV);
+    await installGuestRunner(ctx(), root, TEST_DIR, ['/var/tmp/be-hunt/t.sh'], ENV);
     // rc(8) runs it as `sh /etc/rc.local` with a bare environment: only the stub variable is given.
     const r = await runInChroot(ctx(), be, ['/bin/sh', '/etc/rc.local'], { env: { BE_HUNT_POWEROFF: STUB }, timeoutMs: 60_000 });
-    const end = await readGuestResult(root);
+    const end = await readGuestResult(root, TEST_DIR);
     const called = existsSync(join(root, 'var/tmp/poweroff-called')) ? (await readFile(join(root, 'var/tmp/poweroff-called'), 'utf8')).trim() : undefined;
     return { console: r.output, end, verdict: classify(end), metrics: parseMetrics(end.output), called };
   }
@@ -101,7 +102,7 @@ describe('the bhyve guest-side runner (rc.local) in a busybox BE', () => {
     expect(g.verdict).toEqual({ verdict: 'error', reason: 'the guest wrote no /var/tmp/be-hunt/status (it did not boot, or the test did not end)' });
     // A status that is not a number is no verdict either; a timed-out VM is aborted as a chroot run is.
     await writeFile(join(root, 'var/tmp/be-hunt/status'), 'garbage\n');
-    expect(classify(await readGuestResult(root)).reason).toBe("/var/tmp/be-hunt/status holds 'garbage', not an exit status");
-    expect(classify({ ...(await readGuestResult(root, true)), timeoutMs: 90_000 })).toEqual({ verdict: 'error', reason: 'timed out after 1m30s' });
+    expect(classify(await readGuestResult(root, TEST_DIR)).reason).toBe("/var/tmp/be-hunt/status holds 'garbage', not an exit status");
+    expect(classify({ ...(await readGuestResult(root, TEST_DIR, true)), timeoutMs: 90_000 })).toEqual({ verdict: 'error', reason: 'timed out after 1m30s' });
   }, 60_000);
 });

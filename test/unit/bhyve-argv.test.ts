@@ -1,6 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, bhyveEnd, nfsRootEnv, parseAddress, runVm } from '../../src/boot/bhyve.js';
-import { withBhyveEnd } from '../../src/hunt/methods.js';
+import { bhyveloadArgv, bhyveArgv, bhyvectlDestroyArgv, bhyveEnd, nfsRootEnv, parseAddress, runVm, withBhyveEnd } from '../../src/boot/bhyve.js';
 import { Runner } from '../../src/sys/run.js';
 import { render } from '../../src/render/index.js';
 import { execa } from 'execa';

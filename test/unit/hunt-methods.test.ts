@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { jailRunPlan, jexecEnd, bhyveRunPlan, guestRcLocal, vmNetwork, vmNameFor } from '../../src/hunt/methods.js';
+import { jailRunPlan, jexecEnd } from '../../src/boot/jail.js';
+import { bhyveRunPlan, vmNetwork, vmNameFor } from '../../src/boot/bhyve.js';
+import { guestRcLocal } from '../../src/boot/guest.js';
+import { TEST_DIR } from '../../src/hunt/exec.js';
 import { classify } from '../../src/hunt/verdict.js';
 import { makeJob, parseJob, parseBroker, checkTube, replyTube } from '../../src/hunt/protocol.js';
 import { createHash } from 'node:crypto';
@@ -60,7 +63,7 @@ describe('bhyve(8) plan of a hunt run', () => {
   });
 
   it('the guest rc.local runs the test with the hunt env, writes status via a temporary name, then powers off', async () => {
-    const rc = guestRcLocal(['/var/tmp/be-hunt/t.sh'], { PATH: '/sbin:/bin', BE_RELEASE: "13.2'x$y", BE_RUN: '1', BE_HUNT: 'run-abc' });
+    const rc = guestRcLocal(TEST_DIR, ['/var/tmp/be-hunt/t.sh'], { PATH: '/sbin:/bin', BE_RELEASE: "13.2'x$y", BE_RUN: '1', BE_HUNT: 'run-abc' });
     expect(rc.startsWith('#!/bin/sh\n')).toBe(true);
     expect(rc).toContain('export BE_RELEASE="13.2\'x\\$y"');
     expect(rc).toContain('export BE_HUNT="run-abc"');
@@ -68,7 +71,7 @@ describe('bhyve(8) plan of a hunt run', () => {
     expect(rc).toContain('echo "$status" >"$dir/status.tmp" && mv -f "$dir/status.tmp" "$dir/status"');
     expect(rc.trimEnd().endsWith('${BE_HUNT_POWEROFF:-poweroff}')).toBe(true);
     await execa('sh', ['-n'], { input: rc });
-    expect(() => guestRcLocal(['/t'], { 'BAD NAME': 'x' })).toThrow("bad variable name 'BAD NAME'");
+    expect(() => guestRcLocal(TEST_DIR, ['/t'], { 'BAD NAME': 'x' })).toThrow("bad variable name 'BAD NAME'");
   });
 });
 
