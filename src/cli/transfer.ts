@@ -1,8 +1,5 @@
 import type { Command } from 'commander';
-import { changing, context, print } from './common.js';
-
-/** bectl's EX_USAGE (sysexits.h) for a stream to or from a terminal (bectl.c). */
-const EX_USAGE = 64;
+import { EX_USAGE, bectlAction, changing, context, print } from './common.js';
 
 /**
  * A byte counter on a terminal (cli-progress): bytes so far and the rate. Only when stderr is a
@@ -41,7 +38,7 @@ export function registerTransferCommands(program: Command): void {
     .description('write a replication stream of the whole BE (a fresh recursive snapshot, children and properties) to stdout or a file; never to a terminal')
     .argument('<be>')
     .option('-o, --output <file>', 'write the stream to FILE (made whole or not at all) instead of stdout')
-    .action(async (name: string, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       const { BeError } = await import('../sys/errors.js');
       if (!opts.output && process.stdout.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('export: refusing to write a replication stream to a terminal: redirect stdout or give -o FILE', { exitCode: EX_USAGE });
@@ -84,13 +81,13 @@ export function registerTransferCommands(program: Command): void {
       } finally {
         progress?.stop();
       }
-    });
+    }));
 
   changing(program.command('import'))
     .description('make a new BE under the BE root from a stream be export wrote (stdin or a file); never over an existing BE; a cut or corrupt stream leaves nothing behind')
     .argument('<be>')
     .option('-i, --input <file>', 'read the stream from FILE instead of stdin')
-    .action(async (name: string, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       const { BeError } = await import('../sys/errors.js');
       if (!opts.input && process.stdin.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('import: refusing to read a replication stream from a terminal: pipe one in or give -i FILE', { exitCode: EX_USAGE });
@@ -121,5 +118,5 @@ export function registerTransferCommands(program: Command): void {
         progress?.stop();
         if (opts.input) fs.closeSync(fd);
       }
-    });
+    }));
 }
