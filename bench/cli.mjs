@@ -160,6 +160,7 @@ try {
     console.log(`  be export | be import       ${(xferMiB / b).toFixed(1)} MiB/s (${b.toFixed(2)} s)   ratio ${(b / z).toFixed(2)}x the time of zfs (goal <= 1.1x)`);
   }
 } finally {
-  spawnSync(be, ['pool', 'destroy', pool]);
+  // zfs-fuse can answer "busy" for a while after the last unmount
+  for (let i = 0; i < 20 && spawnSync(be, ['pool', 'destroy', pool]).status !== 0; i++) spawnSync('sleep', ['1']);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { BeError } from '../sys/errors.js';
 import { EX_USAGE, bectlAction, changing, context, print } from './common.js';
 
 /**
@@ -39,12 +40,11 @@ export function registerTransferCommands(program: Command): void {
     .argument('<be>')
     .option('-o, --output <file>', 'write the stream to FILE (made whole or not at all) instead of stdout')
     .action(bectlAction(async (name: string, opts, cmd: Command) => {
-      const { BeError } = await import('../sys/errors.js');
       if (!opts.output && process.stdout.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('export: refusing to write a replication stream to a terminal: redirect stdout or give -o FILE', { exitCode: EX_USAGE });
       }
-      const ctx = await context(cmd);
-      const { exportBe } = await import('../be/transfer.js');
+      // loaded side by side: start-up is most of what be adds to the stream's own time
+      const [ctx, { exportBe }] = await Promise.all([context(cmd), import('../be/transfer.js')]);
       if (ctx.runner.dryRun) {
         await exportBe(ctx, name, { end: 1, shell: opts.output });
         ctx.runner.flushScript();
@@ -52,8 +52,7 @@ export function registerTransferCommands(program: Command): void {
       }
       const fs = await import('node:fs');
       const { dirname, basename, join } = await import('node:path');
-      const { randomBytes } = await import('node:crypto');
-      const partial = opts.output ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${randomBytes(4).toString('hex')}`) : undefined;
+      const partial = opts.output ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${(await import('node:crypto')).randomBytes(4).toString('hex')}`) : undefined;
       let fd = 1;
       if (partial) {
         try {
@@ -88,12 +87,10 @@ export function registerTransferCommands(program: Command): void {
     .argument('<be>')
     .option('-i, --input <file>', 'read the stream from FILE instead of stdin')
     .action(bectlAction(async (name: string, opts, cmd: Command) => {
-      const { BeError } = await import('../sys/errors.js');
       if (!opts.input && process.stdin.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('import: refusing to read a replication stream from a terminal: pipe one in or give -i FILE', { exitCode: EX_USAGE });
       }
-      const ctx = await context(cmd);
-      const { importBe } = await import('../be/transfer.js');
+      const [ctx, { importBe }] = await Promise.all([context(cmd), import('../be/transfer.js')]);
       if (ctx.runner.dryRun) {
         await importBe(ctx, name, { end: 0, shell: opts.input });
         ctx.runner.flushScript();
