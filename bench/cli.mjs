@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // bench/cli: start-up of the `be` CLI against Node's own bare start-up, the cost of creating
 // 100 nested (freebsd layout) BEs on a file-backed pool, and moving a freebsd-layout BE with
-// 100 MiB of files by `be export | be import` against a plain `zfs send -R | zfs recv` of the
-// same BE in the same run (goal: within 1.1x).
+// 100 MiB of files by `be export | be import` against plain zfs doing the same work in the same
+// run (goal: within 1.1x): a recursive snapshot, `zfs send -R | zfs recv` of it, canmount=noauto
+// on the new root and nothing left mounted (zfs-fuse's recv mounts what it gets: one umount).
 // Run as root after `npm run build`, with ZFS available (zfs-fuse on Linux): node bench/cli.mjs
 // (BES=0 skips the creates; XFER_MIB sets the payload, XFER_RUNS the rounds; BE_BENCH_POOL names the pool.)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,8 +69,8 @@ function fillBe(root, name, mib) {
 
 // The pool's vdev lives in memory where there is room: zfs-fuse's sync(2) on unmount stalls
 // behind a busy disk, which would time the disk rather than the transfer.
-const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'be-bench-'));
 const pool = process.env.BE_BENCH_POOL ?? `bebench${process.pid}`;
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `${pool}-`));
 try {
   execFileSync(be, ['pool', 'create', '--file', join(dir, 'pool.img'), '--size', '2G', '--altroot', join(dir, 'alt'), pool]);
   execFileSync(be, ['-R', `${pool}/ROOT`, 'create', 'first']);
@@ -102,19 +103,47 @@ try {
 
   if (xferMiB > 0) {
     const root = `${pool}/ROOT`;
+    const src = `${root}/xfer`;
     fillBe(root, 'xfer', xferMiB);
-    execFileSync('zfs', ['snapshot', '-r', `${root}/xfer@plain`]);
     const beTimes = [];
     const zfsTimes = [];
-    const drop = (ds) => spawnSync('zfs', ['destroy', '-r', ds]);
-    const recv = existsSync('/dev/zfs') ? ['zfs', 'receive', '-u'] : ['zfs', 'receive'];
+    const bareTimes = [];
+    const fuse = !existsSync('/dev/zfs');
+    const run = (argv) => {
+      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    // Every round starts from the same BE: no snapshots, so both streams carry the one snapshot
+    // each side takes (zfs send -R sends every snapshot up to the one named).
+    const dropSnapshots = () => {
+      for (const s of run(['zfs', 'list', '-H', '-o', 'name', '-t', 'snapshot', '-r', '-d', '1', src]).split('\n').filter((n) => n.startsWith(`${src}@`))) run(['zfs', 'destroy', '-r', s]);
+    };
+    const drop = (ds) => {
+      // zfs-fuse answers "busy" for a while after an unmount; that wait is not part of either side
+      for (let i = 0; i < 40 && spawnSync('zfs', ['destroy', '-r', ds]).status !== 0; i++) spawnSync('sleep', ['0.25']);
+    };
+    // The plain peer does what be import leaves done: the BE received (all children, properties),
+    // canmount=noauto on its root, nothing mounted. zfs-fuse's recv has no -u and mounts what it
+    // received, so there the peer unmounts it again (one umount, deepest first, as be does).
+    const plain = async (name) => {
+      const t = process.hrtime.bigint();
+      run(['zfs', 'snapshot', '-r', `${src}@plain`]);
+      bareTimes.push(await pipeline(['zfs', 'send', '-R', `${src}@plain`], ['zfs', 'receive', ...(fuse ? [] : ['-u']), name]));
+      run(['zfs', 'set', 'canmount=noauto', name]);
+      if (fuse) {
+        const dirs = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter(([dev]) => dev === name || dev?.startsWith(`${name}/`)).map(([, dir]) => dir).sort().reverse();
+        if (dirs.length) run(['umount', ...dirs]);
+      }
+      return Number(process.hrtime.bigint() - t) / 1e9;
+    };
     for (let i = 0; i < xferRuns; i++) {
       // alternate which goes first, so neither always meets a warm cache
       const order = i % 2 === 0 ? ['zfs', 'be'] : ['be', 'zfs'];
       for (const who of order) {
+        dropSnapshots();
         if (who === 'zfs') {
-          zfsTimes.push(await pipeline(['zfs', 'send', '-R', `${root}/xfer@plain`], [...recv, `${root}/plain${i}`]));
-          execFileSync(be, ['-R', root, 'umount', `plain${i}`]);
+          zfsTimes.push(await plain(`${root}/plain${i}`));
           drop(`${root}/plain${i}`);
         } else {
           beTimes.push(await pipeline([be, '-R', root, 'export', 'xfer'], [be, '-R', root, 'import', `moved${i}`]));
@@ -122,13 +151,16 @@ try {
         }
       }
     }
+    dropSnapshots();
     const b = median(beTimes);
     const z = median(zfsTimes);
+    const bare = median(bareTimes);
     console.log(`move a freebsd-layout BE with ${xferMiB} MiB of files (median of ${xferRuns} rounds)`);
-    console.log(`  zfs send -R | zfs recv      ${(xferMiB / z).toFixed(1)} MiB/s (${z.toFixed(2)} s)`);
+    console.log(`  zfs snapshot -r, send -R | recv${fuse ? '' : ' -u'}, set canmount=noauto${fuse ? ', umount' : ''}: ${(xferMiB / z).toFixed(1)} MiB/s (${z.toFixed(2)} s; the send | recv alone ${bare.toFixed(2)} s)`);
     console.log(`  be export | be import       ${(xferMiB / b).toFixed(1)} MiB/s (${b.toFixed(2)} s)   ratio ${(b / z).toFixed(2)}x the time of zfs (goal <= 1.1x)`);
   }
 } finally {
-  spawnSync(be, ['pool', 'destroy', pool]);
+  // zfs-fuse can answer "busy" for a while after the last unmount
+  for (let i = 0; i < 20 && spawnSync(be, ['pool', 'destroy', pool]).status !== 0; i++) spawnSync('sleep', ['1']);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BeContext } from './context.js';
-import { requirePool } from './context.js';
+import { BE_ERR, requirePool } from './context.js';
 import { BeError } from '../sys/errors.js';
 import { mountTable, isZfsMount, type MountEntry } from '../sys/platform.js';
 import { mountBackend, restoreMountpoint, withoutAltroot, SAVED_MOUNTPOINT } from '../zfs/mount.js';
@@ -70,7 +70,7 @@ export async function mountBe(ctx: BeContext, be: string, dir?: string): Promise
   const pool = await requirePool(ctx, poolOf(be));
   const altroot = pool.altroot ?? '-';
   const mounted = await mountedDatasets(ctx, be);
-  if (mounted.has(be)) throw new BeError(`boot environment '${be}' is already mounted at ${mounted.get(be)}`);
+  if (mounted.has(be)) throw new BeError(`boot environment '${be}' is already mounted at ${mounted.get(be)}`, { libbe: BE_ERR.MOUNTED });
   const props = await beProps(ctx, be);
   // zfs-fuse shows mountpoints under the altroot; a mount in progress shows its temporary one.
   for (const [name, p] of props) {

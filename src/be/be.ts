@@ -1,8 +1,8 @@
 import type { BeContext } from './context.js';
-import { requirePool, resolveBe, requireBe, resolveBeRoot } from './context.js';
+import { BE_ERR, requirePool, resolveBe, requireBe, resolveBeRoot } from './context.js';
 import { mountTable, rootDataset } from '../sys/platform.js';
 import type { Layout } from './layouts.js';
-import { BeError } from '../sys/errors.js';
+import { BeError, CommandError } from '../sys/errors.js';
 import { checkComponentName, checkSnapshotName, parentOf, poolOf } from '../zfs/names.js';
 import { mountedDatasets } from './access.js';
 import { withoutAltroot } from '../zfs/mount.js';
@@ -29,10 +29,10 @@ async function ensureContainer(ctx: BeContext, be: string): Promise<void> {
   await ctx.zfs.create(parent, { mountpoint: 'none', canmount: 'off' });
 }
 
-/** Refuse a BE that exists already; returns its pool's properties (the pool must exist). */
+/** Refuse a BE that exists already (libbe's BE_ERR_EXISTS); returns its pool's properties (the pool must exist). */
 async function refuseExisting(ctx: BeContext, be: string, shown: string): Promise<Record<string, string>> {
   const pool = await requirePool(ctx, poolOf(be));
-  if (await ctx.zfs.exists(be)) throw new BeError(`boot environment '${shown}' already exists`);
+  if (await ctx.zfs.exists(be)) throw new BeError(`boot environment '${shown}' already exists`, { libbe: BE_ERR.EXISTS });
   return pool;
 }
 
@@ -57,12 +57,29 @@ export async function createFromLayout(ctx: BeContext, name: string, layout: Lay
  * bectl alike know it for an automatic one (be_is_auto_snapshot_name) and clean it up.
  */
 export async function autoSnapshotName(ctx: BeContext, be: string, now = new Date()): Promise<string> {
+  return freeSnapshotName(await takenSnapshotNames(ctx, be), now);
+}
+
+/**
+ * The snapshot names (after the @) of the BEs under BE's root: a promote moves snapshots along a
+ * chain of clones, and two of the same name there would stop it ("conflicting snapshot"). The
+ * BEs' own snapshots are enough (-d 2): be's snapshots are recursive, a child's have its BE's
+ * name; listing every child's snapshots too takes ten times as long.
+ */
+export async function takenSnapshotNames(ctx: BeContext, be: string): Promise<Set<string>> {
+  const root = parentOf(be) ?? be;
+  return snapshotSuffixes(await ctx.zfs.list(root, 'snapshot', 2));
+}
+
+/** The part after the @ of each snapshot name in NAMES. */
+export function snapshotSuffixes(names: string[]): Set<string> {
+  return new Set(names.filter((n) => n.includes('@')).map((n) => n.slice(n.indexOf('@') + 1)));
+}
+
+/** strftime("%F-%T") of NOW (local time, as libbe's localtime) and the first serial not in TAKEN. */
+export function freeSnapshotName(taken: Set<string>, now = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   const stamp = `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}-${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
-  // A name no snapshot under the BE root has: a promote moves snapshots along a chain of clones,
-  // and two of the same name there would stop it ("conflicting snapshot").
-  const root = parentOf(be) ?? be;
-  const taken = new Set((await ctx.zfs.list(root, 'snapshot')).map((n) => n.slice(n.indexOf('@') + 1)));
   for (let serial = 0; ; serial++) if (!taken.has(`${stamp}-${serial}`)) return `${stamp}-${serial}`;
 }
 
@@ -76,7 +93,8 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
   const at = source.indexOf('@');
   const srcName = at < 0 ? source : source.slice(0, at);
   const src = await requireBe(ctx, srcName);
-  if (poolOf(be) !== poolOf(src)) throw new BeError(`cannot clone '${srcName}' to '${name}': not in the same pool`);
+  // libbe's be_root_concat: a full name outside the BE root is BE_ERR_INVALIDNAME
+  if (poolOf(be) !== poolOf(src)) throw new BeError(`cannot clone '${srcName}' to '${name}': not in the same pool`, { libbe: BE_ERR.INVALIDNAME });
   const { altroot = '-' } = await refuseExisting(ctx, be, name);
   let snap = at < 0 ? '' : source.slice(at + 1);
   if (snap) checkSnapshotName(`${src}@${snap}`);
@@ -94,7 +112,7 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
     for (const ds of fs) {
       const from = `${ds}@${snap}`;
       if (!snaps.has(from)) {
-        if (ds === src) throw new BeError(`snapshot '${from}' does not exist`);
+        if (ds === src) throw new BeError(`snapshot '${from}' does not exist`, { libbe: BE_ERR.NOENT });
         continue; // a child created after the snapshot: not part of it
       }
       const props: Record<string, string> = {};
@@ -102,7 +120,10 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
         if (!NOT_COPIED.has(k)) props[k] = k === 'mountpoint' ? withoutAltroot(v.value, altroot) : v.value;
       }
       if (ds === src) Object.assign(props, override);
-      await ctx.zfs.clone(from, be + ds.slice(src.length), props);
+      // be_deep_clone (lib/libbe/be.c): a clone zfs refuses is BE_ERR_ZFSCLONE
+      await ctx.zfs.clone(from, be + ds.slice(src.length), props).catch((error: unknown) => {
+        throw error instanceof CommandError ? new BeError(error.message, { libbe: BE_ERR.ZFSCLONE, command: error.command, cause: error }) : error;
+      });
     }
   });
   return be;
@@ -112,12 +133,13 @@ export async function cloneBe(ctx: BeContext, name: string, source: string, extr
 export { destroyBe } from './destroy.js';
 
 export async function renameBe(ctx: BeContext, from: string, to: string): Promise<string> {
-  const src = await requireBe(ctx, from);
+  // be_rename (lib/libbe/be.c) checks the new name first, then that the old BE is there
   const dst = await resolveBe(ctx, to);
-  if (poolOf(src) !== poolOf(dst)) throw new BeError(`cannot rename '${from}' to '${to}': not in the same pool`);
+  const src = await requireBe(ctx, from);
+  if (poolOf(src) !== poolOf(dst)) throw new BeError(`cannot rename '${from}' to '${to}': not in the same pool`, { libbe: BE_ERR.INVALIDNAME });
   await refuseExisting(ctx, dst, to);
   const mounted = await mountedDatasets(ctx, src);
-  if (mounted.size > 0) throw new BeError(`boot environment '${from}' is mounted at ${mounted.get(src)}: unmount it first`);
+  if (mounted.size > 0) throw new BeError(`boot environment '${from}' is mounted at ${mounted.get(src)}: unmount it first`, { libbe: BE_ERR.MOUNTED });
   const pool = await requirePool(ctx, poolOf(src));
   await ctx.runner.transaction(async () => {
     await ensureContainer(ctx, dst);
@@ -135,7 +157,8 @@ export async function snapshotBe(ctx: BeContext, spec: string): Promise<string> 
   const be = await requireBe(ctx, at < 0 ? spec : spec.slice(0, at));
   const snap = at < 0 ? await autoSnapshotName(ctx, be) : checkComponentName(spec.slice(at + 1), 'snapshot');
   const full = `${be}@${snap}`;
-  if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(full)) throw new BeError(`snapshot '${full}' already exists`);
+  // zfs_snapshot's EZFS_EXISTS, which be_snapshot (lib/libbe/be.c) gives as BE_ERR_UNKNOWN
+  if ((await ctx.zfs.list(be, 'snapshot', 1)).includes(full)) throw new BeError(`snapshot '${full}' already exists`, { libbe: BE_ERR.UNKNOWN });
   await ctx.zfs.snapshot(full, { recursive: true });
   return full;
 }

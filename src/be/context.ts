@@ -4,6 +4,26 @@ import { zfsFlavour, type ZfsFlavour } from '../sys/platform.js';
 import { checkDatasetName, checkComponentName, parentOf, poolOf } from '../zfs/names.js';
 import { BeError } from '../sys/errors.js';
 
+/**
+ * libbe's be_error_t (lib/libbe/be.h), which bectl(8) exits with (sbin/bectl/bectl.c returns
+ * each verb's libbe result as its status). INIT is no be_error_t: libbe_init failing (no pool
+ * for the BE root, or no ZFS root without one) makes bectl's main return -1, status 255.
+ */
+export const BE_ERR = {
+  INVALIDNAME: 1,
+  EXISTS: 2,
+  NOENT: 3,
+  DESTROYACT: 5,
+  DESTROYMNT: 6,
+  NOORIGIN: 11,
+  MOUNTED: 12,
+  ZFSOPEN: 14,
+  ZFSCLONE: 15,
+  UNKNOWN: 19,
+  HASCLONES: 21,
+  INIT: 255,
+} as const;
+
 /** Everything a BE operation needs, passed in (no globals). */
 export interface BeContext {
   runner: Runner;
@@ -44,15 +64,17 @@ export async function resolveBe(ctx: BeContext, name: string): Promise<string> {
   return `${await resolveBeRoot(ctx)}/${name}`;
 }
 
-export async function requireBe(ctx: BeContext, name: string): Promise<string> {
+/** The BE's dataset; a missing one is libbe's BE_ERR_NOENT (be_exists), or MISSING where libbe says otherwise. */
+export async function requireBe(ctx: BeContext, name: string, missing: number = BE_ERR.NOENT): Promise<string> {
   const ds = await resolveBe(ctx, name);
   if (await ctx.zfs.exists(ds)) return ds;
   await requirePool(ctx, poolOf(ds)); // a missing pool is named as such
-  throw new BeError(`boot environment '${name}' does not exist`);
+  throw new BeError(`boot environment '${name}' does not exist`, { libbe: missing });
 }
 
+/** The pool's properties; a missing pool is where libbe_init (lib/libbe/be.c: zpool_open) fails. */
 export async function requirePool(ctx: BeContext, pool: string): Promise<Record<string, string>> {
   const props = await ctx.zfs.poolProps(pool, ['bootfs', 'altroot', 'health']);
-  if (!props) throw new BeError(`pool '${pool}' does not exist`);
+  if (!props) throw new BeError(`pool '${pool}' does not exist`, { libbe: BE_ERR.INIT });
   return props;
 }

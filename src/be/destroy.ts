@@ -1,12 +1,10 @@
 import type { BeContext } from './context.js';
-import { requirePool, resolveBe } from './context.js';
+import { BE_ERR, requirePool, resolveBe } from './context.js';
 import { BeError } from '../sys/errors.js';
 import { checkComponentName, parentOf, poolOf } from '../zfs/names.js';
 import { mountTable, rootDataset } from '../sys/platform.js';
 import { mountedDatasets, umountBe } from './access.js';
 
-/** libbe's be_error_t (lib/libbe/be.h): bectl exits with these. */
-export const BE_ERR = { INVALIDNAME: 1, EXISTS: 2, NOENT: 3, DESTROYACT: 5, DESTROYMNT: 6, NOORIGIN: 11, MOUNTED: 12, IO: 16, HASCLONES: 21 } as const;
 
 /**
  * The datasets of a pool as far as clones go: each filesystem's origin, each snapshot's txg.
@@ -141,19 +139,19 @@ export async function destroyBe(ctx: BeContext, name: string, opts: DestroyOptio
   const pool = await requirePool(ctx, poolOf(be));
   const g = await CloneGraph.load(ctx, poolOf(be));
   if (snap !== undefined) return destroySnapshot(ctx, g, be, snap, name);
-  if (!g.hasFilesystem(be)) throw new BeError(`boot environment '${name}' does not exist`, { exitCode: BE_ERR.NOENT });
-  if (pool.bootfs === be) throw new BeError(`cannot destroy the active boot environment '${name}'`, { exitCode: BE_ERR.DESTROYACT });
+  if (!g.hasFilesystem(be)) throw new BeError(`boot environment '${name}' does not exist`, { libbe: BE_ERR.NOENT });
+  if (pool.bootfs === be) throw new BeError(`cannot destroy the active boot environment '${name}'`, { libbe: BE_ERR.DESTROYACT });
   const table = await mountTable(ctx.runner, ctx.flavour);
-  if (rootDataset(table) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`, { exitCode: BE_ERR.DESTROYACT });
+  if (rootDataset(table) === be) throw new BeError(`cannot destroy the running boot environment '${name}'`, { libbe: BE_ERR.DESTROYACT });
   const mounted = await mountedDatasets(ctx, be, table);
   if (mounted.size > 0 && !opts.force) {
-    throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`, { exitCode: BE_ERR.DESTROYMNT });
+    throw new BeError(`boot environment '${name}' is mounted at ${mounted.get(be) ?? [...mounted.values()][0]} (use -F)`, { libbe: BE_ERR.DESTROYMNT });
   }
   const before = g.originOf(be);
   const promote = dependentClones(g, be);
   for (const c of promote) g.promote(c);
   const origin = g.originOf(be);
-  if (opts.origin && !origin) throw new BeError(`boot environment '${name}' is not a clone: it has no origin to destroy (-o)`, { exitCode: BE_ERR.NOORIGIN });
+  if (opts.origin && !origin) throw new BeError(`boot environment '${name}' is not a clone: it has no origin to destroy (-o)`, { libbe: BE_ERR.NOORIGIN });
   // libbe destroys an origin only inside the BE root; be's root for a BE is its parent
   const root = parentOf(be)!;
   let dropOrigin = !!origin && origin.startsWith(`${root}/`) && (opts.origin || isAutoSnapshotName(origin));
@@ -162,7 +160,7 @@ export async function destroyBe(ctx: BeContext, name: string, opts: DestroyOptio
     const [fs, s] = origin.split('@');
     const still = dependentClones(g, fs, s);
     if (still.length > 0) {
-      if (opts.origin) throw new BeError(`cannot destroy origin '${origin}' of '${name}': it has clones ('${still[0]}')`, { exitCode: BE_ERR.HASCLONES });
+      if (opts.origin) throw new BeError(`cannot destroy origin '${origin}' of '${name}': it has clones ('${still[0]}')`, { libbe: BE_ERR.HASCLONES });
       dropOrigin = false; // BE_DESTROY_AUTOORIGIN: an origin others still use stays, quietly
     }
   }
@@ -177,10 +175,10 @@ export async function destroyBe(ctx: BeContext, name: string, opts: DestroyOptio
 
 async function destroySnapshot(ctx: BeContext, g: CloneGraph, be: string, snap: string, shown: string): Promise<void> {
   const full = `${be}@${snap}`;
-  if (!g.hasSnapshot(full)) throw new BeError(`snapshot '${shown}' does not exist`, { exitCode: BE_ERR.NOENT });
+  if (!g.hasSnapshot(full)) throw new BeError(`snapshot '${shown}' does not exist`, { libbe: BE_ERR.NOENT });
   const clones = dependentClones(g, be, snap);
   if (clones.length > 0) {
-    throw new BeError(`cannot destroy snapshot '${shown}': it has clones ('${clones[0]}'${clones.length > 1 ? ` and ${clones.length - 1} more` : ''})`, { exitCode: BE_ERR.HASCLONES });
+    throw new BeError(`cannot destroy snapshot '${shown}': it has clones ('${clones[0]}'${clones.length > 1 ? ` and ${clones.length - 1} more` : ''})`, { libbe: BE_ERR.HASCLONES });
   }
   await ctx.zfs.destroy(full, { recursive: true });
 }

@@ -1,5 +1,5 @@
 import type { BeContext } from './context.js';
-import { resolveBeRoot } from './context.js';
+import { BE_ERR, resolveBeRoot } from './context.js';
 import { BeError } from '../sys/errors.js';
 import { mountTable, isZfsMount, rootDataset } from '../sys/platform.js';
 import { poolOf } from '../zfs/names.js';
@@ -26,7 +26,7 @@ export async function listBes(ctx: BeContext, opts: { all?: boolean; snapshots?:
     ctx.zfs.get([root], ['used', 'creation', 'origin'], { recursive: true, snapshots: opts.snapshots, missingOk: true }),
     mountTable(ctx.runner, ctx.flavour),
   ]);
-  if (!pools.has(poolOf(root))) throw new BeError(`pool '${poolOf(root)}' does not exist`);
+  if (!pools.has(poolOf(root))) throw new BeError(`pool '${poolOf(root)}' does not exist`, { libbe: BE_ERR.INIT });
   const bootfs = pools.get(poolOf(root))?.bootfs;
   const mountedAt = new Map<string, string>();
   for (const e of table) if (isZfsMount(e)) mountedAt.set(e.source, e.target);

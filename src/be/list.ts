@@ -1,5 +1,5 @@
 import type { BeContext } from './context.js';
-import { resolveBeRoot } from './context.js';
+import { BE_ERR, resolveBeRoot } from './context.js';
 import { BeError, UsageError } from '../sys/errors.js';
 import { mountTable, isZfsMount, rootDataset } from '../sys/platform.js';
 import { poolOf } from '../zfs/names.js';
@@ -76,7 +76,7 @@ export async function listBectl(ctx: BeContext, opts: ListOptions = {}): Promise
     mountTable(ctx.runner, ctx.flavour),
   ]);
   const pool = poolOf(root);
-  if (!pools.has(pool)) throw new BeError(`pool '${pool}' does not exist`);
+  if (!pools.has(pool)) throw new BeError(`pool '${pool}' does not exist`, { libbe: BE_ERR.INIT });
   const bootfs = pools.get(pool)?.bootfs;
   const once = await bootOnce(ctx, pool);
   const running = rootDataset(table);

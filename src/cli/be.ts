@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
-import { changing, collect, context, print } from './common.js';
+import { bectlAction, bectlStatuses, changing, collect, context, print } from './common.js';
 import { registerTransferCommands } from './transfer.js';
 
-/** bectl's verbs: create, list, mount, umount, destroy, rename, snapshot, rollback, activate, check, export, import. */
+/**
+ * bectl's verbs: create, list, mount, umount, destroy, rename, snapshot, rollback, activate,
+ * check, export, import. bectl's exit statuses for its verbs (sbin/bectl/bectl.c): see
+ * bectlStatuses; snapshot and rollback are be's own and keep be's.
+ */
 export function registerBeCommands(program: Command): void {
+  bectlStatuses(program);
   changing(program.command('create'))
     .description('create a boot environment from a layout, clone one from another BE, or snapshot a BE (BE@snap)')
     .usage('[-r] [-l layout | --layout-file file | -e be[@snap]] [-o prop=val]... <be | be@snap>')
@@ -13,7 +18,7 @@ export function registerBeCommands(program: Command): void {
     .option('-e, --source <be[@snap]>', 'clone this BE (or one of its snapshots) instead')
     .option('-o, --property <prop=val>', 'set a property on the new BE root (repeatable)', collect, [])
     .option('-r, --recursive', "bectl's deep BE: accepted and always so (be's BEs and their snapshots always take every child)")
-    .action(async (name: string, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const be = await import('../be/be.js');
       const { UsageError } = await import('../sys/errors.js');
@@ -35,7 +40,7 @@ export function registerBeCommands(program: Command): void {
       }
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) print(made);
-    });
+    }));
 
   // bectl_list.c: the last of -c/-C given wins
   let sort: { prop: string; descending: boolean } | undefined;
@@ -49,7 +54,7 @@ export function registerBeCommands(program: Command): void {
     .option('-c <prop>', 'sort by a property, ascending: name, creation, origin, used, usedds, usedsnap, usedrefreserv', (v: string) => ((sort = { prop: v, descending: false }), v))
     .option('-C <prop>', 'sort by a property, descending', (v: string) => ((sort = { prop: v, descending: true }), v))
     .option('--json', 'JSON output')
-    .action(async (opts, cmd: Command) => {
+    .action(bectlAction(async (opts, cmd: Command) => {
       const list = await import('../be/list.js');
       if (sort) list.sortKey(sort.prop);
       const ctx = await context(cmd);
@@ -62,56 +67,57 @@ export function registerBeCommands(program: Command): void {
       const bes = await list.listBectl(ctx, { all: opts.all, snapshots: opts.snapshots, space: opts.D, sort });
       const text = list.formatBectlList(bes, { scripted: !!opts.H, detail: !!(opts.all || opts.snapshots) });
       if (text) print(text);
-    });
+    }));
 
   changing(program.command('mount'))
     .description('mount a BE and its children in rc.d/zfsbe order')
     .argument('<be>')
     .argument('[dir]', 'where to mount (default: a fresh directory under /tmp)')
-    .action(async (name: string, dir: string | undefined, _opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, dir: string | undefined, _opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { requireBe } = await import('../be/context.js');
       const { mountBe } = await import('../be/access.js');
       const path = await mountBe(ctx, await requireBe(ctx, name), dir ? (await import('node:path')).resolve(dir) : undefined);
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) print(path);
-    });
+    }));
 
   changing(program.command('umount').alias('unmount'))
     .description('unmount a BE and its children, deepest first')
     .argument('<be>')
     .option('-f, --force', 'force the unmount')
-    .action(async (name: string, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
-      const { requireBe } = await import('../be/context.js');
+      const { BE_ERR, requireBe } = await import('../be/context.js');
       const { umountBe } = await import('../be/access.js');
-      await umountBe(ctx, await requireBe(ctx, name), !!opts.force);
+      // be_unmount (lib/libbe/be_access.c) opens the BE without be_exists: a missing one is BE_ERR_ZFSOPEN
+      await umountBe(ctx, await requireBe(ctx, name, BE_ERR.ZFSOPEN), !!opts.force);
       ctx.runner.flushScript();
-    });
+    }));
 
   changing(program.command('destroy'))
     .description('destroy a BE (never the active or the running one), promoting the BEs cloned from it first; or a snapshot of a BE (BE@snap) that no BE was cloned from')
     .argument('<be[@snap]>')
     .option('-F, --force', 'unmount first if mounted')
     .option('-o, --origin', 'also destroy the snapshot the BE was cloned from (without -o only an automatic one goes)')
-    .action(async (name: string, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { destroyBe } = await import('../be/destroy.js');
       await destroyBe(ctx, name, { force: opts.force, origin: opts.origin, warn: (l) => process.stderr.write(`${l}\n`) });
       ctx.runner.flushScript();
-    });
+    }));
 
   changing(program.command('rename'))
     .description('rename a BE')
     .argument('<old>')
     .argument('<new>')
-    .action(async (from: string, to: string, _opts, cmd: Command) => {
+    .action(bectlAction(async (from: string, to: string, _opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { renameBe } = await import('../be/be.js');
       const dst = await renameBe(ctx, from, to);
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) print(dst);
-    });
+    }));
 
   changing(program.command('snapshot'))
     .description('take a recursive snapshot of a BE (default name: the date and time)')
@@ -141,7 +147,7 @@ export function registerBeCommands(program: Command): void {
     .argument('[be]')
     .option('-t, --temporary', 'for the next boot only (zfsbootcfg)')
     .option('-T, --remove-temporary', 'remove a one-time activation (-t): the next boot takes bootfs')
-    .action(async (name: string | undefined, opts, cmd: Command) => {
+    .action(bectlAction(async (name: string | undefined, opts, cmd: Command) => {
       const { UsageError } = await import('../sys/errors.js');
       if (opts.temporary && opts.removeTemporary) throw new UsageError('activate: -t and -T exclude each other');
       if (name === undefined && !opts.removeTemporary) throw new UsageError("missing required argument 'be'");
@@ -156,16 +162,16 @@ export function registerBeCommands(program: Command): void {
       const be = await activateBe(ctx, name!, !!opts.temporary);
       ctx.runner.flushScript();
       if (!ctx.runner.dryRun) print(`${be} ${opts.temporary ? 'boots next' : 'is active'}`);
-    });
+    }));
 
   program
     .command('check')
     .description('exit 0 where boot environments are supported and in use (a ZFS root, or the pool of -R), else 255, silently (bectl check)')
-    .action(async (_opts, cmd: Command) => {
+    .action(bectlAction(async (_opts, cmd: Command) => {
       const ctx = await context(cmd);
       const { beSupported } = await import('../be/be.js');
       if (!(await beSupported(ctx).catch(() => false))) process.exitCode = 255;
-    });
+    }));
 
   registerTransferCommands(program);
 

@@ -1,5 +1,41 @@
-import type { Command } from 'commander';
+import type { Command, CommanderError } from 'commander';
 import type { BeContext } from '../be/context.js';
+import { BeError } from '../sys/errors.js';
+
+/** sysexits.h's EX_USAGE: what bectl's usage(false) returns (sbin/bectl/bectl.c). */
+export const EX_USAGE = 64;
+
+/** The verbs bectl(8) has (sbin/bectl/bectl.c command_map, aliases too): they exit as bectl does. */
+const BECTL_VERBS = new Set(['activate', 'check', 'create', 'destroy', 'export', 'import', 'jail', 'list', 'mount', 'rename', 'ujail', 'unjail', 'umount', 'unmount']);
+
+/**
+ * bectl's statuses for the bectl verbs, which every other `be` command keeps at 1 and 2 (be.8):
+ * a usage error (commander's or the verb's own) is EX_USAGE, as bectl's usage(false) returns; a
+ * failure libbe has a number for exits with it, as bectl returns each verb's libbe result.
+ */
+export function bectlStatuses(program: Command): void {
+  program.hook('preSubcommand', (_program, verb) => {
+    if (!BECTL_VERBS.has(verb.name())) return;
+    verb.exitOverride((error: CommanderError) => {
+      if (error.exitCode === 0) throw error; // --help
+      throw new BeError(error.message.replace(/^error: /, ''), { exitCode: EX_USAGE });
+    });
+  });
+}
+
+/** A bectl verb's action: what it throws carries bectl's exit status (see bectlStatuses). */
+export function bectlAction<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (error) {
+      const e = error as Partial<BeError>;
+      const status = e.name === 'UsageError' ? EX_USAGE : e.libbe;
+      if (!(error instanceof BeError) || status === undefined) throw error;
+      throw new BeError(error.message, { exitCode: status, command: error.command, cause: error });
+    }
+  };
+}
 
 export interface GlobalOptions {
   dryRun?: boolean;

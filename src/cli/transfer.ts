@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { changing, context, print } from './common.js';
-
-/** bectl's EX_USAGE (sysexits.h) for a stream to or from a terminal (bectl.c). */
-const EX_USAGE = 64;
+import { BeError } from '../sys/errors.js';
+import { EX_USAGE, bectlAction, changing, context, print } from './common.js';
 
 /**
  * A byte counter on a terminal (cli-progress): bytes so far and the rate. Only when stderr is a
@@ -41,13 +39,12 @@ export function registerTransferCommands(program: Command): void {
     .description('write a replication stream of the whole BE (a fresh recursive snapshot, children and properties) to stdout or a file; never to a terminal')
     .argument('<be>')
     .option('-o, --output <file>', 'write the stream to FILE (made whole or not at all) instead of stdout')
-    .action(async (name: string, opts, cmd: Command) => {
-      const { BeError } = await import('../sys/errors.js');
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       if (!opts.output && process.stdout.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('export: refusing to write a replication stream to a terminal: redirect stdout or give -o FILE', { exitCode: EX_USAGE });
       }
-      const ctx = await context(cmd);
-      const { exportBe } = await import('../be/transfer.js');
+      // loaded side by side: start-up is most of what be adds to the stream's own time
+      const [ctx, { exportBe }] = await Promise.all([context(cmd), import('../be/transfer.js')]);
       if (ctx.runner.dryRun) {
         await exportBe(ctx, name, { end: 1, shell: opts.output });
         ctx.runner.flushScript();
@@ -55,8 +52,7 @@ export function registerTransferCommands(program: Command): void {
       }
       const fs = await import('node:fs');
       const { dirname, basename, join } = await import('node:path');
-      const { randomBytes } = await import('node:crypto');
-      const partial = opts.output ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${randomBytes(4).toString('hex')}`) : undefined;
+      const partial = opts.output ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${(await import('node:crypto')).randomBytes(4).toString('hex')}`) : undefined;
       let fd = 1;
       if (partial) {
         try {
@@ -84,19 +80,17 @@ export function registerTransferCommands(program: Command): void {
       } finally {
         progress?.stop();
       }
-    });
+    }));
 
   changing(program.command('import'))
     .description('make a new BE under the BE root from a stream be export wrote (stdin or a file); never over an existing BE; a cut or corrupt stream leaves nothing behind')
     .argument('<be>')
     .option('-i, --input <file>', 'read the stream from FILE instead of stdin')
-    .action(async (name: string, opts, cmd: Command) => {
-      const { BeError } = await import('../sys/errors.js');
+    .action(bectlAction(async (name: string, opts, cmd: Command) => {
       if (!opts.input && process.stdin.isTTY && !cmd.optsWithGlobals().dryRun) {
         throw new BeError('import: refusing to read a replication stream from a terminal: pipe one in or give -i FILE', { exitCode: EX_USAGE });
       }
-      const ctx = await context(cmd);
-      const { importBe } = await import('../be/transfer.js');
+      const [ctx, { importBe }] = await Promise.all([context(cmd), import('../be/transfer.js')]);
       if (ctx.runner.dryRun) {
         await importBe(ctx, name, { end: 0, shell: opts.input });
         ctx.runner.flushScript();
@@ -121,5 +115,5 @@ export function registerTransferCommands(program: Command): void {
         progress?.stop();
         if (opts.input) fs.closeSync(fd);
       }
-    });
+    }));
 }

@@ -2,11 +2,14 @@
 export class BeError extends Error {
   readonly exitCode: number;
   readonly command?: string[];
-  constructor(message: string, opts: { exitCode?: number; command?: string[]; cause?: unknown } = {}) {
+  /** libbe's number for the same failure (lib/libbe/be.h be_error_t): the bectl verbs exit with it. */
+  readonly libbe?: number;
+  constructor(message: string, opts: { exitCode?: number; command?: string[]; cause?: unknown; libbe?: number } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'BeError';
     this.exitCode = opts.exitCode ?? 1;
     this.command = opts.command;
+    this.libbe = opts.libbe;
   }
 }
 

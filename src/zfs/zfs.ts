@@ -38,7 +38,7 @@ export class Zfs {
       try {
         return await op();
       } catch (error) {
-        if (!this.fuse || tries >= 12 || !(error instanceof CommandError) || !/busy/.test(error.stderr)) throw error;
+        if (!this.fuse || tries >= 20 || !(error instanceof CommandError) || !/busy/.test(error.stderr)) throw error;
         await new Promise((r) => setTimeout(r, 50 * tries));
       }
     }

@@ -67,11 +67,12 @@ describe('be create from a layout', () => {
       [['create', `${tp.pool}/ROOT/../x`], /^be: invalid BE name '.*': '\.\.' is not allowed\n$/],
       [['create', `${tp.pool}//x`], /^be: invalid BE name '.*': empty component\n$/],
       [[...R(), 'create', '-l', 'nested', 'x'], /^be: unknown layout 'nested' \(known: flat, freebsd, shallow\)\n$/],
-      [[...R(), 'create', 'head'], /^be: boot environment 'head' already exists\n$/],
-      [['create', 'nopool1234/ROOT/x'], /^be: pool 'nopool1234' does not exist\n$/],
-      // destroy exits as bectl does: libbe's BE_ERR_NOENT
+      // the bectl verbs exit as bectl does (sbin/bectl/bectl.c): libbe's BE_ERR_EXISTS, the -1
+      // of a failed libbe_init (no pool), BE_ERR_NOENT; a bad name is BE_ERR_INVALIDNAME (1)
+      [[...R(), 'create', 'head'], /^be: boot environment 'head' already exists\n$/, 2],
+      [['create', 'nopool1234/ROOT/x'], /^be: pool 'nopool1234' does not exist\n$/, 255],
       [[...R(), 'destroy', 'ghost'], /^be: boot environment 'ghost' does not exist\n$/, 3],
-      [[...R(), 'create', '-e', 'ghost', 'x'], /^be: boot environment 'ghost' does not exist\n$/],
+      [[...R(), 'create', '-e', 'ghost', 'x'], /^be: boot environment 'ghost' does not exist\n$/, 3],
       [['create', '-e', `${tp.pool}/ROOT/head`, 'nopool1234/ROOT/x'], /^be: cannot clone '.*\/ROOT\/head' to 'nopool1234\/ROOT\/x': not in the same pool\n$/],
       [[...R(), 'create', '--layout-file', '/nonexistent/l.json', 'x'], /^be: cannot read layout file '\/nonexistent\/l.json': ENOENT\n$/],
     ];
@@ -81,8 +82,9 @@ describe('be create from a layout', () => {
       expect(r.exitCode).toBe(status);
     }
     expect(await datasets(tp.pool)).toEqual(before);
+    // bectl's usage(false): EX_USAGE
     const usage = await be(['create']);
-    expect(usage.exitCode).toBe(2);
+    expect(usage.exitCode).toBe(64);
     expect(usage.stderr).toBe("be: missing required argument 'be'\n");
     // -v echoes each command before the one-line error; BE_DEBUG=1 adds the stack trace
     const verbose = await be(['-v', 'create', 'nopool1234/ROOT/x']);
@@ -106,7 +108,7 @@ describe('be create from a layout', () => {
   it('undoes a clone that fails: its snapshot of the source is removed too', async () => {
     const before = await execa('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', tp.pool]);
     const r = await be([...R(), 'create', '-e', 'head', '-o', 'recordsize=3', 'badclone']);
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode).toBe(15); // be_deep_clone: BE_ERR_ZFSCLONE
     expect(await datasets(`${tp.root}/badclone`)).toEqual([]);
     const after = await execa('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', tp.pool]);
     expect(after.stdout).toBe(before.stdout);

@@ -56,7 +56,7 @@ describe('bectl create', () => {
     const again = await be([...R(), 'create', 'default@first']);
     expect(again.stderr).toBe(`be: snapshot '${tp.root}/default@first' already exists\n`);
     const mixed = await be([...R(), 'create', '-e', 'default', 'default@x']);
-    expect([mixed.exitCode, mixed.stderr]).toEqual([2, "be: create: 'default@x' makes a snapshot and takes no -e, -l, --layout-file or -o\n"]);
+    expect([mixed.exitCode, mixed.stderr]).toEqual([64, "be: create: 'default@x' makes a snapshot and takes no -e, -l, --layout-file or -o\n"]);
   });
 
   it('create -r -e BE NAME clones it from a fresh snapshot with an automatic name libbe knows', async () => {

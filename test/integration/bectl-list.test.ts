@@ -96,7 +96,7 @@ describe('bectl list', () => {
     expect(rows(await beOk([...R(), 'list', '-H', '-C', 'name'])).map((r) => r[0])).toEqual(['upgrade', 'default', 'deep']);
     expect(rows(await beOk([...R(), 'list', '-H', '-C', 'name', '-c', 'creation'])).map((r) => r[0])).toEqual(['default', 'upgrade', 'deep']);
     const bad = await be([...R(), 'list', '-c', 'color']);
-    expect(bad.exitCode).toBe(2);
+    expect(bad.exitCode).toBe(64); // a refusal of bectl list's arguments: EX_USAGE
     expect(bad.stderr).toBe("be: list: cannot sort by 'color' (known: name, creation, origin, used, usedds, usedbydataset, usedsnap, usedbysnapshots, usedrefreserv, usedbyrefreservation)\n");
   });
 });
@@ -131,6 +131,6 @@ describe('bectl check, mount, rename, umount, activate -T', () => {
     const t = await be([...R(), 'activate', '-T']);
     expect([t.exitCode, t.stderr]).toEqual([1, 'be: activate -T needs zfsbootcfg(8), which only FreeBSD has\n']);
     const both = await be([...R(), 'activate', '-t', '-T', 'next']);
-    expect([both.exitCode, both.stderr]).toEqual([2, 'be: activate: -t and -T exclude each other\n']);
+    expect([both.exitCode, both.stderr]).toEqual([64, 'be: activate: -t and -T exclude each other\n']);
   });
 });
