@@ -21,7 +21,7 @@ await build({
   sourcemap: false,
   banner: { js: "import { createRequire as __beRequire } from 'node:module'; const require = __beRequire(import.meta.url);" },
   define: { __BE_VERSION__: JSON.stringify(version) },
-  // koffi (src/net/udpif.ts) finds its prebuilt native module beside its own files at run time.
+  // koffi (src/net/libc.ts) finds its prebuilt native module beside its own files at run time.
   external: ['koffi'],
   logLevel: 'warning',
 });

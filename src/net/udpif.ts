@@ -16,18 +16,10 @@
  */
 import dgram from 'node:dgram';
 import { getSystemErrorName } from 'node:util';
+import { libc, type Libc } from './libc.js';
 
-export interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
-  bind(fd: number, addr: Buffer, len: number): number;
-  recvmsg(fd: number, msg: Buffer, flags: number): number | bigint;
-  close(fd: number): number;
-  if_nametoindex(name: string): number;
-  errno(): number;
-  /** The address of a Buffer's memory, for the pointers inside a struct msghdr. */
-  address(b: Buffer): bigint;
-}
+export type { Libc };
+
 
 // <sys/socket.h>, <netinet/in.h> (Linux)
 const AF_INET = 2;
@@ -38,29 +30,9 @@ const SO_REUSEADDR = 2;
 const SO_BROADCAST = 6;
 const SO_BINDTODEVICE = 25;
 
-let libc: Promise<Libc | string> | undefined;
-
-/** The C library through koffi, or why it cannot be had (the platform's koffi package is missing). */
-export function loadLibc(): Promise<Libc | string> {
-  libc ??= (async () => {
-    try {
-      const koffi = (await import('koffi')).default;
-      const lib = koffi.load(null);
-      return {
-        socket: lib.func('int socket(int, int, int)'),
-        setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
-        bind: lib.func('int bind(int, const void *, uint32_t)'),
-        recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
-        close: lib.func('int close(int)'),
-        if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
-        errno: () => koffi.errno(),
-        address: (b: Buffer) => koffi.address(b),
-      } as Libc;
-    } catch (e) {
-      return `koffi cannot be loaded (${(e as Error).message.split('\n')[0]})`;
-    }
-  })();
-  return libc;
+/** The C library through koffi (libc.ts), or why it cannot be had. */
+export async function loadLibc(): Promise<Libc | string> {
+  return libc();
 }
 
 /**

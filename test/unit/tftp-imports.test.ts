@@ -1,7 +1,7 @@
 // src/net is a set of libraries of their own (tftp, dhcp, addresses, MACs, interfaces): every
 // file imports Node's modules and src/net only, so any of them can be lifted out of `be` (their
 // errors are their own types, mapped to `be: …` lines by be pxe serve). The one package allowed is
-// koffi, loaded lazily by udpif.ts for the socket options Node's dgram lacks.
+// koffi, the optional FFI that libc.ts alone loads (on first use) for the calls Node's dgram lacks.
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -18,9 +18,10 @@ function sources(dir: string): string[] {
 function outsideImports(file: string): string[] {
   const outside: string[] = [];
   const text = readFileSync(join(net, file), 'utf8');
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
-    const spec = m[1] ?? m[2];
-    if (spec.startsWith('node:') || (file === 'udpif.ts' && spec === 'koffi')) continue;
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|[Rr]equire\((?:[^()]*\)\()?\s*['"]([^'"]+)['"]\s*\)/g)) {
+    const spec = m[1] ?? m[2] ?? m[3];
+    if (file === 'libc.ts' && spec === 'koffi') continue;
+    if (spec.startsWith('node:')) continue;
     const target = spec.startsWith('.') ? resolve(dirname(join(net, file)), spec) : spec;
     if (!spec.startsWith('.') || relative(net, target).startsWith('..')) outside.push(`${file}: ${spec}`);
   }

@@ -13,41 +13,24 @@
  * before an 8-bit family; AF_INET6 is 28), MSG_DONTWAIT from sys/sys/socket.h (0x80) and
  * <bits/socket.h> (0x40); UDP_SEGMENT (103) from <linux/udp.h>.
  */
-import { createRequire } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
 import type { Peer } from './transfer.js';
+import { libc, type Libc } from '../libc.js';
 
-interface Calls {
-  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
-  recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'setsockopt'> {
   dontwait: number;
   bsd: boolean;
 }
 
 let calls: Calls | undefined | null = null;
 
+/** The shared FFI calls (../libc.ts) with this platform's flags; undefined where they cannot be had. */
 function load(): Calls | undefined {
   if (calls !== null) return calls;
-  calls = undefined;
+  const c = process.env.BE_TFTP_NO_FFI ? 'turned off' : libc();
   const linux = process.platform === 'linux';
-  if (!linux && process.platform !== 'freebsd') return undefined;
-  if (process.env.BE_TFTP_NO_FFI) return undefined;
-  try {
-    // Loaded at run time and optional: the server works (more slowly) without it.
-    const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(signature: string): unknown } };
-    const libc = koffi.load(linux ? 'libc.so.6' : 'libc.so.7');
-    calls = {
-      sendto: libc.func('long sendto(int, const void *, size_t, int, const void *, uint32_t)'),
-      recvfrom: libc.func('long recvfrom(int, void *, size_t, int, void *, void *)'),
-      setsockopt: libc.func('int setsockopt(int, int, int, const void *, uint32_t)'),
-      dontwait: linux ? 0x40 : 0x80,
-      bsd: !linux,
-    } as Calls;
-  } catch {
-    calls = undefined;
-  }
+  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, setsockopt: c.setsockopt, dontwait: linux ? 0x40 : 0x80, bsd: !linux };
   return calls;
 }
 
