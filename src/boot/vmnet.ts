@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import type { BeContext } from '../be/context.js';
 import { BeError } from '../sys/errors.js';
 import { processAlive } from '../sys/lock.js';
-import { shJoin } from '../sys/shell.js';
+import { shJoin, shQuote } from '../sys/shell.js';
 import { ganeshaBlock } from '../share/ganesha.js';
 
 /** Namespace names start with this (BE_VM_PREFIX overrides it: tests keep theirs apart). */
@@ -92,9 +92,10 @@ export interface Daemon {
   exited: Promise<number | null>;
 }
 
-export async function startDaemon(ctx: BeContext, name: string, argv: string[], onLine?: (line: string) => void): Promise<Daemon> {
+export async function startDaemon(ctx: BeContext, name: string, argv: string[], onLine?: (line: string) => void, scriptLog?: string): Promise<Daemon> {
   const d: Daemon = { name, argv, lines: [], exited: Promise.resolve(0) };
-  await ctx.runner.act(`${shJoin(argv)} &\nbe_${name}=$!`, async () => {
+  // a script keeps the output in SCRIPTLOG, where its wait for the daemon looks
+  await ctx.runner.act(`${shJoin(argv)}${scriptLog ? ` > ${shQuote(scriptLog)} 2>&1` : ''} &\nbe_${name}=$!`, async () => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     d.child = child;
     let rest = '';
@@ -131,6 +132,14 @@ export async function stopDaemon(ctx: BeContext, d: Daemon, graceMs = 5000): Pro
       await d.exited;
     }
   });
+}
+
+/**
+ * The script's form of waitUntil: poll the shell test TEST every 0.2 s until it holds, at most
+ * SECONDS (then say so and go on: what needed the daemon fails and is torn down as usual).
+ */
+function scriptWait(test: string, what: string, seconds = 30): string {
+  return `be_t=0; until ${test}; do be_t=$((be_t+1)); if [ $be_t -gt ${seconds * 5} ]; then echo ${shQuote(`be: no ${what} within ${seconds} s`)} >&2; break; fi; sleep 0.2; done`;
 }
 
 /** Wait until TEST holds (polled) or the daemon exits. */
@@ -206,19 +215,20 @@ export async function openVmNet(ctx: BeContext, o: VmNetOptions, a: VmAddresses 
 
     const rpcbind = await startDaemon(ctx, 'rpcbind', [...inMnt, 'rpcbind', '-f']);
     undo.push(() => stopDaemon(ctx, rpcbind));
-    await r.act('sleep 1 # until rpcbind answers', () => waitUntil(rpcbind, 'answering', async () => (await r.query([...inMnt, 'rpcinfo', '-p', '127.0.0.1'], { allowFailure: true })).status === 0));
+    await r.act(scriptWait(`${shJoin([...inMnt, 'rpcinfo', '-p', '127.0.0.1'])} >/dev/null 2>&1`, 'answer from rpcbind'), () => waitUntil(rpcbind, 'answering', async () => (await r.query([...inMnt, 'rpcinfo', '-p', '127.0.0.1'], { allowFailure: true })).status === 0));
 
     const conf = join(a.dir, 'ganesha.conf');
     const glog = join(a.dir, 'ganesha.log');
     await r.writeFile(conf, vmGaneshaConf({ path: o.path, guest: a.guest, bind: a.host }));
     const ganesha = await startDaemon(ctx, 'ganesha', [...inMnt, 'ganesha.nfsd', '-F', '-f', conf, '-L', glog, '-p', join(a.dir, 'ganesha.pid'), '-N', 'NIV_EVENT']);
     undo.push(() => stopDaemon(ctx, ganesha));
-    await r.act('sleep 2 # until ganesha has started', () => waitUntil(ganesha, 'NFS SERVER INITIALIZED in its log', async () => (await readFile(glog, 'utf8').catch(() => '')).includes('NFS SERVER INITIALIZED')));
+    await r.act(scriptWait(`grep -q 'NFS SERVER INITIALIZED' ${shQuote(glog)} 2>/dev/null`, 'NFS SERVER INITIALIZED in ganesha.log', 60), () => waitUntil(ganesha, 'NFS SERVER INITIALIZED in its log', async () => (await readFile(glog, 'utf8').catch(() => '')).includes('NFS SERVER INITIALIZED')));
 
-    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...ctx.runner.self(), ...vmPxeArgs(a, o)], o.log);
+    const pxeLog = join(a.dir, 'pxe.log');
+    const pxe = await startDaemon(ctx, 'pxe', [...nsExec, ...ctx.runner.self(), ...vmPxeArgs(a, o)], o.log, pxeLog);
     undo.push(() => stopDaemon(ctx, pxe));
     // it binds DHCP, then TFTP, and says so (run as root: the BE's mount directory is root's alone)
-    await r.act('sleep 1 # until be pxe serve serves TFTP', () => waitUntil(pxe, 'its TFTP server running', () => pxe.lines.some((l) => l.startsWith('tftp serving '))));
+    await r.act(scriptWait(`grep -q '^tftp serving ' ${shQuote(pxeLog)} 2>/dev/null`, 'TFTP from be pxe serve'), () => waitUntil(pxe, 'its TFTP server running', () => pxe.lines.some((l) => l.startsWith('tftp serving '))));
     return { ...a, exec: nsExec, pxe, close };
   } catch (error) {
     await close().catch(() => {});

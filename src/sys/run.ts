@@ -137,13 +137,19 @@ export class Runner {
 
   /**
    * Run (or, in dry-run, record) a command that changes the host. `undo` reverses it.
+   * `scriptRetryOn` makes the recorded command try again, as the live caller does, while its
+   * error says WORD (e.g. zfs-fuse's "busy" for a moment after an unmount).
    * `scriptVar` names the shell variable a plan keeps the command's output in (`md=$(mdconfig …)`,
    * for a change that prints what it made): the recorded result's stdout is then a placeholder
    * that later commands may hold in their words, printed as "$md" there.
    */
-  async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo; scriptVar?: string } = {}): Promise<RunResult> {
+  async change(argv: string[], opts: RunOptions & { undo?: string[] | Undo; scriptVar?: string; scriptRetryOn?: string } = {}): Promise<RunResult> {
     if (this.dryRun) {
       const command = planJoin(argv) + (opts.input !== undefined ? ` <<'BE_INPUT'\n${String(opts.input)}\nBE_INPUT` : '');
+      if (opts.scriptRetryOn !== undefined && opts.scriptVar === undefined && opts.input === undefined) {
+        this.record(retryLine(command, opts.scriptRetryOn));
+        return { stdout: '', stderr: '', status: 0, pending: true };
+      }
       if (opts.scriptVar === undefined) {
         this.record(command);
         return { stdout: '', stderr: '', status: 0, pending: true };
@@ -471,4 +477,13 @@ export class Runner {
     this.spawns++;
     return runCollected(argv, opts, this.env);
   }
+}
+
+/**
+ * COMMAND in a script, tried again (up to 12 times, a growing pause) while its error output holds
+ * WORD; any other failure, or the last, prints the error and ends the script.
+ */
+export function retryLine(command: string, word: string): string {
+  if (!/^[A-Za-z ]+$/.test(word)) throw new BeError(`internal: bad retry word '${word}'`);
+  return `be_try=1; until be_err=$(${command} 2>&1); do case $be_err in *'${word}'*) if [ $be_try -lt 12 ]; then sleep $be_try; be_try=$((be_try+1)); continue; fi;; esac; printf '%s\\n' "$be_err" >&2; exit 1; done`;
 }

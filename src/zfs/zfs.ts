@@ -27,7 +27,8 @@ export class Zfs {
    * Returns whether the change is only pending (recorded into a plan, not made).
    */
   private async change(argv: string[], undo?: string[]): Promise<boolean> {
-    const attempt = () => this.runner.change(argv);
+    // a script does the same where it counts, after an unmount: zfs destroy
+    const attempt = () => this.runner.change(argv, { scriptRetryOn: this.fuse && argv[1] === 'destroy' ? 'busy' : undefined });
     const r = await this.retryBusy(attempt);
     if (undo) this.runner.onUndo(() => this.retryBusy(() => this.runner.change(undo)));
     return !!r.pending;

@@ -9,9 +9,9 @@ import { execa } from 'execa';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { be } from '../helpers/cli.js';
+import { be, BE_BIN } from '../helpers/cli.js';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
 import { buildMirror, busyboxUserland, type FileSpec } from '../helpers/mirror.js';
 import { missingParts, standinKernelSet } from '../helpers/standin.js';
@@ -148,6 +148,21 @@ describe('be hunt --method qemu', () => {
     expect(await datasets()).toBe(had);
     expect(await leftovers()).toEqual(before);
   }, 120_000);
+
+  it('the printed qemu hunt runs with sh: the same verdicts as a live hunt, nothing left behind', async () => {
+    const rels = [RELEASES[0], FIRST_BAD];
+    const plan = await beq(['-n', '-R', `${pool.pool}/PLAN`, 'hunt', 'run', '--method', 'qemu', '--releases', rels.join(','), '--test', await script('t.sh', TEST), '--timeout', '10m', ...installFlags()]);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    await writeFile(join(dir, 'plan.sh'), plan.stdout);
+    // the script starts `be pxe serve` as an installed be would be: from PATH
+    const ran = await execa('sh', [join(dir, 'plan.sh')], { reject: false, env: { ...env, PATH: `${dirname(BE_BIN)}:${process.env.PATH}` } });
+    await writeFile(join(dir, 'plan.out'), ran.stdout + '\n--- stderr\n' + ran.stderr);
+    expect(ran.exitCode, ran.stderr.slice(-3000)).toBe(0);
+    // the verdict lines (the guest's console, also on standard output, says `be hunt: … exit N`)
+    const verdicts = ran.stdout.split('\n').filter((l) => /^[\d.]+ run \d: /.test(l)).map((l) => l.replace(/ \(exit \d+\)$/, '')).sort();
+    expect(verdicts).toEqual(rels.map((r) => `${r} run 1: ${verdict(r)}`).sort());
+    expect(await leftovers()).toEqual([]);
+  }, 900_000);
 
   it('a test that hangs is ended by --timeout, the run aborted, and nothing is left', async () => {
     const hang = await script('hang.sh', '#!/bin/sh\necho hanging\nsleep 100000\n');
