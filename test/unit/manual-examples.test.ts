@@ -2,7 +2,7 @@
  * The commands shown in be(8) EXAMPLES and in the README's shell blocks name commands, options
  * and as many arguments as the CLI takes; and the manual page is clean mdoc (mandoc -T lint).
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +36,13 @@ function takesValue(o: Option): boolean {
 }
 
 /** Check argv against the program: every option known, positional count within bounds. */
+let program: Command;
+beforeAll(async () => {
+  program = await buildProgram();
+});
+
 function check(argv: string[]): string | undefined {
-  let cmd: Command = buildProgram();
+  let cmd: Command = program;
   let i = 0;
   const options = (c: Command) => (c as unknown as { options: Option[] }).options;
   const find = (c: Command, flag: string) => options(c).find((o) => o.long === flag || o.short === flag);
