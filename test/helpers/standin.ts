@@ -14,9 +14,10 @@ import type { FileSpec } from './mirror.js';
 
 import { findKernel } from './kernel.js';
 
-/** Kernel modules the initramfs loads, in order (the vmxnet3 NIC, then the NFSv3 client). */
+/** Kernel modules the initramfs loads, in order (the virtio-net NIC, then the NFSv3 client). */
 export const MODULES = [
-  'vmxnet3', 'sunrpc', 'grace', 'lockd', 'netfs', 'fscache', 'nfs', 'nfs_acl', 'nfsv3',
+  'virtio_ring', 'virtio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net',
+  'sunrpc', 'grace', 'lockd', 'netfs', 'fscache', 'nfs', 'nfs_acl', 'nfsv3',
 ];
 /** scripts/install-deps puts the kernel's modules here (matching /usr/local/lib/be-test/vmlinuz). */
 export const MODULE_DIR = process.env.BE_TEST_MODULES ?? '/usr/local/lib/be-test/modules';
