@@ -222,16 +222,21 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
     }
   } else {
     taps++;
+    const t = performance.now();
     const net = await openVmNet(ctx, { path, mac, bootBios: opts.bootFile ?? 'pxeboot', bootEfi: opts.bootFile ?? 'loader.efi', log: (l) => note(`pxe: ${l}`) });
     close = net.close;
     prefix = net.exec;
-    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})`);
+    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})${ctx.runner.dryRun ? '' : `; its network ready in ${ms(t)} ms`}`);
   }
   const argv = [...prefix, ...qemuArgv({ name, firmware, accel, memory, cpus, tap, mac, console })];
   let signal: ((sig: NodeJS.Signals) => void) | undefined;
   const onSignal = (sig: NodeJS.Signals) => signal?.(sig === 'SIGINT' ? 'SIGTERM' : sig);
+  // QEMU runs in a process group of its own: a `be` that exits at once (a stopped `be worker`)
+  // takes it along rather than leaving it running until the next start's cleanup
+  const onExit = () => signal?.('SIGKILL');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('exit', onExit);
   const t0 = performance.now();
   try {
     const r = await ctx.runner.stream(argv, {
@@ -240,10 +245,16 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
       inherit: console === 'stdio' && !opts.onOutput,
       onStart: (s) => (signal = s),
     });
-    return { ...r, bootMs: Math.round(performance.now() - t0) };
+    return { ...r, bootMs: ms(t0) };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+    const ran = ms(t0);
+    const t = performance.now();
     await close();
+    if (!ctx.runner.dryRun) note(`VM ${name}: QEMU ran ${ran} ms; its ${opts.bridge ? 'tap' : 'network'} removed in ${ms(t)} ms`);
   }
 }
+
+const ms = (since: number) => Math.round(performance.now() - since);
