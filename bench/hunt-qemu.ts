@@ -8,7 +8,8 @@
 // Both hunts run on installed snapshots: a first chroot hunt installs the releases.
 // Run as root after `npm run build`, with ZFS (zfs-fuse on Linux), QEMU, ipxe-qemu, nfs-ganesha
 // and the stand-in kernel (scripts/install-deps):
-//   npx vite-node bench/hunt-qemu.ts        (JOBS=1, RELEASES=16 by default; BE_QEMU_ACCEL=tcg forces TCG)
+//   npx vite-node bench/hunt-qemu.ts        (JOBS=1, RELEASES=16 by default; BE_QEMU_ACCEL=tcg forces TCG;
+//   the test times itself with date +%s, so its share is whole seconds)
 import { execa } from 'execa';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,7 +54,7 @@ interface Hunt { wallMs: number; runs: Run[]; state: string }
 
 const missing = missingParts();
 if (missing.length) throw new Error(`stand-in kernel modules missing (run scripts/install-deps): ${missing.join(', ')}`);
-const pool = await makeTestPool('3G', 'bebenchq');
+const pool = await makeTestPool('3G', process.env.POOL_PREFIX ?? 'bebenchq');
 const dir = await mkdtemp(join(tmpdir(), 'be-bench-qemu-'));
 try {
   const mirror = join(dir, 'mirror');
