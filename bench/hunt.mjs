@@ -6,6 +6,7 @@
 // (each run's clone is made while the previous test runs, and destroyed after it, off the runs'
 // path; the wall time includes all of it). Goal: under 5% on the second run, all of it counted.
 // Run as root after `npm run build`, with ZFS available (zfs-fuse on Linux): node bench/hunt.mjs
+// The same 16 releases hunted in QEMU guests against chroot, boot/test/teardown per run: bench/hunt-qemu.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';

@@ -1,12 +1,19 @@
 /**
- * QEMU on Linux, the way bhyve boots a BE on FreeBSD: a PC (`pc` machine) with a vmxnet3 NIC (vmx(4)
- * in FreeBSD's GENERIC; the guest's kernel finds its NIC by MAC, sys/nfs/nfs_diskless.c) on a tap
- * in the VM's private network (vmnet.ts), booting from the network: BIOS through iPXE's vmxnet3
- * ROM (apt ipxe-qemu) or UEFI through OVMF (apt ovmf) with iPXE's EFI vmxnet3 driver. (iPXE's
- * virtio-net ROM sent its DHCP requests, but they went unanswered here.) The
- * firmware asks `be pxe serve` for a lease, which names the BE's boot file (pxeboot, loader.efi)
- * and its root path; it fetches the boot file over TFTP from the BE's /boot; what runs next reads
- * the rest over NFS from ganesha (see vmnet.ts for what FreeBSD's loader and kernel need there).
+ * QEMU on Linux, the way bhyve boots a BE on FreeBSD: a PC (`pc` machine) with a virtio-net NIC
+ * (vtnet(4) in FreeBSD's GENERIC; the guest's kernel finds its NIC by MAC, sys/nfs/nfs_diskless.c)
+ * on a tap in the VM's private network (vmnet.ts), booting from the network: BIOS through iPXE's
+ * virtio ROM (apt ipxe-qemu) or UEFI through OVMF (apt ovmf) with iPXE's EFI virtio driver.
+ * SeaBIOS runs a NIC's option ROM only when the ROM's PCI data structure names the device's own
+ * vendor and device ID, and Debian's pxe-virtio.rom names 1af4:1041, the non-transitional
+ * (virtio 1.0) virtio-net, while QEMU's virtio-net-pci is the transitional 1af4:1000 unless
+ * `disable-legacy=on`: so the BIOS guest gets the non-transitional device (FreeBSD drives it with
+ * sys/dev/virtio/pci/virtio_pci_modern.c, whose probe takes device IDs 0x1040 and up, in 13.0 and
+ * later). OVMF loads the ROM's EFI driver whatever the ID, and the driver takes both IDs, so the
+ * UEFI guest keeps the transitional device (virtio_pci_legacy.c drives it in older releases too).
+ * The firmware asks `be pxe serve` for a lease, which names the BE's boot file (pxeboot,
+ * loader.efi) and its root path; it fetches the boot file over TFTP from the BE's /boot; what runs
+ * next reads the rest over NFS from ganesha (see vmnet.ts for what FreeBSD's loader and kernel
+ * need there).
  * Serial console on the terminal or in a log; the guest's reboot or power-off ends QEMU
  * (-no-reboot). KVM where /dev/kvm boots a guest (probed once with a tiny guest, the answer
  * cached), TCG otherwise.
@@ -23,8 +30,8 @@ import { BeError, UsageError } from '../sys/errors.js';
 import { checkMac, checkMemory } from './method.js';
 
 export const QEMU = 'qemu-system-x86_64';
-export const IPXE_BIOS_ROM = '/usr/lib/ipxe/qemu/pxe-vmxnet3.rom';
-export const IPXE_EFI_ROM = '/usr/lib/ipxe/qemu/efi-vmxnet3.rom';
+export const IPXE_BIOS_ROM = '/usr/lib/ipxe/qemu/pxe-virtio.rom';
+export const IPXE_EFI_ROM = '/usr/lib/ipxe/qemu/efi-virtio.rom';
 export const OVMF = '/usr/share/ovmf/OVMF.fd';
 
 export type Firmware = 'bios' | 'uefi';
@@ -59,13 +66,18 @@ function qemuMemory(text: string): string {
   return /\d$/.test(text) ? `${text}M` : text.toUpperCase();
 }
 
+/** The guest's NIC: virtio-net, non-transitional under SeaBIOS so that iPXE's ROM is run (see above). */
+function nicDevice(firmware: Firmware): string {
+  return firmware === 'uefi' ? 'virtio-net-pci' : 'virtio-net-pci,disable-legacy=on';
+}
+
 /** The qemu-system-x86_64 argv of one guest. */
 export function qemuArgv(o: QemuOptions): string[] {
   const argv = [QEMU, '-name', o.name, '-machine', 'pc', '-accel', o.accel, '-m', qemuMemory(o.memory), '-smp', String(o.cpus)];
   if (o.firmware === 'uefi') argv.push('-bios', OVMF);
   argv.push(
     '-netdev', `tap,id=net0,ifname=${o.tap},script=no,downscript=no`,
-    '-device', `vmxnet3,netdev=net0,mac=${checkMac(o.mac)},romfile=${o.firmware === 'uefi' ? IPXE_EFI_ROM : IPXE_BIOS_ROM},bootindex=1`,
+    '-device', `${nicDevice(o.firmware)},netdev=net0,mac=${checkMac(o.mac)},romfile=${o.firmware === 'uefi' ? IPXE_EFI_ROM : IPXE_BIOS_ROM},bootindex=1`,
     '-vga', 'none', '-display', 'none', '-monitor', 'none', '-parallel', 'none',
     '-serial', o.console === 'stdio' ? 'stdio' : `file:${o.console.file}`,
     '-no-reboot',
@@ -210,16 +222,21 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
     }
   } else {
     taps++;
+    const t = performance.now();
     const net = await openVmNet(ctx, { path, mac, bootBios: opts.bootFile ?? 'pxeboot', bootEfi: opts.bootFile ?? 'loader.efi', log: (l) => note(`pxe: ${l}`) });
     close = net.close;
     prefix = net.exec;
-    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})`);
+    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})${ctx.runner.dryRun ? '' : `; its network ready in ${ms(t)} ms`}`);
   }
   const argv = [...prefix, ...qemuArgv({ name, firmware, accel, memory, cpus, tap, mac, console })];
   let signal: ((sig: NodeJS.Signals) => void) | undefined;
   const onSignal = (sig: NodeJS.Signals) => signal?.(sig === 'SIGINT' ? 'SIGTERM' : sig);
+  // QEMU runs in a process group of its own: a `be` that exits at once (a stopped `be worker`)
+  // takes it along rather than leaving it running until the next start's cleanup
+  const onExit = () => signal?.('SIGKILL');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('exit', onExit);
   const t0 = performance.now();
   try {
     const r = await ctx.runner.stream(argv, {
@@ -228,10 +245,16 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
       inherit: console === 'stdio' && !opts.onOutput,
       onStart: (s) => (signal = s),
     });
-    return { ...r, bootMs: Math.round(performance.now() - t0) };
+    return { ...r, bootMs: ms(t0) };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+    const ran = ms(t0);
+    const t = performance.now();
     await close();
+    if (!ctx.runner.dryRun) note(`VM ${name}: QEMU ran ${ran} ms; its ${opts.bridge ? 'tap' : 'network'} removed in ${ms(t)} ms`);
   }
 }
+
+const ms = (since: number) => Math.round(performance.now() - since);

@@ -92,12 +92,24 @@ export interface Daemon {
   exited: Promise<number | null>;
 }
 
+/** The servers running now: a `be` that exits at once (a stopped `be worker`) ends them on its way out. */
+const running = new Set<ChildProcess>();
+let exitHook = false;
+
 export async function startDaemon(ctx: BeContext, name: string, argv: string[], onLine?: (line: string) => void, scriptLog?: string): Promise<Daemon> {
   const d: Daemon = { name, argv, lines: [], exited: Promise.resolve(0) };
   // a script keeps the output in SCRIPTLOG, where its wait for the daemon looks
   await ctx.runner.act(`${shJoin(argv)}${scriptLog ? ` > ${shQuote(scriptLog)} 2>&1` : ''} &\nbe_${name}=$!`, async () => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     d.child = child;
+    running.add(child);
+    child.on('exit', () => running.delete(child));
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', () => {
+        for (const c of running) c.kill('SIGKILL');
+      });
+    }
     let rest = '';
     const take = (b: Buffer) => {
       const parts = (rest + b.toString('utf8')).split('\n');

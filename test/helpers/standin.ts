@@ -14,9 +14,10 @@ import type { FileSpec } from './mirror.js';
 
 import { findKernel } from './kernel.js';
 
-/** Kernel modules the initramfs loads, in order (the vmxnet3 NIC, then the NFSv3 client). */
+/** Kernel modules the initramfs loads, in order (the virtio-net NIC, then the NFSv3 client). */
 export const MODULES = [
-  'vmxnet3', 'sunrpc', 'grace', 'lockd', 'netfs', 'fscache', 'nfs', 'nfs_acl', 'nfsv3',
+  'virtio_ring', 'virtio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net',
+  'sunrpc', 'grace', 'lockd', 'netfs', 'fscache', 'nfs', 'nfs_acl', 'nfsv3',
 ];
 /** scripts/install-deps puts the kernel's modules here (matching /usr/local/lib/be-test/vmlinuz). */
 export const MODULE_DIR = process.env.BE_TEST_MODULES ?? '/usr/local/lib/be-test/modules';
@@ -97,4 +98,26 @@ export function standinKernelSet(): Record<string, FileSpec> {
     'boot/kernel/kernel': readFileSync(findKernel()),
     'boot/kernel/initrd.gz': standinInitramfs(),
   };
+}
+
+/**
+ * What QEMU runs of one test file could leave behind, and only theirs (other files boot VMs on the
+ * same machine): namespaces and mount namespaces named PREFIX…, the servers whose argv names them,
+ * QEMUs in such a namespace or named after one of BE_PIDS (be-PID-N), clones of POOL and their mounts.
+ */
+export async function vmLeftovers(prefix: string, pool: string, bePids: number[] = []): Promise<string[]> {
+  const { execa } = await import('execa');
+  const { readdir, readFile } = await import('node:fs/promises');
+  const lines = async (argv: string[]) => (await execa(argv[0], argv.slice(1), { reject: false })).stdout.split('\n').filter(Boolean);
+  const ns = (await readdir('/run/netns').catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  const mnt = (await readdir('/run/be-vm').catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  const servers = (await lines(['pgrep', '-af', prefix])).filter((l) => !l.includes('pgrep') && !l.includes('vitest'));
+  const qemu: string[] = [];
+  for (const l of await lines(['pgrep', '-af', '^qemu-system-x86_64 '])) {
+    const inOurs = (await lines(['ip', 'netns', 'identify', l.split(' ')[0]])).some((n) => n.startsWith(prefix));
+    if (inOurs || bePids.some((pid) => l.includes(` -name be-${pid}-`))) qemu.push(l);
+  }
+  const clones = (await lines(['zfs', 'list', '-H', '-o', 'name', '-r', pool])).filter((n) => n.includes('.run'));
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.split(' ')[0].startsWith(`${pool}/`) && l.includes('.run'));
+  return [...ns, ...mnt, ...servers.filter((l) => !qemu.some((q) => q.split(' ')[0] === l.split(' ')[0])), ...qemu, ...clones, ...mounts];
 }

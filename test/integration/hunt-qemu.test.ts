@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { be, BE_BIN } from '../helpers/cli.js';
 import { makeTestPool, type TestPool } from '../helpers/zfs.js';
 import { buildMirror, busyboxUserland, type FileSpec } from '../helpers/mirror.js';
-import { missingParts, standinKernelSet } from '../helpers/standin.js';
+import { missingParts, standinKernelSet, vmLeftovers } from '../helpers/standin.js';
 
 const RELEASES = ['13.0', '13.1', '13.2', '13.3'];
 const UNTESTABLE = '13.1';
@@ -61,16 +61,8 @@ async function script(name: string, text: string): Promise<string> {
 const installFlags = () => ['-p', mirror, '--sets', 'base,kernel', '--cache', join(dir, 'cache')];
 const beq = (args: string[]) => be(args, { env });
 
-/** What a VM run could leave behind: namespaces, mount namespaces, QEMU/ganesha/pxe processes, clones. */
-async function leftovers(): Promise<string[]> {
-  const ns = (await readdir('/run/netns').catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX));
-  const mnt = (await readdir('/run/be-vm').catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX));
-  const procs = (await execa('pgrep', ['-af', PREFIX], { reject: false })).stdout.split('\n').filter((l) => l && !l.includes('pgrep') && !l.includes('vitest'));
-  const qemu = (await execa('pgrep', ['-af', '^qemu-system-x86_64 -name be-'], { reject: false })).stdout.split('\n').filter(Boolean);
-  const clones = (await execa('zfs', ['list', '-H', '-o', 'name', '-r', pool.root], { reject: false })).stdout.split('\n').filter((n) => n.includes('.run'));
-  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes('.run'));
-  return [...ns, ...mnt, ...procs, ...qemu, ...clones, ...mounts];
-}
+/** What a VM run of this file could leave behind: namespaces, mount namespaces, QEMU/ganesha/pxe processes, clones. */
+const leftovers = () => vmLeftovers(PREFIX, pool.root);
 
 beforeAll(async () => {
   const missing = missingParts();

@@ -15,7 +15,7 @@ describe('qemuArgv', () => {
     expect(value(argv, '-smp')).toBe('2');
     expect(argv).not.toContain('-bios');
     expect(value(argv, '-netdev')).toBe('tap,id=net0,ifname=tap0,script=no,downscript=no');
-    expect(value(argv, '-device')).toBe('vmxnet3,netdev=net0,mac=52:54:00:aa:bb:cc,romfile=/usr/lib/ipxe/qemu/pxe-vmxnet3.rom,bootindex=1');
+    expect(value(argv, '-device')).toBe('virtio-net-pci,disable-legacy=on,netdev=net0,mac=52:54:00:aa:bb:cc,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom,bootindex=1');
     expect(value(argv, '-serial')).toBe('file:/tmp/c.log');
     expect(argv).toContain('-no-reboot');
   });
@@ -23,7 +23,7 @@ describe('qemuArgv', () => {
   it('UEFI: OVMF with the EFI driver ROM; KVM; the terminal as console', () => {
     const argv = qemuArgv({ ...base, firmware: 'uefi', accel: 'kvm', memory: '1G', console: 'stdio' });
     expect(value(argv, '-bios')).toBe('/usr/share/ovmf/OVMF.fd');
-    expect(value(argv, '-device')).toContain('romfile=/usr/lib/ipxe/qemu/efi-vmxnet3.rom');
+    expect(value(argv, '-device')).toBe('virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom,bootindex=1');
     expect(value(argv, '-accel')).toBe('kvm');
     expect(value(argv, '-m')).toBe('1G');
     expect(value(argv, '-serial')).toBe('stdio');
