@@ -7,7 +7,6 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../sys/run.js';
-import { runningInterfaces } from '../sys/ifaddrs.js';
 import { BeError } from '../sys/errors.js';
 import { dropPrivileges, lookupUser, runningAsRoot, type Account } from '../sys/privileges.js';
 import { createTftpServer, TftpError, type TftpFileProvider } from '../net/tftp/index.js';
@@ -94,9 +93,10 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
   const dhcp = s.dhcp
     ? new DhcpServer({
       serverIp: s.address,
-      // Checked above, also without carrier yet; DHCP binds to it once running (before, to the one
-      // holding the address), and the subnet derived from it stands in meanwhile.
-      interface: s.interface && runningInterfaces().has(s.interface) ? s.interface : undefined,
+      // Checked above, also without carrier yet (a bridge whose ports are not up): the sockets are
+      // bound to it all the same, with its addresses from the table the settings were checked with.
+      interface: s.interface,
+      interfaces: s.interfaces,
       subnet: s.subnet,
       range: s.range,
       router: s.router,

@@ -33,6 +33,8 @@ export interface PxeHost {
 export interface PxeSettings {
   address: string;
   interface?: string;
+  /** The host's interfaces the settings were checked against (every one, down or without carrier, when the running ones did not answer). */
+  interfaces: InterfaceTable;
   subnet?: string;
   range?: string;
   router?: string;
@@ -284,7 +286,7 @@ export async function checkPxeSettings(input: PxeInput, opts: { platform?: NodeJ
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(user)) throw new BeError(`--user ${user}: not a user name`);
 
   return {
-    address, ...(ifname ? { interface: ifname } : {}),
+    address, ...(ifname ? { interface: ifname } : {}), interfaces,
     ...(subnet ? { subnet: cidrString(subnet) } : {}),
     ...(range !== undefined ? { range } : {}),
     ...(router !== undefined ? { router } : {}),

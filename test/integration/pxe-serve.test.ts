@@ -9,7 +9,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeLan, type Lan } from '../helpers/netns.js';
-import { nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
+import { buildHelpers, exchange, nsRun, parseUdhcpcLog, udhcpcScript } from '../helpers/dhcp.js';
+import { FLAG_BROADCAST, decodePacket, encodePacket, messageType, MessageType, Opt } from '../../src/net/dhcp/index.js';
 import { pxeClient as pxeClientIn, startBe, tftpGet as tftpGetIn, type PxeProcess } from '../helpers/pxe.js';
 import { BE_BIN, beOk } from '../helpers/cli.js';
 
@@ -146,18 +147,21 @@ describe('be pxe serve', () => {
     expect(again).toBe(first);
   });
 
-  it('finds the subnet of an interface with no carrier yet (a bridge whose ports are down), and serves once it has one, also when the default route is elsewhere', async () => {
+  it('finds the subnet of an interface with no carrier yet (a bridge whose ports are down), and serves it once it has one, broadcast replies to 255.255.255.255, also when the default route is elsewhere', async () => {
     const ns = `bepxenc${process.pid}`;
+    const client = `bepxecl${process.pid}`;
+    const h = await buildHelpers();
     const net = '10.77.9';
     const inNs = (args: string[]) => execa('ip', ['-n', ns, ...args]);
     await execa('ip', ['netns', 'add', ns]);
+    await execa('ip', ['netns', 'add', client]);
     try {
       await inNs(['link', 'set', 'lo', 'up']);
       await inNs(['link', 'add', 'br9', 'type', 'bridge']);
       await inNs(['addr', 'add', `${net}.1/24`, 'dev', 'br9']);
       await inNs(['link', 'set', 'br9', 'up']);
       // a port whose other end is down: the bridge has no carrier
-      await inNs(['link', 'add', 'vh9', 'type', 'veth', 'peer', 'name', 'vc9']);
+      await inNs(['link', 'add', 'vh9', 'type', 'veth', 'peer', 'name', 'vc9', 'netns', client]);
       await inNs(['link', 'set', 'vh9', 'master', 'br9']);
       await inNs(['link', 'set', 'vh9', 'up']);
       expect((await inNs(['link', 'show', 'br9'])).stdout).toContain('NO-CARRIER');
@@ -174,7 +178,9 @@ describe('be pxe serve', () => {
       ]);
       try {
         await server.waitFor(/^running as nobody/);
-        await inNs(['link', 'set', 'vc9', 'up']);
+        // the client's end comes up: a host with no address yet, its broadcasts out of vc9
+        await execa('ip', ['-n', client, 'link', 'set', 'vc9', 'up']);
+        await execa('ip', ['-n', client, 'route', 'add', 'default', 'dev', 'vc9']);
         // The host's default route leaves by another interface: replies must still go out on br9.
         await inNs(['link', 'add', 'up9', 'type', 'veth', 'peer', 'name', 'up9b']);
         await inNs(['addr', 'add', '192.0.2.1/24', 'dev', 'up9']);
@@ -183,15 +189,28 @@ describe('be pxe serve', () => {
         await inNs(['route', 'add', 'default', 'via', '192.0.2.254']);
         // an iPXE client (user class "iPXE", option 77) is handed the second-stage script, with option 15
         const { script, log } = await udhcpcScript(dir);
-        await nsRun(ns, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script, '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x4d:69505845', '-O', 'bootfile']);
+        await nsRun(client, ['busybox', 'udhcpc', '-i', 'vc9', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', script, '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x4d:69505845', '-O', 'bootfile']);
         const bound = parseUdhcpcLog(await readFile(log, 'utf8')).find((e) => e.event === 'bound');
         expect(bound?.env).toMatchObject({ domain: 'lab.example', boot_file: `http://${net}.1/boot.ipxe` });
         expect(bound?.env.ip).toMatch(new RegExp(`^${net.replace(/\./g, '\\.')}\\.1(0\\d|10)$`));
+        // a plain socket on 0.0.0.0:68 (a firmware's PXE client asking for a broadcast reply) hears
+        // its OFFER: sent to 255.255.255.255 on br9, which has a carrier by now
+        await execa('ip', ['-n', client, 'addr', 'flush', 'dev', 'vc9']);
+        const discover = encodePacket({
+          op: 1, htype: 1, hlen: 6, hops: 0, xid: 0x5eed, secs: 0, flags: FLAG_BROADCAST,
+          ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
+          chaddr: Buffer.from('525400c0ffee', 'hex'), sname: '', file: '',
+          options: new Map([[Opt.MESSAGE_TYPE, Buffer.from([MessageType.DISCOVER])]]),
+        });
+        const heard = await exchange(h, client, { bind: '0.0.0.0', bindPort: 68, to: '255.255.255.255', toPort: 67, packet: discover, waitMs: 3000 });
+        expect(heard.map((r) => messageType(decodePacket(Buffer.from(r.hex, 'hex'))))).toEqual([MessageType.OFFER]);
       } finally {
         expect(await server.stop()).toBe(0);
       }
     } finally {
+      await execa('ip', ['netns', 'del', client], { reject: false });
       await execa('ip', ['netns', 'del', ns], { reject: false });
+      await h.cleanup();
     }
   }, 60_000);
 

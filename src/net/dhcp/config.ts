@@ -1,6 +1,7 @@
 /** The DHCP server's options, and their checking into the values the server runs with. */
 import { intToIp, ipToInt, macString, parseMac } from './codec.js';
 import { DhcpError } from './errors.js';
+import type { InterfaceTable } from '../ifaddrs.js';
 import { broadcastOf, inNet, needIp, parseCidr, servedInterface, subnetBroadcast, toList, type Network, type ServedInterface } from './network.js';
 
 export interface Reservation {
@@ -24,6 +25,12 @@ export interface DhcpServerOptions {
    * 255.255.255.255 on it. When `subnet` is missing it is derived from the interface.
    */
   interface?: string;
+  /**
+   * The host's interfaces and their networks (default: the running ones, as Node sees them). Give
+   * every interface (../ifaddrs.ts parsers) to serve one that has no carrier yet: a bridge whose
+   * ports are not up, a server started at boot before its link.
+   */
+  interfaces?: InterfaceTable;
   /** Client network as CIDR ("10.0.0.0/24"); derived from the interface holding serverIp when absent. */
   subnet?: string;
   /** Dynamic range "FIRST-LAST" or [first, last]; without it only reservations get addresses. */
@@ -126,7 +133,7 @@ const MAX_RANGE = 1 << 20;
 export function checkConfig(opts: DhcpServerOptions): DhcpConfig {
   needIp('serverIp', opts.serverIp);
   const wildcard = opts.address === undefined || opts.address === '0.0.0.0';
-  const iface = servedInterface(opts.serverIp, opts.interface);
+  const iface = servedInterface(opts.serverIp, opts.interface, opts.interfaces);
   const net = opts.subnet ? parseCidr(opts.subnet) : iface?.holdsServer ? iface.net : undefined;
   const relayedOnly = !!net && !inNet(net, ipToInt(opts.serverIp));
   const leaseMs = (opts.leaseTime ?? 3600) * 1000;

@@ -1,5 +1,5 @@
 /** IPv4 networks as the DHCP server needs them, and which local interface serves clients. */
-import { runningInterfaces } from '../ifaddrs.js';
+import { runningInterfaces, type InterfaceTable } from '../ifaddrs.js';
 import { broadcastOf, formatIpv4, parseCidr as parseCidrText, parseIpv4, type Cidr } from '../ipv4.js';
 import { DhcpError } from './errors.js';
 
@@ -44,11 +44,10 @@ export interface ServedInterface {
 
 /**
  * The interface named `ifname`, or without a name the running interface holding `serverIp` (as
- * dnsmasq serves a range only on the interface whose subnet holds it). Undefined when no running
- * interface holds serverIp.
+ * dnsmasq serves a range only on the interface whose subnet holds it), looked up in TABLE (default:
+ * the running interfaces). Undefined when no interface there holds serverIp.
  */
-export function servedInterface(serverIp: string, ifname: string | undefined): ServedInterface | undefined {
-  const table = runningInterfaces();
+export function servedInterface(serverIp: string, ifname: string | undefined, table: InterfaceTable = runningInterfaces()): ServedInterface | undefined {
   let name = ifname;
   if (name === undefined) {
     for (const [n, cidrs] of table) if (cidrs.some((c) => c.split('/')[0] === serverIp)) name = n;
