@@ -226,7 +226,8 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
     const net = await openVmNet(ctx, { path, mac, bootBios: opts.bootFile ?? 'pxeboot', bootEfi: opts.bootFile ?? 'loader.efi', log: (l) => note(`pxe: ${l}`) });
     close = net.close;
     prefix = net.exec;
-    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})${ctx.runner.dryRun ? '' : `; its network ready in ${ms(t)} ms`}`);
+    note(`VM ${name}: ${firmware.toUpperCase()} PXE boot of ${path} in namespace ${net.ns} (${net.guest}, server ${net.host})`);
+    ctx.runner.measured(() => note(`VM ${name}: its network ready in ${ms(t)} ms`));
   }
   const argv = [...prefix, ...qemuArgv({ name, firmware, accel, memory, cpus, tap, mac, console })];
   let signal: ((sig: NodeJS.Signals) => void) | undefined;
@@ -253,7 +254,7 @@ export async function runQemuBoot(ctx: BeContext, path: string, opts: QemuBootOp
     const ran = ms(t0);
     const t = performance.now();
     await close();
-    if (!ctx.runner.dryRun) note(`VM ${name}: QEMU ran ${ran} ms; its ${opts.bridge ? 'tap' : 'network'} removed in ${ms(t)} ms`);
+    ctx.runner.measured(() => note(`VM ${name}: QEMU ran ${ran} ms; its ${opts.bridge ? 'tap' : 'network'} removed in ${ms(t)} ms`));
   }
 }
 

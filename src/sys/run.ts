@@ -420,6 +420,11 @@ export class Runner {
     this.record(`[ "$(uname -s)" = ${name} ] || { echo ${shQuote(`be: ${what} needs ${name}`)} >&2; exit 1; }`);
   }
 
+  /** Say what only a step that ran can tell (how long it took); a plan says nothing of it. */
+  measured(say: () => void): void {
+    if (!this.dryRun) say();
+  }
+
   /** A comment line in the dry-run script (e.g. "would mount at ..."). */
   note(text: string): void {
     if (this.dryRun) this.record(`# ${text.replace(/\n/g, ' ')}`);
