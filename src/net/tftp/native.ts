@@ -15,8 +15,13 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
-import type { Peer } from './transfer.js';
 import { libc, type Libc } from '../libc.js';
+
+/** A transfer's client (transfer.ts takes the same shape). */
+interface Peer {
+  address: string;
+  port: number;
+}
 
 interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'setsockopt'> {
   dontwait: number;
