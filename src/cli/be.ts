@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
-import { bectlAction, bectlStatuses, changing, collect, context, print } from './common.js';
+import { bectlAction, changing, collect, context, print } from './common.js';
 import { registerTransferCommands } from './transfer.js';
 
 /**
  * bectl's verbs: create, list, mount, umount, destroy, rename, snapshot, rollback, activate,
  * check, export, import. bectl's exit statuses for its verbs (sbin/bectl/bectl.c): see
- * bectlStatuses; snapshot and rollback are be's own and keep be's.
+ * bectlStatuses (program.ts installs it for every group: jail and ujail are boot.ts's); snapshot and rollback are be's own and keep be's.
  */
 export function registerBeCommands(program: Command): void {
-  bectlStatuses(program);
   changing(program.command('create'))
     .description('create a boot environment from a layout, clone one from another BE, or snapshot a BE (BE@snap)')
     .usage('[-r] [-l layout | --layout-file file | -e be[@snap]] [-o prop=val]... <be | be@snap>')

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { VERSION } from '../sys/version.js';
+import { bectlStatuses } from './common.js';
 
 type Register = (program: Command) => void;
 
@@ -43,6 +44,8 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .showHelpAfterError(false)
     .configureOutput({ outputError: () => {} })
     .exitOverride();
+  // bectl's exit statuses for bectl's verbs, whichever group they are in
+  bectlStatuses(program);
   const args = argv?.slice(2) ?? [];
   const word = commandWord(args);
   const versionOnly = args.length === 1 && (args[0] === '--version' || args[0] === '-V');
