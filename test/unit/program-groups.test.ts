@@ -4,6 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Command } from 'commander';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { buildProgram, commandWord, COMMAND_GROUPS } from '../../src/cli/program.js';
 
 const names = (c: Command) => c.commands.flatMap((x) => [x.name(), ...x.aliases()]);
@@ -31,5 +34,20 @@ describe('the command groups', () => {
     expect(names(await buildProgram(['node', 'be', '--version']))).toEqual([]);
     // no command, or a word that is none: every group (help and suggestions need them all)
     expect(names(await buildProgram(['node', 'be', 'lsit'])).length).toBe(COMMAND_GROUPS.flatMap((g) => g.commands).length);
+  });
+
+  it('the launcher answers --version as the program does, and hands everything else to it', async () => {
+    const bin = fileURLToPath(new URL('../../bin/be', import.meta.url));
+    const cli = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    for (const flag of ['--version', '-V']) {
+      expect((await execa(bin, [flag])).stdout).toBe(version);
+      expect((await execa(process.execPath, [cli, flag])).stdout).toBe(version);
+    }
+    // not the launcher's: the program's parser answers (and refuses) as before
+    const bad = await execa(bin, ['--version', '--bogus'], { reject: false });
+    expect(bad.stdout).toBe(version);
+    const unknown = await execa(bin, ['--bogus'], { reject: false });
+    expect([unknown.exitCode, unknown.stderr]).toEqual([2, "be: unknown option '--bogus'"]);
   });
 });
