@@ -3,7 +3,8 @@
  * one worker thread each (worker.ts). The server has already checked the request, confined its
  * path and opened the file; a runner gets the open descriptor (or the content), binds the
  * transfer's port, runs the transfer and reports when the client first answers and when it ends.
- * It opens no file and never sees the request port.
+ * It opens no file and never sees the request port. Its transfer sockets are read together where
+ * poll(2) can be called (batch.ts), and one lock-step transfer alone is busy polled.
  */
 import type { SocketType } from 'node:dgram';
 import { performance } from 'node:perf_hooks';

@@ -3,7 +3,8 @@
  * retransmission on a timer and exponential back-off. Lock-step transfers never resend on a
  * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
  * window once for a duplicate ACK of its position. Packets leave through direct calls where
- * native.ts has them (a whole window in one segmented send on Linux), else through dgram.
+ * native.ts has them (a whole window in one segmented send on Linux), else through dgram; they
+ * arrive through the runner's batch reads (batch.ts, `drain`) or through dgram ('message').
  */
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
