@@ -18,7 +18,8 @@
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
 //  2. Boot storms: 50 and then 100 atftp clients fetch one 16 MiB file at once; every copy is
-//     checked byte-identical; aggregate MiB/s of be (also on one thread) against tftpd-hpa, server
+//     checked byte-identical; aggregate MiB/s of be (also on one thread, and with its batch reads off:
+//     BE_TFTP_NO_BATCH=1, every datagram read through dgram) against tftpd-hpa, server
 //     CPU per GiB and the peak resident memory of each server (tftpd-hpa: its process and the children it forks per
 //     transfer).
 //  3. One table of the ratios be / tftpd-hpa beside the project's goals (issue: ws1 single >= 1.0x,
@@ -115,7 +116,7 @@ process.on('SIGINT', () => cleanup().then(() => process.exit(130)));
 
 let built = false;
 /** Start be's server in its own node process inside the namespace. */
-async function startBe(port, options = {}) {
+async function startBe(port, options = {}, env = {}) {
   const bundle = join(work, 'tftp.mjs');
   const workerScript = join(work, 'tftp-worker.mjs');
   if (!built) {
@@ -136,7 +137,7 @@ async function startBe(port, options = {}) {
     process.stdin.resume();
     process.stdin.on('end', () => s.stop().then(() => process.exit(0)));
   `;
-  const child = inNs([process.execPath, '--input-type=module', '-e', script]);
+  const child = inNs([process.execPath, '--input-type=module', '-e', script], { env: { ...process.env, ...env } });
   await new Promise((resolve, reject) => {
     child.stdout.once('data', resolve);
     child.once('exit', (c) => reject(new Error(`be tftp server exited ${c}`)));
@@ -252,6 +253,8 @@ try {
     { name: 'be 1 thread', port: 6972, child: await startBe(6972, { workers: 0 }) },
     { name: 'tftpd-hpa', port: 6970, child: await startHpa(6970) },
     { name: 'dnsmasq', port: 69, child: await startDnsmasq() },
+    // Storms only: every datagram read through dgram, as before batch reads (src/net/tftp/batch.ts).
+    { name: 'be no-batch', port: 6973, child: await startBe(6973, {}, { BE_TFTP_NO_BATCH: '1' }), stormOnly: true },
   ];
   for (const s of servers) s.cpu = cpuGroup(s.name.replace(/\W+/g, '-'), s.child.pid);
   let direct = 'no (Node dgram only)';
@@ -268,21 +271,22 @@ try {
   console.log(`${'server'.padEnd(12)} ${'ws=1'.padStart(7)} ${'ws=16'.padStart(7)}`);
   const results = {};
   const cpu = {};
+  const singles = servers.filter((s) => !s.stormOnly);
   for (const ws of [1, 16]) {
-    const times = Object.fromEntries(servers.map((s) => [s.name, []]));
+    const times = Object.fromEntries(singles.map((s) => [s.name, []]));
     // interleave servers so drift in machine load hits all of them alike
     for (let r = 0; r < REPEATS; r++) {
-      for (const s of servers) {
+      for (const s of singles) {
         const cpu0 = s.cpu();
         times[s.name].push(await fetchOnce(s.port, 'single.bin', ws, singleSha));
         (cpu[s.name] ??= { 1: 0, 16: 0 })[ws] += s.cpu() - cpu0;
       }
     }
-    for (const s of servers) (results[s.name] ??= {})[ws] = mibs(SINGLE, median(times[s.name]));
+    for (const s of singles) (results[s.name] ??= {})[ws] = mibs(SINGLE, median(times[s.name]));
   }
-  for (const s of servers) console.log(`${s.name.padEnd(12)} ${fmt(results[s.name][1])} ${fmt(results[s.name][16])}`);
+  for (const s of singles) console.log(`${s.name.padEnd(12)} ${fmt(results[s.name][1])} ${fmt(results[s.name][16])}`);
   const perGiB = (name, ws) => ((cpu[name][ws] / REPEATS) * (1024 * MiB)) / SINGLE;
-  for (const s of servers) {
+  for (const s of singles) {
     console.log(`${s.name.padEnd(12)} server CPU per GiB sent: ws=1 ${perGiB(s.name, 1).toFixed(2)} s, ws=16 ${perGiB(s.name, 16).toFixed(2)} s`);
   }
   for (const peer of ['tftpd-hpa', 'dnsmasq']) {
@@ -316,7 +320,7 @@ try {
   const storms = {};
   const idle = Object.fromEntries(servers.map((x) => [x.name, treeRss(x.child.pid)]));
   for (const clients of STORMS) {
-    for (const [name, ws] of [['be', 1], ['tftpd-hpa', 1], ['be 1 thread', 1], ['be', 16]]) {
+    for (const [name, ws] of [['be', 1], ['tftpd-hpa', 1], ['be no-batch', 1], ['be 1 thread', 1], ['be', 16]]) {
       const server = byName(name);
       const r = await stormRun(clients, server.port, ws, server);
       storms[`${name}/${ws}/${clients}`] = r;
@@ -333,6 +337,7 @@ try {
     ['single, ws=1', results.be[1], results['tftpd-hpa'][1], 1.0, perGiB('be', 1), perGiB('tftpd-hpa', 1)],
     ['single, ws=16', results.be[16], results['tftpd-hpa'][16], 5.0, perGiB('be', 16), perGiB('tftpd-hpa', 16)],
     ...STORMS.map((n) => [`storm ${n}, ws=1`, st('be', 1, n).rate, st('tftpd-hpa', 1, n).rate, 1.2, st('be', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
+    ...STORMS.map((n) => [`storm ${n}, no-batch`, st('be no-batch', 1, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be no-batch', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be no-batch', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
     ...STORMS.map((n) => [`storm ${n}, be ws=16`, st('be', 16, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be', 16, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 16, n).peak, st('tftpd-hpa', 1, n).peak]),
   ];
   const cell = (x, digits = 1) => (x === undefined ? '-' : x.toFixed(digits)).padStart(7);

@@ -178,6 +178,11 @@ export class NativeSocket {
     return { address: ipv6Text(f.subarray(8, 24)), port };
   }
 
+  /** The socket's descriptor while it is open (batch.ts polls it), else -1. */
+  get descriptor(): number {
+    return this.open ? this.fd : -1;
+  }
+
   /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
   close(): void {
     this.open = false;

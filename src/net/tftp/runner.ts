@@ -3,7 +3,8 @@
  * one worker thread each (worker.ts). The server has already checked the request, confined its
  * path and opened the file; a runner gets the open descriptor (or the content), binds the
  * transfer's port, runs the transfer and reports when the client first answers and when it ends.
- * It opens no file and never sees the request port.
+ * It opens no file and never sees the request port. Its transfer sockets are read together where
+ * poll(2) can be called (batch.ts), and one lock-step transfer alone is busy polled.
  */
 import type { SocketType } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +12,7 @@ import type { TftpOption } from './packet.js';
 import type { Limits, TftpTransferRecord } from './config.js';
 import { BufferPool, FileSource, MemorySource, type BlockSource } from './source.js';
 import { ErrorRateLimit } from './ratelimit.js';
+import { BatchReader } from './batch.js';
 import { bindUdp } from './sockets.js';
 import { Transfer, type Peer, type TransferHost } from './transfer.js';
 
@@ -65,12 +67,23 @@ const POLL_PAUSE_SENDS = 4096;
  * long before letting the event loop turn (its timers, the server's messages).
  */
 const SPIN_SLICE_MS = 1;
+/**
+ * Batch reads (batch.ts): each waits in poll(2) for at most BATCH_WAIT_MS before the event loop
+ * turns; after BATCH_IDLE_READS empty ones in a row the sockets go back to libuv, which sleeps.
+ */
+const BATCH_WAIT_MS = 1;
+const BATCH_IDLE_READS = 3;
 
 export class LocalRunner implements TransferHost {
   private readonly transfers = new Map<number, Transfer>();
   private readonly pool = new BufferPool();
   /** Where direct reads land (ACKs and errors are small; a longer datagram is cut, which is harmless). */
   private readonly receiveBuffer = Buffer.allocUnsafe(2048);
+  /** The transfer sockets read together, where poll(2) can be called. */
+  private readonly batch = BatchReader.create(this.receiveBuffer);
+  private idleReads = 0;
+  /** A turn (`turn`) is queued with setImmediate. */
+  private queued = false;
   private readonly errorLimit: ErrorRateLimit;
   private readonly counters: Float64Array;
   private packets = 0;
@@ -107,6 +120,11 @@ export class LocalRunner implements TransferHost {
     const t = new Transfer(this, spec.id, spec.client, spec.file, this.config.limits);
     this.transfers.set(spec.id, t);
     t.begin(socket, source, spec.blksize, spec.windowsize, spec.oack, spec.timeoutSeconds);
+    if (this.batch?.add(t, socket)) {
+      // A datagram dgram read: the batch takes the sockets back from libuv.
+      socket.on('message', this.wake);
+      if (this.batch.owning) this.queue();
+    }
     return socket.address().port;
   }
 
@@ -159,21 +177,45 @@ export class LocalRunner implements TransferHost {
   private pollPaused = 0;
   /** The transfer polled for. */
   private polled?: Transfer;
-  private readonly poll = (): void => {
-    const t = this.polled;
-    if (t?.native && !t.ended) {
-      // Read the socket directly: the reply is handled (and the next block sent) without a turn of
-      // the event loop, for up to a slice at a time.
-      const sliceEnd = performance.now() + SPIN_SLICE_MS;
-      for (let now = 0; !this.stopping && !t.ended && (now = performance.now()) < this.pollUntil && now < sliceEnd; ) t.drain(this.receiveBuffer);
+  private queue(): void {
+    if (this.queued) return;
+    this.queued = true;
+    setImmediate(this.turn);
+  }
+
+  private readonly wake = (): void => {
+    const b = this.batch!;
+    if (b.owning || this.stopping || b.size === 0) return;
+    b.own();
+    this.idleReads = 0;
+    this.queue();
+  };
+
+  /** One turn of reading: a slice of busy polling for one transfer, or a batch read. */
+  private readonly turn = (): void => {
+    this.queued = false;
+    if (this.polling) {
+      const t = this.polled;
+      if (t?.native && !t.ended) {
+        // Read the socket directly: the reply is handled (and the next block sent) without a turn
+        // of the event loop, for up to a slice at a time.
+        const sliceEnd = performance.now() + SPIN_SLICE_MS;
+        for (let now = 0; !this.stopping && !t.ended && (now = performance.now()) < this.pollUntil && now < sliceEnd; ) t.drain(this.receiveBuffer);
+      }
+      if (performance.now() < this.pollUntil && !this.stopping) return this.queue();
+      this.polling = false;
+      this.pollWaiting = false;
+      this.polled = undefined;
     }
-    if (performance.now() < this.pollUntil && !this.stopping) {
-      setImmediate(this.poll);
+    const b = this.batch;
+    if (!b?.owning || this.stopping) return;
+    if (b.read(BATCH_WAIT_MS) > 0) this.idleReads = 0;
+    else if (++this.idleReads >= BATCH_IDLE_READS || b.size === 0) {
+      // Nothing came for a while: libuv sleeps until the next datagram (see `wake`).
+      b.release();
       return;
     }
-    this.polling = false;
-    this.pollWaiting = false;
-    this.polled = undefined;
+    this.queue();
   };
 
   /**
@@ -197,9 +239,7 @@ export class LocalRunner implements TransferHost {
     }
     this.pollUntil = performance.now() + this.config.busyPollMs;
     this.pollWaiting = true;
-    if (!this.polling) {
-      this.polling = true;
-      setImmediate(this.poll);
-    }
+    this.polling = true;
+    this.queue();
   }
 }

@@ -3,7 +3,8 @@
  * retransmission on a timer and exponential back-off. Lock-step transfers never resend on a
  * duplicate ACK (RFC 1123 §4.2.3.1, the Sorcerer's Apprentice); windowed ones (RFC 7440) resend a
  * window once for a duplicate ACK of its position. Packets leave through direct calls where
- * native.ts has them (a whole window in one segmented send on Linux), else through dgram.
+ * native.ts has them (a whole window in one segmented send on Linux), else through dgram; they
+ * arrive through the runner's batch reads (batch.ts, `drain`) or through dgram ('message').
  */
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -250,22 +251,22 @@ export class Transfer {
 
   /**
    * Read what is waiting on the socket with direct calls, without waiting (busy polling, see
-   * runner.ts): the datagrams dgram would otherwise read after the event loop's next poll.
-   * Whether one was read.
+   * runner.ts; batch reads, batch.ts): the datagrams dgram would otherwise read after the event
+   * loop's next poll, at most LIMIT of them. Whether one was read.
    */
-  drain(buf: Buffer): boolean {
+  drain(buf: Buffer, limit = Infinity): boolean {
     const native = this.native;
     if (!native || this.state === 'done') return false;
-    let read = false;
-    for (let n = native.receive(buf); n >= 0; n = native.receive(buf)) {
-      read = true;
-      if (native.fromClient) this.onPacket(buf.subarray(0, n));
+    let read = 0;
+    for (let n = native.receive(buf); n >= 0; n = read < limit ? native.receive(buf) : -1) {
+      read++;
+      if (native.fromClient) this.onPacket(buf, n);
       else {
         const sender = native.sender;
         if (sender) this.onStranger(sender);
       }
     }
-    return read;
+    return read > 0;
   }
 
   /** RFC 1350: a packet from another TID gets error 5 and the transfer goes on. */
@@ -275,16 +276,17 @@ export class Transfer {
     if (this.server.errorAllowed(rinfo)) this.socket!.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
   }
 
-  private onPacket(msg: Buffer): void {
+  /** The first LENGTH bytes of MSG came from the client. */
+  private onPacket(msg: Buffer, length = msg.length): void {
     this.server.countPacket();
     if (this.state === 'done') return;
-    if (msg.length < 4) return;
+    if (length < 4) return;
     const op = msg.readUInt16BE(0);
     if (op === Opcode.ACK) this.onAck(msg.readUInt16BE(2));
     else if (op === Opcode.ERROR) {
       let text = '';
       try {
-        const p = decodePacket(msg);
+        const p = decodePacket(msg.subarray(0, length));
         if (p.op === Opcode.ERROR) text = p.message;
       } catch {
         /* keep the code only */
