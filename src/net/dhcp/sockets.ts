@@ -24,6 +24,11 @@
  * dgram, and sending to 255.255.255.255 is rewritten to the first interface's broadcast address
  * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
  * broadcast, which leaves by it (see config.ts).
+ *
+ * With koffi, replies leave by a direct sendto(2) and, once Node has delivered a datagram, what
+ * else waits on that socket is read at once by recvfrom(2) (direct.ts), at most DRAIN_PER_TURN a
+ * turn, each through the same checks as Node's. Not on FreeBSD's `main` with its tap, which must
+ * pair each datagram Node reads with the tap's copy.
  */
 import dgram from 'node:dgram';
 import { ipToInt } from './codec.js';
@@ -31,6 +36,7 @@ import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { DhcpError } from './errors.js';
 import { inNet, subnetBroadcast } from './network.js';
 import type { Reply } from './replies.js';
+import { directSocket, type DirectSocket } from './direct.js';
 import { ArrivalTap } from '../arrival.js';
 import { bindToDevice, interfaceHold } from '../udpif.js';
 
@@ -41,6 +47,8 @@ export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLin
 /** Receive: a short queue (see load.ts: an answer that waited seconds in the kernel comes after its client gave up); send: room for bursts. */
 const RECV_BUFFER = 512 << 10;
 const SEND_BUFFER = 4 << 20;
+/** Datagrams read directly in one event-loop turn, over all sockets, beyond those Node delivers. */
+export const DRAIN_PER_TURN = 64;
 
 /** A socket on `address:port`; with `device`, one that receives and sends on that interface only (udpif.ts). */
 function bindSocket(port: number, address: string, reuseAddr: boolean, device?: string): Promise<dgram.Socket> {
@@ -78,13 +86,20 @@ export class DhcpSockets {
   /** FreeBSD: tells on which interface each broadcast `main` receives arrived (arrival.ts). */
   private tap?: ArrivalTap;
   private broadcastTo: string;
+  /** Each socket's direct calls (direct.ts), where koffi loads. */
+  private readonly direct = new Map<dgram.Socket, DirectSocket>();
+  /** Datagrams still to read directly this turn. */
+  private drainLeft = DRAIN_PER_TURN;
+  private drainReset = false;
 
+  /** `drained(left)`: after a direct read, whether datagrams were left waiting in the kernel (load.ts). */
   constructor(
     private readonly opts: DhcpServerOptions,
     private readonly cfg: DhcpConfig,
     private readonly receive: Receiver,
     private readonly log: (line: string) => void,
     private readonly onSendError: () => void,
+    private readonly drained: (left: boolean) => void = () => {},
   ) {
     this.broadcastTo = cfg.broadcastTo;
   }
@@ -138,14 +153,36 @@ export class DhcpSockets {
   private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
     const nets = this.cfg.iface?.nets ?? [];
     s.on('error', (e) => this.log(`socket error: ${e.message}`));
-    s.on('message', (msg, rinfo) => {
+    const deliver = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       const offLink = filter && ((rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)))) || this.tap?.where(msg, rinfo) === 'elsewhere');
       this.receive(msg, rinfo, kind, offLink);
+    };
+    const direct = directSocket(s);
+    if (direct) this.direct.set(s, direct);
+    s.on('message', (msg, rinfo) => {
+      deliver(msg, rinfo);
+      if (direct && this.drainLeft > 0 && !(this.tap && s === this.main)) this.drain(direct, deliver);
     });
     return s;
   }
 
+  /** Read the rest of a burst on one socket now (bounded per turn). */
+  private drain(direct: DirectSocket, deliver: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): void {
+    if (!this.drainReset) {
+      this.drainReset = true;
+      setImmediate(() => {
+        this.drainReset = false;
+        this.drainLeft = DRAIN_PER_TURN;
+      });
+    }
+    const { read, empty } = direct.drain(this.drainLeft, deliver);
+    this.drainLeft -= read;
+    this.drained(!empty);
+  }
+
   async close(): Promise<void> {
+    for (const d of this.direct.values()) d.close();
+    this.direct.clear();
     await closeSocket(this.main);
     await closeSocket(this.own);
     await closeSocket(this.proxy);
@@ -172,6 +209,8 @@ export class DhcpSockets {
         this.onSendError(); // socket closed while a reply was waiting for its fsync
       }
     };
-    attempt(r.to ?? this.broadcastTo, true);
+    const to = r.to ?? this.broadcastTo;
+    if (socket && this.direct.get(socket)?.send(buf, to, r.port)) return;
+    attempt(to, true);
   }
 }
