@@ -2,7 +2,7 @@
  * The C library's socket calls that Node's dgram does not offer, through koffi: a prebuilt FFI
  * published for Linux and FreeBSD on x64 and arm64, so installing `be` needs no compiler. It is an
  * optional native module, loaded on first use with require (not at start-up: `be --version` never
- * loads it) by the servers that need it (udpif.ts, arrival.ts, tftp/native.ts); where its platform
+ * loads it) by the servers that need it (udpif.ts, arrival.ts, tftp/native.ts, dhcp/direct.ts); where its platform
  * package is missing `libc()` says why, and each caller falls back to plain dgram.
  */
 import { createRequire } from 'node:module';
@@ -14,6 +14,8 @@ export interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
   recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
   recvmsg(fd: number, msg: Buffer, flags: number): number | bigint;
+  /** Linux only (glibc's prototype): several datagrams in one call. */
+  sendmmsg?(fd: number, vec: Buffer, vlen: number, flags: number): number;
   close(fd: number): number;
   if_nametoindex(name: string): number;
   errno(): number;
@@ -42,6 +44,7 @@ export function libc(platform: NodeJS.Platform = process.platform): Libc | strin
       recvfrom: lib.func('long recvfrom(int, void *, size_t, int, void *, void *)'),
       recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
       close: lib.func('int close(int)'),
+      ...(platform === 'linux' ? { sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)') } : {}),
       if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
       errno: () => koffi.errno(),
       address: (b: Buffer) => koffi.address(b),

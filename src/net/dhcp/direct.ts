@@ -6,6 +6,15 @@
  * sendto), and delivers each datagram in a fresh 64 KiB allocation with its own callback; reading
  * the rest of a burst in the same turn also lets its ACKs share one journal sync (leases.ts).
  *
+ * On Linux the replies of one callback (a burst's OFFERs, the ACKs of one journal sync) leave
+ * together by one sendmmsg(2), at the end of that callback (a microtask). Its vector is laid out as
+ * <bits/socket.h> and <bits/uio.h> have it on LP64: struct msghdr is msg_name (a pointer, at 0),
+ * msg_namelen (socklen_t, 8), msg_iov (16), msg_iovlen (size_t, 24), msg_control (32),
+ * msg_controllen (size_t, 40), msg_flags (int, 48), 56 bytes; struct mmsghdr adds msg_len
+ * (unsigned int, 56) and is 64 bytes; struct iovec is a pointer and a size_t. Every pointer points
+ * into buffers allocated once per socket (their memory never moves), so each call only copies the
+ * datagrams and their addresses in.
+ *
  * An optional fast path only: `directSocket` returns undefined without koffi, without the
  * descriptor, or with BE_DHCP_NO_FFI set in the environment, and the server runs on dgram alone
  * as before; a direct send that does not leave whole (EAGAIN, ENETUNREACH, a closed socket)
@@ -15,7 +24,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { libc, type Libc } from '../libc.js';
 import { bsdLayout, msgDontwait, peerOf, sockaddr, socketFd } from '../sockaddr.js';
 
-interface Calls extends Pick<Libc, 'sendto' | 'recvfrom'> {
+interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'sendmmsg' | 'address'> {
   dontwait: number;
   bsd: boolean;
 }
@@ -25,7 +34,7 @@ let calls: Calls | undefined | null = null;
 function load(): Calls | undefined {
   if (calls !== null) return calls;
   const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
-  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, dontwait: msgDontwait(), bsd: bsdLayout() };
+  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, sendmmsg: c.sendmmsg, address: c.address, dontwait: msgDontwait(), bsd: bsdLayout() };
   return calls;
 }
 
@@ -33,6 +42,46 @@ function load(): Calls | undefined {
 const DESTINATIONS = 256;
 /** Room for any UDP datagram over IPv4 (65535 − 20 − 8). */
 const DATAGRAM = 65507;
+/** Datagrams one sendmmsg carries at most, and the room for each (a reply is at most 1500 bytes, replies.ts). */
+const BATCH = 64;
+const SLOT = 1500;
+const MMSGHDR = 64;
+const IOVEC = 16;
+const NAME = 28;
+
+/** One sendmmsg vector and the datagrams and addresses it points to. */
+class Batch {
+  readonly vec = Buffer.alloc(BATCH * MMSGHDR);
+  readonly data = Buffer.alloc(BATCH * SLOT);
+  private readonly iov = Buffer.alloc(BATCH * IOVEC);
+  private readonly names = Buffer.alloc(BATCH * NAME);
+  /** What to do with each queued datagram that did not leave. */
+  readonly fallbacks: Array<() => void> = [];
+
+  constructor(address: (b: Buffer) => bigint) {
+    const [iov, data, names] = [this.iov, this.data, this.names].map((b) => address(b));
+    for (let i = 0; i < BATCH; i++) {
+      const m = i * MMSGHDR;
+      this.vec.writeBigUInt64LE(names + BigInt(i * NAME), m); // msg_name
+      this.vec.writeBigUInt64LE(iov + BigInt(i * IOVEC), m + 16); // msg_iov
+      this.vec.writeBigUInt64LE(1n, m + 24); // msg_iovlen
+      this.iov.writeBigUInt64LE(data + BigInt(i * SLOT), i * IOVEC); // iov_base
+    }
+  }
+
+  get length(): number {
+    return this.fallbacks.length;
+  }
+
+  add(msg: Buffer, sa: Buffer, fallback: () => void): void {
+    const i = this.fallbacks.length;
+    msg.copy(this.data, i * SLOT);
+    sa.copy(this.names, i * NAME);
+    this.vec.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
+    this.iov.writeBigUInt64LE(BigInt(msg.length), i * IOVEC + 8); // iov_len
+    this.fallbacks.push(fallback);
+  }
+}
 
 /** One bound socket's direct calls. Never used after `close`. */
 export class DirectSocket {
@@ -41,6 +90,7 @@ export class DirectSocket {
   private readonly buf = Buffer.allocUnsafe(DATAGRAM);
   private readonly from = Buffer.alloc(28);
   private readonly fromLen = Buffer.alloc(4);
+  private batch?: Batch;
 
   constructor(
     private readonly c: Calls,
@@ -49,10 +99,12 @@ export class DirectSocket {
   ) {}
 
   /**
-   * Send one datagram now; false when it did not leave (the caller sends it through dgram): a
-   * datagram dgram still queues goes first, so none overtakes another.
+   * Send one datagram (on Linux: at the end of this callback, with the others sent in it); false
+   * when it is not taken, and the caller sends it through dgram. One taken that then does not leave
+   * is handed to `fallback`, in order. A datagram dgram still queues goes first, so none overtakes
+   * another.
    */
-  send(msg: Buffer, address: string, port: number): boolean {
+  send(msg: Buffer, address: string, port: number, fallback: () => void): boolean {
     if (!this.open || this.socket.getSendQueueCount() > 0) return false;
     const key = `${address}:${port}`;
     let sa = this.to.get(key);
@@ -62,8 +114,22 @@ export class DirectSocket {
       if (this.to.size >= DESTINATIONS) this.to.delete(this.to.keys().next().value!);
       this.to.set(key, sa);
     }
-    return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
+    if (!this.c.sendmmsg || msg.length > SLOT) return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
+    const b = (this.batch ??= new Batch(this.c.address));
+    if (b.length === BATCH) this.flush();
+    b.add(msg, sa, fallback);
+    if (b.length === 1) queueMicrotask(this.flush);
+    return true;
   }
+
+  /** Send what is queued, by one sendmmsg; what did not leave goes to its fallback. */
+  private readonly flush = (): void => {
+    const b = this.batch;
+    if (!b || b.length === 0) return;
+    const fallbacks = b.fallbacks.splice(0);
+    const n = this.open ? this.c.sendmmsg!(this.fd, b.vec, fallbacks.length, this.c.dontwait) : -1;
+    for (let i = Math.max(0, n); i < fallbacks.length; i++) fallbacks[i]();
+  };
 
   /**
    * Read up to `max` datagrams already waiting, without blocking, each handed to `each` in its own
@@ -87,6 +153,7 @@ export class DirectSocket {
 
   /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
   close(): void {
+    this.flush();
     this.open = false;
   }
 }

@@ -210,7 +210,7 @@ export class DhcpSockets {
       }
     };
     const to = r.to ?? this.broadcastTo;
-    if (socket && this.direct.get(socket)?.send(buf, to, r.port)) return;
+    if (socket && this.direct.get(socket)?.send(buf, to, r.port, () => attempt(to, true))) return;
     attempt(to, true);
   }
 }
