@@ -16,6 +16,7 @@ export interface Libc {
   recvmsg(fd: number, msg: Buffer, flags: number): number | bigint;
   /** Linux only (glibc's prototype): several datagrams in one call. */
   sendmmsg?(fd: number, vec: Buffer, vlen: number, flags: number): number;
+  recvmmsg?(fd: number, vec: Buffer, vlen: number, flags: number, timeout: null): number;
   close(fd: number): number;
   if_nametoindex(name: string): number;
   errno(): number;
@@ -44,7 +45,10 @@ export function libc(platform: NodeJS.Platform = process.platform): Libc | strin
       recvfrom: lib.func('long recvfrom(int, void *, size_t, int, void *, void *)'),
       recvmsg: lib.func('intptr_t recvmsg(int, void *, int)'),
       close: lib.func('int close(int)'),
-      ...(platform === 'linux' ? { sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)') } : {}),
+      ...(platform === 'linux' ? {
+        sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)'),
+        recvmmsg: lib.func('int recvmmsg(int, void *, unsigned int, int, void *)'),
+      } : {}),
       if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
       errno: () => koffi.errno(),
       address: (b: Buffer) => koffi.address(b),

@@ -7,7 +7,8 @@
  * the rest of a burst in the same turn also lets its ACKs share one journal sync (leases.ts).
  *
  * On Linux the replies of one callback (a burst's OFFERs, the ACKs of one journal sync) leave
- * together by one sendmmsg(2), at the end of that callback (a microtask). Its vector is laid out as
+ * together by one sendmmsg(2), at the end of that callback (a microtask), and a burst is read by
+ * recvmmsg(2), RECV_BATCH datagrams a call. Their vectors are laid out as
  * <bits/socket.h> and <bits/uio.h> have it on LP64: struct msghdr is msg_name (a pointer, at 0),
  * msg_namelen (socklen_t, 8), msg_iov (16), msg_iovlen (size_t, 24), msg_control (32),
  * msg_controllen (size_t, 40), msg_flags (int, 48), 56 bytes; struct mmsghdr adds msg_len
@@ -23,8 +24,9 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { libc, type Libc } from '../libc.js';
 import { bsdLayout, msgDontwait, peerOf, sockaddr, socketFd } from '../sockaddr.js';
+import { MAX_PACKET } from './codec.js';
 
-interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'sendmmsg' | 'address'> {
+interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address'> {
   dontwait: number;
   bsd: boolean;
 }
@@ -34,7 +36,7 @@ let calls: Calls | undefined | null = null;
 function load(): Calls | undefined {
   if (calls !== null) return calls;
   const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
-  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, sendmmsg: c.sendmmsg, address: c.address, dontwait: msgDontwait(), bsd: bsdLayout() };
+  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, sendmmsg: c.sendmmsg, recvmmsg: c.recvmmsg, address: c.address, dontwait: msgDontwait(), bsd: bsdLayout() };
   return calls;
 }
 
@@ -45,28 +47,49 @@ const DATAGRAM = 65507;
 /** Datagrams one sendmmsg carries at most, and the room for each (a reply is at most 1500 bytes, replies.ts). */
 const BATCH = 64;
 const SLOT = 1500;
+/**
+ * Datagrams one recvmmsg reads at most, and the room for each: one byte more than a DHCP message
+ * may have (codec.ts, MAX_PACKET), so a longer datagram, cut there (MSG_TRUNC), is still one the
+ * decoder rejects for its size, as it would the whole.
+ */
+const RECV_BATCH = 16;
+const RECV_SLOT = MAX_PACKET + 1;
 const MMSGHDR = 64;
 const IOVEC = 16;
 const NAME = 28;
 
-/** One sendmmsg vector and the datagrams and addresses it points to. */
-class Batch {
-  readonly vec = Buffer.alloc(BATCH * MMSGHDR);
-  readonly data = Buffer.alloc(BATCH * SLOT);
-  private readonly iov = Buffer.alloc(BATCH * IOVEC);
-  private readonly names = Buffer.alloc(BATCH * NAME);
+/** An mmsghdr vector of `count` entries, each with one iovec of `slot` bytes and room for an address. */
+class Vector {
+  readonly vec: Buffer;
+  readonly data: Buffer;
+  readonly iov: Buffer;
+  readonly names: Buffer;
+
+  constructor(count: number, readonly slot: number, address: (b: Buffer) => bigint) {
+    this.vec = Buffer.alloc(count * MMSGHDR);
+    this.data = Buffer.alloc(count * slot);
+    this.iov = Buffer.alloc(count * IOVEC);
+    this.names = Buffer.alloc(count * NAME);
+    const [iov, data, names] = [this.iov, this.data, this.names].map((b) => address(b));
+    for (let i = 0; i < count; i++) {
+      const m = i * MMSGHDR;
+      this.vec.writeBigUInt64LE(names + BigInt(i * NAME), m); // msg_name
+      this.vec.writeUInt32LE(NAME, m + 8); // msg_namelen
+      this.vec.writeBigUInt64LE(iov + BigInt(i * IOVEC), m + 16); // msg_iov
+      this.vec.writeBigUInt64LE(1n, m + 24); // msg_iovlen
+      this.iov.writeBigUInt64LE(data + BigInt(i * slot), i * IOVEC); // iov_base
+      this.iov.writeBigUInt64LE(BigInt(slot), i * IOVEC + 8); // iov_len
+    }
+  }
+}
+
+/** The replies queued for one sendmmsg. */
+class Batch extends Vector {
   /** What to do with each queued datagram that did not leave. */
   readonly fallbacks: Array<() => void> = [];
 
   constructor(address: (b: Buffer) => bigint) {
-    const [iov, data, names] = [this.iov, this.data, this.names].map((b) => address(b));
-    for (let i = 0; i < BATCH; i++) {
-      const m = i * MMSGHDR;
-      this.vec.writeBigUInt64LE(names + BigInt(i * NAME), m); // msg_name
-      this.vec.writeBigUInt64LE(iov + BigInt(i * IOVEC), m + 16); // msg_iov
-      this.vec.writeBigUInt64LE(1n, m + 24); // msg_iovlen
-      this.iov.writeBigUInt64LE(data + BigInt(i * SLOT), i * IOVEC); // iov_base
-    }
+    super(BATCH, SLOT, address);
   }
 
   get length(): number {
@@ -91,6 +114,7 @@ export class DirectSocket {
   private readonly from = Buffer.alloc(28);
   private readonly fromLen = Buffer.alloc(4);
   private batch?: Batch;
+  private received?: Vector;
 
   constructor(
     private readonly c: Calls,
@@ -136,6 +160,7 @@ export class DirectSocket {
    * buffer with its sender; the number read, and whether the queue was found empty.
    */
   drain(max: number, each: (msg: Buffer, rinfo: RemoteInfo) => void): { read: number; empty: boolean } {
+    if (this.c.recvmmsg) return this.drainVector(max, each);
     let read = 0;
     while (read < max && this.open) {
       this.fromLen.writeUInt32LE(this.from.length);
@@ -147,6 +172,30 @@ export class DirectSocket {
       const msg = Buffer.allocUnsafe(n);
       this.buf.copy(msg, 0, 0, n);
       each(msg, { address: peer.address, family: peer.family, port: peer.port, size: n });
+    }
+    return { read, empty: false };
+  }
+
+  /** `drain` by recvmmsg (Linux), RECV_BATCH datagrams a call. */
+  private drainVector(max: number, each: (msg: Buffer, rinfo: RemoteInfo) => void): { read: number; empty: boolean } {
+    const v = (this.received ??= new Vector(RECV_BATCH, RECV_SLOT, this.c.address));
+    let read = 0;
+    while (read < max && this.open) {
+      const want = Math.min(RECV_BATCH, max - read);
+      for (let i = 0; i < want; i++) v.vec.writeUInt32LE(NAME, i * MMSGHDR + 8); // msg_namelen, rewritten by each call
+      const got = this.c.recvmmsg!(this.fd, v.vec, want, this.c.dontwait, null);
+      if (got <= 0) return { read, empty: true }; // EAGAIN (nothing waits) or an error dgram will see too
+      read += got;
+      for (let i = 0; i < got; i++) {
+        const m = i * MMSGHDR;
+        const n = v.vec.readUInt32LE(m + 56); // msg_len: what was copied, at most the slot
+        const peer = peerOf(v.names.subarray(i * NAME, (i + 1) * NAME), v.vec.readUInt32LE(m + 8), false);
+        if (!peer) continue;
+        const msg = Buffer.allocUnsafe(n);
+        v.data.copy(msg, 0, i * RECV_SLOT, i * RECV_SLOT + n);
+        each(msg, { address: peer.address, family: peer.family, port: peer.port, size: n });
+      }
+      if (got < want) return { read, empty: true };
     }
     return { read, empty: false };
   }

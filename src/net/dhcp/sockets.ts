@@ -26,8 +26,8 @@
  * broadcast, which leaves by it (see config.ts).
  *
  * With koffi, replies leave by a direct sendto(2) and, once Node has delivered a datagram, what
- * else waits on that socket is read at once by recvfrom(2) (direct.ts), at most DRAIN_PER_TURN a
- * turn, each through the same checks as Node's. Not on FreeBSD's `main` with its tap, which must
+ * else waits on that socket is read at once by recvfrom(2) or, on Linux, recvmmsg(2) (direct.ts),
+ * at most DRAIN_PER_TURN a turn, each through the same checks as Node's. Not on FreeBSD's `main` with its tap, which must
  * pair each datagram Node reads with the tap's copy.
  */
 import dgram from 'node:dgram';
