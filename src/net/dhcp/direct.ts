@@ -36,7 +36,9 @@ let calls: Calls | undefined | null = null;
 function load(): Calls | undefined {
   if (calls !== null) return calls;
   const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
-  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, sendmmsg: c.sendmmsg, recvmmsg: c.recvmmsg, address: c.address, dontwait: msgDontwait(), bsd: bsdLayout() };
+  if (typeof c === 'string') return (calls = undefined);
+  const { sendto, recvfrom, sendmmsg, recvmmsg, address } = c;
+  calls = { sendto, recvfrom, sendmmsg, recvmmsg, address, dontwait: msgDontwait(), bsd: bsdLayout() };
   return calls;
 }
 
@@ -138,7 +140,10 @@ export class DirectSocket {
       if (this.to.size >= DESTINATIONS) this.to.delete(this.to.keys().next().value!);
       this.to.set(key, sa);
     }
-    if (!this.c.sendmmsg || msg.length > SLOT) return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
+    if (!this.c.sendmmsg || msg.length > SLOT) {
+      this.flush(); // none overtakes one queued
+      return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
+    }
     const b = (this.batch ??= new Batch(this.c.address));
     if (b.length === BATCH) this.flush();
     b.add(msg, sa, fallback);

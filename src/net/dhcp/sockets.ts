@@ -25,10 +25,10 @@
  * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
  * broadcast, which leaves by it (see config.ts).
  *
- * With koffi, replies leave by a direct sendto(2) and, once Node has delivered a datagram, what
- * else waits on that socket is read at once by recvfrom(2) or, on Linux, recvmmsg(2) (direct.ts),
- * at most DRAIN_PER_TURN a turn, each through the same checks as Node's. Not on FreeBSD's `main` with its tap, which must
- * pair each datagram Node reads with the tap's copy.
+ * With koffi, replies leave by a direct sendto(2) (sendmmsg(2) on Linux) and, once Node has
+ * delivered a datagram, what else waits on that socket is read at once by recvfrom(2) (recvmmsg(2)
+ * on Linux; direct.ts), at most DRAIN_PER_TURN a turn, each through the same checks as Node's.
+ * Not on FreeBSD's `main` with its tap, which must pair each datagram Node reads with its copy.
  */
 import dgram from 'node:dgram';
 import { ipToInt } from './codec.js';
