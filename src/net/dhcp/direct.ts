@@ -37,8 +37,10 @@ function load(): Calls | undefined {
   if (calls !== null) return calls;
   const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
   if (typeof c === 'string') return (calls = undefined);
-  const { sendto, recvfrom, sendmmsg, recvmmsg, address } = c;
-  calls = { sendto, recvfrom, sendmmsg, recvmmsg, address, dontwait: msgDontwait(), bsd: bsdLayout() };
+  const { sendto, recvfrom, address } = c;
+  // The vectors below are laid out for 64-bit pointers and size_t (LP64).
+  const lp64 = process.arch === 'x64' || process.arch === 'arm64';
+  calls = { sendto, recvfrom, address, dontwait: msgDontwait(), bsd: bsdLayout(), ...(lp64 ? { sendmmsg: c.sendmmsg, recvmmsg: c.recvmmsg } : {}) };
   return calls;
 }
 
@@ -103,7 +105,7 @@ class Batch extends Vector {
     msg.copy(this.data, i * SLOT);
     sa.copy(this.names, i * NAME);
     this.vec.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
-    this.iov.writeBigUInt64LE(BigInt(msg.length), i * IOVEC + 8); // iov_len
+    this.iov.writeUInt32LE(msg.length, i * IOVEC + 8); // iov_len (a size_t: its high half stays 0)
     this.fallbacks.push(fallback);
   }
 }
