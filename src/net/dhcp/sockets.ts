@@ -26,9 +26,10 @@
  * broadcast, which leaves by it (see config.ts).
  *
  * With koffi, replies leave by a direct sendto(2) (sendmmsg(2) on Linux) and, once Node has
- * delivered a datagram, what else waits on that socket is read at once by recvfrom(2) (recvmmsg(2)
- * on Linux; direct.ts), at most DRAIN_PER_TURN a turn, each through the same checks as Node's.
- * Not on FreeBSD's `main` with its tap, which must pair each datagram Node reads with its copy.
+ * delivered a second datagram in one turn (or while a burst goes on), what else waits on that
+ * socket is read at once by recvfrom(2) (recvmmsg(2) on Linux; direct.ts), at most
+ * DRAIN_PER_TURN a turn, each through the same checks as Node's. Not on FreeBSD's `main` with its
+ * tap, which must pair each datagram Node reads with its copy.
  */
 import dgram from 'node:dgram';
 import { ipToInt } from './codec.js';
@@ -88,9 +89,12 @@ export class DhcpSockets {
   private broadcastTo: string;
   /** Each socket's direct calls (direct.ts), where koffi loads. */
   private readonly direct = new Map<dgram.Socket, DirectSocket>();
-  /** Datagrams still to read directly this turn. */
+  /** Datagrams still to read directly this turn, and those Node delivered in it. */
   private drainLeft = DRAIN_PER_TURN;
-  private drainReset = false;
+  private delivered = 0;
+  private turnReset = false;
+  /** The last direct read found datagrams: a burst is under way. */
+  private bursting = false;
 
   /** `drained(left)`: after a direct read, whether datagrams were left waiting in the kernel (load.ts). */
   constructor(
@@ -161,22 +165,31 @@ export class DhcpSockets {
     if (direct) this.direct.set(s, direct);
     s.on('message', (msg, rinfo) => {
       deliver(msg, rinfo);
-      if (direct && this.drainLeft > 0 && !(this.tap && s === this.main)) this.drain(direct, deliver);
+      if (!direct || (this.tap && s === this.main)) return;
+      this.countTurn();
+      // A second datagram from Node in one turn, or a burst still under way: read the rest now.
+      // (A lone datagram is not followed by a read that would find nothing.)
+      if (this.drainLeft > 0 && (this.delivered > 1 || this.bursting)) this.drain(direct, deliver);
     });
     return s;
   }
 
+  private countTurn(): void {
+    this.delivered++;
+    if (this.turnReset) return;
+    this.turnReset = true;
+    setImmediate(() => {
+      this.turnReset = false;
+      this.drainLeft = DRAIN_PER_TURN;
+      this.delivered = 0;
+    });
+  }
+
   /** Read the rest of a burst on one socket now (bounded per turn). */
   private drain(direct: DirectSocket, deliver: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): void {
-    if (!this.drainReset) {
-      this.drainReset = true;
-      setImmediate(() => {
-        this.drainReset = false;
-        this.drainLeft = DRAIN_PER_TURN;
-      });
-    }
     const { read, empty } = direct.drain(this.drainLeft, deliver);
     this.drainLeft -= read;
+    this.bursting = read > 0;
     this.drained(!empty);
   }
 
