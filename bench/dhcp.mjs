@@ -134,7 +134,8 @@ function storedLeases(peer, file) {
   return peer === 'kea' ? Math.max(0, lines.length - 1) : lines.length;
 }
 
-// BE=path runs another build of `be` (e.g. a copy of bin/ and dist/ from before a change)
+// BE=path runs another build of `be` (e.g. a copy of bin/ and dist/ from before a change; the copy
+// needs a node_modules beside it that holds koffi, or it runs without its direct socket calls)
 const beBin = process.env.BE ?? join(repo, 'bin/be');
 
 async function start(peer, leases) {

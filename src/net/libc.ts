@@ -2,8 +2,9 @@
  * The C library's socket calls that Node's dgram does not offer, through koffi: a prebuilt FFI
  * published for Linux and FreeBSD on x64 and arm64, so installing `be` needs no compiler. It is an
  * optional native module, loaded on first use with require (not at start-up: `be --version` never
- * loads it) by the servers that need it (udpif.ts, arrival.ts, tftp/native.ts, tftp/batch.ts); where its platform
- * package is missing `libc()` says why, and each caller falls back to plain dgram.
+ * loads it) by the servers that need it (udpif.ts, arrival.ts, tftp/native.ts, tftp/batch.ts,
+ * dhcp/direct.ts); where its platform package is missing `libc()` says why, and each caller falls
+ * back to plain dgram.
  */
 import { createRequire } from 'node:module';
 
@@ -14,6 +15,9 @@ export interface Libc {
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
   recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
   recvmsg(fd: number, msg: Buffer, flags: number): number | bigint;
+  /** Linux only (glibc's prototype): several datagrams in one call. */
+  sendmmsg?(fd: number, vec: Buffer, vlen: number, flags: number): number;
+  recvmmsg?(fd: number, vec: Buffer, vlen: number, flags: number, timeout: null): number;
   close(fd: number): number;
   /** poll(2) on an array of struct pollfd (8 bytes each: int fd, short events, short revents). */
   poll(fds: Buffer, nfds: number, timeoutMs: number): number;
@@ -46,6 +50,10 @@ export function libc(platform: NodeJS.Platform = process.platform): Libc | strin
       close: lib.func('int close(int)'),
       // nfds_t: unsigned long in glibc's <sys/poll.h>, unsigned int in FreeBSD's sys/sys/poll.h.
       poll: lib.func(platform === 'linux' ? 'int poll(void *, unsigned long, int)' : 'int poll(void *, unsigned int, int)'),
+      ...(platform === 'linux' ? {
+        sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)'),
+        recvmmsg: lib.func('int recvmmsg(int, void *, unsigned int, int, void *)'),
+      } : {}),
       if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
       errno: () => koffi.errno(),
       address: (b: Buffer) => koffi.address(b),

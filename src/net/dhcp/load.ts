@@ -14,6 +14,9 @@
  * resent) or that overflow `maxWaiting` are dropped, oldest first, and so are all of them while
  * more than `maxPendingCommits` leases wait for their journal sync: memory stays bounded whatever
  * the number of clients.
+ * Where the sockets read a burst directly after Node's datagram (sockets.ts, direct.ts), they
+ * know whether they left datagrams in the kernel's queue, and say so (`drained`): that answer
+ * stands for the turn in place of the count.
  *
  * The sockets' receive buffers (sockets.ts) are kept small, 512 KiB (Linux doubles it: some 500
  * requests, a room of machines powering on at once), not megabytes: what the kernel queues waits
@@ -40,6 +43,8 @@ export interface LoadGateOptions {
 
 export class LoadGate<T> {
   private turn = 0;
+  /** This turn's direct read left datagrams waiting (true), found the queue empty (false), or was not made. */
+  private left: boolean | undefined;
   private scheduled = false;
   /** The waiting DISCOVERs: a ring of `maxWaiting` slots, oldest at `head` (drops are O(1)). */
   private readonly items: Array<T | undefined>;
@@ -71,6 +76,11 @@ export class LoadGate<T> {
   arrived(): void {
     this.turn++;
     if (!this.scheduled) this.schedule();
+  }
+
+  /** A direct read of the socket's queue ended: with datagrams `left` in it, or none. */
+  drained(left: boolean): void {
+    this.left = left;
   }
 
   /**
@@ -117,8 +127,9 @@ export class LoadGate<T> {
 
   private readonly endTurn = (): void => {
     this.scheduled = false;
-    const full = this.turn >= FULL_TURN;
+    const full = this.left ?? this.turn >= FULL_TURN;
     this.turn = 0;
+    this.left = undefined;
     const now = performance.now();
     let stale = 0;
     while (stale < this.count && now - this.since[(this.head + stale) % this.maxWaiting] > this.maxWaitMs) stale++;

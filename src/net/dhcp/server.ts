@@ -66,7 +66,8 @@ export class DhcpServer {
     this.replies = new ReplyBuilder(opts, this.cfg);
     this.gate = new LoadGate<Datagram>((d) => this.process(d.msg, d.rinfo, d.kind), (n) => (this.stats.shed += n), () => this.store?.backlog ?? 0,
       { maxWaiting: opts.maxWaitingDiscovers, maxPendingCommits: opts.maxPendingCommits });
-    this.sockets = new DhcpSockets(opts, this.cfg, (msg, rinfo, kind, offLink) => this.receive(msg, rinfo, kind, offLink), this.log, () => this.stats.sendErrors++);
+    this.sockets = new DhcpSockets(opts, this.cfg, (msg, rinfo, kind, offLink) => this.receive(msg, rinfo, kind, offLink), this.log, () => this.stats.sendErrors++,
+      (left) => this.gate.drained(left));
   }
 
   /**

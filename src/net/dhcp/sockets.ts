@@ -24,6 +24,12 @@
  * dgram, and sending to 255.255.255.255 is rewritten to the first interface's broadcast address
  * (in_pcbconnect_setup), so there broadcast replies go to the served interface's subnet
  * broadcast, which leaves by it (see config.ts).
+ *
+ * With koffi, replies leave by a direct sendto(2) (sendmmsg(2) on Linux) and, once Node has
+ * delivered a second datagram in one turn (or while a burst goes on), what else waits on that
+ * socket is read at once by recvfrom(2) (recvmmsg(2) on Linux; direct.ts), at most
+ * DRAIN_PER_TURN a turn, each through the same checks as Node's. Not on FreeBSD's `main` with its
+ * tap, which must pair each datagram Node reads with its copy.
  */
 import dgram from 'node:dgram';
 import { ipToInt } from './codec.js';
@@ -31,6 +37,7 @@ import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { DhcpError } from './errors.js';
 import { inNet, subnetBroadcast } from './network.js';
 import type { Reply } from './replies.js';
+import { directSocket, type DirectSocket } from './direct.js';
 import { ArrivalTap } from '../arrival.js';
 import { bindToDevice, interfaceHold } from '../udpif.js';
 
@@ -41,6 +48,8 @@ export type Receiver = (msg: Buffer, rinfo: dgram.RemoteInfo, kind: Kind, offLin
 /** Receive: a short queue (see load.ts: an answer that waited seconds in the kernel comes after its client gave up); send: room for bursts. */
 const RECV_BUFFER = 512 << 10;
 const SEND_BUFFER = 4 << 20;
+/** Datagrams read directly in one event-loop turn, over all sockets, beyond those Node delivers. */
+export const DRAIN_PER_TURN = 64;
 
 /** A socket on `address:port`; with `device`, one that receives and sends on that interface only (udpif.ts). */
 function bindSocket(port: number, address: string, reuseAddr: boolean, device?: string): Promise<dgram.Socket> {
@@ -78,13 +87,23 @@ export class DhcpSockets {
   /** FreeBSD: tells on which interface each broadcast `main` receives arrived (arrival.ts). */
   private tap?: ArrivalTap;
   private broadcastTo: string;
+  /** Each socket's direct calls (direct.ts), where koffi loads. */
+  private readonly direct = new Map<dgram.Socket, DirectSocket>();
+  /** Datagrams still to read directly this turn, and those Node delivered in it. */
+  private drainLeft = DRAIN_PER_TURN;
+  private delivered = 0;
+  private turnReset = false;
+  /** The last direct read found datagrams: a burst is under way. */
+  private bursting = false;
 
+  /** `drained(left)`: after a direct read, whether datagrams were left waiting in the kernel (load.ts). */
   constructor(
     private readonly opts: DhcpServerOptions,
     private readonly cfg: DhcpConfig,
     private readonly receive: Receiver,
     private readonly log: (line: string) => void,
     private readonly onSendError: () => void,
+    private readonly drained: (left: boolean) => void = () => {},
   ) {
     this.broadcastTo = cfg.broadcastTo;
   }
@@ -138,14 +157,45 @@ export class DhcpSockets {
   private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
     const nets = this.cfg.iface?.nets ?? [];
     s.on('error', (e) => this.log(`socket error: ${e.message}`));
-    s.on('message', (msg, rinfo) => {
+    const deliver = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       const offLink = filter && ((rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)))) || this.tap?.where(msg, rinfo) === 'elsewhere');
       this.receive(msg, rinfo, kind, offLink);
+    };
+    const direct = directSocket(s);
+    if (direct) this.direct.set(s, direct);
+    s.on('message', (msg, rinfo) => {
+      deliver(msg, rinfo);
+      if (!direct || (this.tap && s === this.main)) return;
+      this.countTurn();
+      // A second datagram from Node in one turn, or a burst still under way: read the rest now.
+      // (A lone datagram is not followed by a read that would find nothing.)
+      if (this.drainLeft > 0 && (this.delivered > 1 || this.bursting)) this.drain(direct, deliver);
     });
     return s;
   }
 
+  private countTurn(): void {
+    this.delivered++;
+    if (this.turnReset) return;
+    this.turnReset = true;
+    setImmediate(() => {
+      this.turnReset = false;
+      this.drainLeft = DRAIN_PER_TURN;
+      this.delivered = 0;
+    });
+  }
+
+  /** Read the rest of a burst on one socket now (bounded per turn). */
+  private drain(direct: DirectSocket, deliver: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): void {
+    const { read, empty } = direct.drain(this.drainLeft, deliver);
+    this.drainLeft -= read;
+    this.bursting = read > 0;
+    this.drained(!empty);
+  }
+
   async close(): Promise<void> {
+    for (const d of this.direct.values()) d.close();
+    this.direct.clear();
     await closeSocket(this.main);
     await closeSocket(this.own);
     await closeSocket(this.proxy);
@@ -172,6 +222,8 @@ export class DhcpSockets {
         this.onSendError(); // socket closed while a reply was waiting for its fsync
       }
     };
-    attempt(r.to ?? this.broadcastTo, true);
+    const to = r.to ?? this.broadcastTo;
+    if (socket && this.direct.get(socket)?.send(buf, to, r.port, () => attempt(to, true))) return;
+    attempt(to, true);
   }
 }

@@ -8,20 +8,12 @@
  *
  * Everything here is an optional fast path: `nativeSocket` returns undefined where koffi or the
  * descriptor is not available, and any call that fails returns false so the caller uses dgram.
- * Layouts follow the C headers: Linux <netinet/in.h> (sockaddr_in: 16-bit family, port, address;
- * sockaddr_in6: 28 bytes) and FreeBSD sys/netinet/in.h and sys/netinet6/in6.h (a length byte
- * before an 8-bit family; AF_INET6 is 28), MSG_DONTWAIT from sys/sys/socket.h (0x80) and
- * <bits/socket.h> (0x40); UDP_SEGMENT (103) from <linux/udp.h>.
+ * The socket's descriptor, the struct sockaddr layouts (Linux and FreeBSD) and MSG_DONTWAIT are
+ * ../sockaddr.ts's; UDP_SEGMENT (103) is from <linux/udp.h>.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
 import { libc, type Libc } from '../libc.js';
-
-/** A transfer's client (transfer.ts takes the same shape). */
-interface Peer {
-  address: string;
-  port: number;
-}
+import { bsdLayout, ipv6Text, msgDontwait, sockaddr, socketFd, type Peer } from '../sockaddr.js';
 
 interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'setsockopt'> {
   dontwait: number;
@@ -34,67 +26,8 @@ let calls: Calls | undefined | null = null;
 function load(): Calls | undefined {
   if (calls !== null) return calls;
   const c = process.env.BE_TFTP_NO_FFI ? 'turned off' : libc();
-  const linux = process.platform === 'linux';
-  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, setsockopt: c.setsockopt, dontwait: linux ? 0x40 : 0x80, bsd: !linux };
+  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, setsockopt: c.setsockopt, dontwait: msgDontwait(), bsd: bsdLayout() };
   return calls;
-}
-
-/** The descriptor under a bound dgram socket (Node keeps it in its internal state). */
-function socketFd(socket: Socket): number | undefined {
-  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const fd = sym && (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[sym]?.handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
-/** The peer as a struct sockaddr of this platform, or undefined (a scoped IPv6 address). */
-function sockaddr(peer: Peer, bsd: boolean): Buffer | undefined {
-  if (isIPv4(peer.address)) {
-    const sa = Buffer.alloc(16);
-    if (bsd) sa.writeUInt8(16, 0), sa.writeUInt8(2, 1);
-    else sa.writeUInt16LE(2, 0);
-    sa.writeUInt16BE(peer.port, 2);
-    peer.address.split('.').forEach((b, i) => sa.writeUInt8(Number(b), 4 + i));
-    return sa;
-  }
-  if (!isIPv6(peer.address) || peer.address.includes('%')) return undefined;
-  const sa = Buffer.alloc(28);
-  if (bsd) sa.writeUInt8(28, 0), sa.writeUInt8(28, 1);
-  else sa.writeUInt16LE(10, 0);
-  sa.writeUInt16BE(peer.port, 2);
-  ipv6Bytes(peer.address).copy(sa, 8);
-  return sa;
-}
-
-function ipv6Bytes(address: string): Buffer {
-  const out = Buffer.alloc(16);
-  let text = address;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = v4[1].split('.').map(Number);
-    text = `${text.slice(0, -v4[1].length)}${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
-  }
-  const [head, tail] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), 2 * i));
-  return out;
-}
-
-/** An IPv6 address as Node writes it (RFC 5952: the longest run of zero groups as "::"). */
-function ipv6Text(b: Buffer): string {
-  if (b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
-  let at = -1;
-  let len = 0;
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > len && j - i > 1) [at, len] = [i, j - i];
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  return at < 0 ? hex(g) : `${hex(g.slice(0, at))}::${hex(g.slice(at + len))}`;
 }
 
 /** The largest UDP payload one segmented send may carry (IPv4: 65535 − 20 − 8), and the kernel's segment cap. */

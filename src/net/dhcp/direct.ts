@@ -1,0 +1,223 @@
+/**
+ * Direct system calls on the DHCP server's sockets, through koffi where it loads (../libc.ts):
+ * replies leave by sendto(2) and a burst of requests is read by recvfrom(2), both with
+ * MSG_DONTWAIT, on the descriptor under Node's dgram socket (../sockaddr.ts). Node's dgram sends
+ * through a request object, an address parse and a callback per datagram (about twice a bare
+ * sendto), and delivers each datagram in a fresh 64 KiB allocation with its own callback; reading
+ * the rest of a burst in the same turn also lets its ACKs share one journal sync (leases.ts).
+ *
+ * On Linux the replies of one callback (a burst's OFFERs, the ACKs of one journal sync) leave
+ * together by one sendmmsg(2), at the end of that callback (a microtask), and a burst is read by
+ * recvmmsg(2), RECV_BATCH datagrams a call. Their vectors are laid out as
+ * <bits/socket.h> and <bits/uio.h> have it on LP64: struct msghdr is msg_name (a pointer, at 0),
+ * msg_namelen (socklen_t, 8), msg_iov (16), msg_iovlen (size_t, 24), msg_control (32),
+ * msg_controllen (size_t, 40), msg_flags (int, 48), 56 bytes; struct mmsghdr adds msg_len
+ * (unsigned int, 56) and is 64 bytes; struct iovec is a pointer and a size_t. Every pointer points
+ * into buffers allocated once per socket (their memory never moves), so each call only copies the
+ * datagrams and their addresses in.
+ *
+ * An optional fast path only: `directSocket` returns undefined without koffi, without the
+ * descriptor, or with BE_DHCP_NO_FFI set in the environment, and the server runs on dgram alone
+ * as before; a direct send that does not leave whole (EAGAIN, ENETUNREACH, a closed socket)
+ * returns false and the caller sends through dgram, whose error handling stays the one that counts.
+ */
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { libc, type Libc } from '../libc.js';
+import { bsdLayout, msgDontwait, peerOf, sockaddr, socketFd } from '../sockaddr.js';
+import { MAX_PACKET } from './codec.js';
+
+interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address'> {
+  dontwait: number;
+  bsd: boolean;
+}
+
+let calls: Calls | undefined | null = null;
+
+function load(): Calls | undefined {
+  if (calls !== null) return calls;
+  const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
+  if (typeof c === 'string') return (calls = undefined);
+  const { sendto, recvfrom, address } = c;
+  // The vectors below are laid out for 64-bit pointers and size_t (LP64).
+  const lp64 = process.arch === 'x64' || process.arch === 'arm64';
+  calls = { sendto, recvfrom, address, dontwait: msgDontwait(), bsd: bsdLayout(), ...(lp64 ? { sendmmsg: c.sendmmsg, recvmmsg: c.recvmmsg } : {}) };
+  return calls;
+}
+
+/** Destinations kept encoded: the relays and the broadcast address repeat, renewing clients' addresses may not. */
+const DESTINATIONS = 256;
+/** Room for any UDP datagram over IPv4 (65535 − 20 − 8). */
+const DATAGRAM = 65507;
+/** Datagrams one sendmmsg carries at most, and the room for each (a reply is at most 1500 bytes, replies.ts). */
+const BATCH = 64;
+const SLOT = 1500;
+/**
+ * Datagrams one recvmmsg reads at most, and the room for each: one byte more than a DHCP message
+ * may have (codec.ts, MAX_PACKET), so a longer datagram, cut there (MSG_TRUNC), is still one the
+ * decoder rejects for its size, as it would the whole.
+ */
+const RECV_BATCH = 16;
+const RECV_SLOT = MAX_PACKET + 1;
+const MMSGHDR = 64;
+const IOVEC = 16;
+const NAME = 28;
+
+/** An mmsghdr vector of `count` entries, each with one iovec of `slot` bytes and room for an address. */
+class Vector {
+  readonly vec: Buffer;
+  readonly data: Buffer;
+  readonly iov: Buffer;
+  readonly names: Buffer;
+
+  constructor(count: number, readonly slot: number, address: (b: Buffer) => bigint) {
+    this.vec = Buffer.alloc(count * MMSGHDR);
+    this.data = Buffer.alloc(count * slot);
+    this.iov = Buffer.alloc(count * IOVEC);
+    this.names = Buffer.alloc(count * NAME);
+    const [iov, data, names] = [this.iov, this.data, this.names].map((b) => address(b));
+    for (let i = 0; i < count; i++) {
+      const m = i * MMSGHDR;
+      this.vec.writeBigUInt64LE(names + BigInt(i * NAME), m); // msg_name
+      this.vec.writeUInt32LE(NAME, m + 8); // msg_namelen
+      this.vec.writeBigUInt64LE(iov + BigInt(i * IOVEC), m + 16); // msg_iov
+      this.vec.writeBigUInt64LE(1n, m + 24); // msg_iovlen
+      this.iov.writeBigUInt64LE(data + BigInt(i * slot), i * IOVEC); // iov_base
+      this.iov.writeBigUInt64LE(BigInt(slot), i * IOVEC + 8); // iov_len
+    }
+  }
+}
+
+/** The replies queued for one sendmmsg. */
+class Batch extends Vector {
+  /** What to do with each queued datagram that did not leave. */
+  readonly fallbacks: Array<() => void> = [];
+
+  constructor(address: (b: Buffer) => bigint) {
+    super(BATCH, SLOT, address);
+  }
+
+  get length(): number {
+    return this.fallbacks.length;
+  }
+
+  add(msg: Buffer, sa: Buffer, fallback: () => void): void {
+    const i = this.fallbacks.length;
+    msg.copy(this.data, i * SLOT);
+    sa.copy(this.names, i * NAME);
+    this.vec.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
+    this.iov.writeUInt32LE(msg.length, i * IOVEC + 8); // iov_len (a size_t: its high half stays 0)
+    this.fallbacks.push(fallback);
+  }
+}
+
+/** One bound socket's direct calls. Never used after `close`. */
+export class DirectSocket {
+  private open = true;
+  private readonly to = new Map<string, Buffer>();
+  private readonly buf = Buffer.allocUnsafe(DATAGRAM);
+  private readonly from = Buffer.alloc(28);
+  private readonly fromLen = Buffer.alloc(4);
+  private batch?: Batch;
+  private received?: Vector;
+
+  constructor(
+    private readonly c: Calls,
+    private readonly fd: number,
+    private readonly socket: Socket,
+  ) {}
+
+  /**
+   * Send one datagram (on Linux: at the end of this callback, with the others sent in it); false
+   * when it is not taken, and the caller sends it through dgram. One taken that then does not leave
+   * is handed to `fallback`, in order. A datagram dgram still queues goes first, so none overtakes
+   * another.
+   */
+  send(msg: Buffer, address: string, port: number, fallback: () => void): boolean {
+    if (!this.open || this.socket.getSendQueueCount() > 0) return false;
+    const key = `${address}:${port}`;
+    let sa = this.to.get(key);
+    if (sa === undefined) {
+      sa = sockaddr({ address, port }, this.c.bsd);
+      if (sa === undefined) return false;
+      if (this.to.size >= DESTINATIONS) this.to.delete(this.to.keys().next().value!);
+      this.to.set(key, sa);
+    }
+    if (!this.c.sendmmsg || msg.length > SLOT) {
+      this.flush(); // none overtakes one queued
+      return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
+    }
+    const b = (this.batch ??= new Batch(this.c.address));
+    if (b.length === BATCH) this.flush();
+    b.add(msg, sa, fallback);
+    if (b.length === 1) queueMicrotask(this.flush);
+    return true;
+  }
+
+  /** Send what is queued, by one sendmmsg; what did not leave goes to its fallback. */
+  private readonly flush = (): void => {
+    const b = this.batch;
+    if (!b || b.length === 0) return;
+    const fallbacks = b.fallbacks.splice(0);
+    const n = this.open ? this.c.sendmmsg!(this.fd, b.vec, fallbacks.length, this.c.dontwait) : -1;
+    for (let i = Math.max(0, n); i < fallbacks.length; i++) fallbacks[i]();
+  };
+
+  /**
+   * Read up to `max` datagrams already waiting, without blocking, each handed to `each` in its own
+   * buffer with its sender; the number read, and whether the queue was found empty.
+   */
+  drain(max: number, each: (msg: Buffer, rinfo: RemoteInfo) => void): { read: number; empty: boolean } {
+    if (this.c.recvmmsg) return this.drainVector(max, each);
+    let read = 0;
+    while (read < max && this.open) {
+      this.fromLen.writeUInt32LE(this.from.length);
+      const n = Number(this.c.recvfrom(this.fd, this.buf, this.buf.length, this.c.dontwait, this.from, this.fromLen));
+      if (n < 0) return { read, empty: true }; // EAGAIN (nothing waits) or an error dgram will see too
+      read++;
+      const peer = peerOf(this.from, this.fromLen.readUInt32LE(0), this.c.bsd);
+      if (!peer) continue; // not an IPv4/IPv6 sender: nothing a reply could reach
+      const msg = Buffer.allocUnsafe(n);
+      this.buf.copy(msg, 0, 0, n);
+      each(msg, { address: peer.address, family: peer.family, port: peer.port, size: n });
+    }
+    return { read, empty: false };
+  }
+
+  /** `drain` by recvmmsg (Linux), RECV_BATCH datagrams a call. */
+  private drainVector(max: number, each: (msg: Buffer, rinfo: RemoteInfo) => void): { read: number; empty: boolean } {
+    const v = (this.received ??= new Vector(RECV_BATCH, RECV_SLOT, this.c.address));
+    let read = 0;
+    while (read < max && this.open) {
+      const want = Math.min(RECV_BATCH, max - read);
+      for (let i = 0; i < want; i++) v.vec.writeUInt32LE(NAME, i * MMSGHDR + 8); // msg_namelen, rewritten by each call
+      const got = this.c.recvmmsg!(this.fd, v.vec, want, this.c.dontwait, null);
+      if (got <= 0) return { read, empty: true }; // EAGAIN (nothing waits) or an error dgram will see too
+      read += got;
+      for (let i = 0; i < got; i++) {
+        const m = i * MMSGHDR;
+        const n = v.vec.readUInt32LE(m + 56); // msg_len: what was copied, at most the slot
+        const peer = peerOf(v.names.subarray(i * NAME, (i + 1) * NAME), v.vec.readUInt32LE(m + 8), false);
+        if (!peer) continue;
+        const msg = Buffer.allocUnsafe(n);
+        v.data.copy(msg, 0, i * RECV_SLOT, i * RECV_SLOT + n);
+        each(msg, { address: peer.address, family: peer.family, port: peer.port, size: n });
+      }
+      if (got < want) return { read, empty: true };
+    }
+    return { read, empty: false };
+  }
+
+  /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
+  close(): void {
+    this.flush();
+    this.open = false;
+  }
+}
+
+/** Direct calls for a bound socket, or undefined (no koffi, no descriptor, turned off). */
+export function directSocket(socket: Socket): DirectSocket | undefined {
+  const c = load();
+  if (!c) return undefined;
+  const fd = socketFd(socket);
+  return fd === undefined ? undefined : new DirectSocket(c, fd, socket);
+}
