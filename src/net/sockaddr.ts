@@ -12,6 +12,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
+import { libc, type Libc } from './libc.js';
 
 /** An address and port, as dgram names a peer. */
 export interface Peer {
@@ -34,10 +35,28 @@ export function msgDontwait(platform: NodeJS.Platform = process.platform): numbe
   return platform === 'linux' ? 0x40 : 0x80;
 }
 
-/** The descriptor under a bound dgram socket (Node keeps it in its internal state). */
-export function socketFd(socket: Socket): number | undefined {
+/** The C library's calls (./libc.ts) with this platform's flags. */
+export interface DirectCalls extends Libc {
+  dontwait: number;
+  bsd: boolean;
+}
+
+/** The direct calls, or undefined where koffi cannot be had or the environment sets OFF (a server's switch). */
+export function directCalls(off: string): DirectCalls | undefined {
+  if (process.env[off]) return undefined;
+  const c = libc();
+  return typeof c === 'string' ? undefined : { ...c, dontwait: msgDontwait(), bsd: bsdLayout() };
+}
+
+/** libuv's handle under a bound dgram socket (Node keeps it in its internal state), or undefined. */
+export function udpHandle(socket: Socket): Record<string, unknown> | undefined {
   const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const fd = sym && (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[sym]?.handle?.fd;
+  return sym ? (socket as unknown as Record<symbol, { handle?: Record<string, unknown> }>)[sym]?.handle : undefined;
+}
+
+/** The descriptor under a bound dgram socket. */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = udpHandle(socket)?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 

@@ -1,5 +1,7 @@
+import { expect } from 'vitest';
+import { build } from 'esbuild';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTftpServer, type TftpServer, type TftpServerOptions, type TftpTransferRecord } from '../../src/net/tftp/index.js';
@@ -111,4 +113,34 @@ export function opcodeOf(msg: Buffer): number {
 
 export function errorCodeOf(msg: Buffer): number {
   return opcodeOf(msg) === 5 && msg.length >= 4 ? msg.readUInt16BE(2) : -1;
+}
+
+/**
+ * The worker threads' entry built into DIR as build.mjs ships it (tftp-worker.mjs), with the
+ * packages beside it (koffi, for the direct socket calls) as the built one finds them.
+ */
+export async function buildWorkerScript(dir: string): Promise<string> {
+  const workerScript = join(dir, 'tftp-worker.mjs');
+  await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
+  await symlink(join(import.meta.dirname, '../../node_modules'), join(dir, 'node_modules'));
+  return workerScript;
+}
+
+/**
+ * Fetch the rest of a 512-byte lock-step transfer whose first DATA came from port TID: ACK each
+ * block, expect the next in order, ACK the short last one. The whole file.
+ */
+export async function fetchLockstep(peer: RawPeer, tid: number, first: Reply): Promise<Buffer> {
+  const chunks = [first.msg.subarray(4)];
+  for (let b = 1; ; b++) {
+    peer.send(ack(b), tid);
+    const d = await peer.next();
+    expect(opcodeOf(d!.msg)).toBe(3);
+    expect(d!.msg.readUInt16BE(2)).toBe(b + 1);
+    chunks.push(d!.msg.subarray(4));
+    if (d!.msg.length - 4 < 512) {
+      peer.send(ack(b + 1), tid);
+      return Buffer.concat(chunks);
+    }
+  }
 }

@@ -5,12 +5,11 @@
 // limited) and the transfer goes on, a client that vanishes times out without stalling the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { build } from 'esbuild';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ack, errorCodeOf, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
+import { ack, buildWorkerScript, errorCodeOf, fetchLockstep, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
 
 let base: string;
 let workerScript: string;
@@ -20,9 +19,7 @@ const big = randomBytes(2 * 1024 * 1024 + 123);
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'tiotftp-batch-'));
   await chmod(base, 0o755);
-  workerScript = join(base, 'tftp-worker.mjs');
-  await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
-  await symlink(join(import.meta.dirname, '../../node_modules'), join(base, 'node_modules'));
+  workerScript = await buildWorkerScript(base);
 }, 60_000);
 
 afterAll(async () => {
@@ -123,19 +120,7 @@ describe('tftp batch reads', () => {
         expect(errors.length).toBeGreaterThan(0);
         expect(errors.length).toBeLessThanOrEqual(10);
         for (const e of errors) expect(errorCodeOf(e.msg)).toBe(5);
-        const chunks = [first!.msg.subarray(4)];
-        for (let b = 1; ; b++) {
-          peer.send(ack(b), tid);
-          const d = await peer.next();
-          expect(opcodeOf(d!.msg)).toBe(3);
-          expect(d!.msg.readUInt16BE(2)).toBe(b + 1);
-          chunks.push(d!.msg.subarray(4));
-          if (d!.msg.length - 4 < 512) {
-            peer.send(ack(b + 1), tid);
-            break;
-          }
-        }
-        expect(Buffer.concat(chunks).equals(small)).toBe(true);
+        expect((await fetchLockstep(peer, tid, first!)).equals(small)).toBe(true);
         expect(await busy.stop()).toMatchObject({ identical: true });
       } finally {
         peer.close();

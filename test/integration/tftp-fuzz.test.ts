@@ -4,13 +4,12 @@
 // Reproduce a run with TFTP_FUZZ_SEED=<seed printed on failure>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { build } from 'esbuild';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTftpServer, type TftpServer } from '../../src/net/tftp/index.js';
-import { RawPeer, rawRequest } from '../helpers/tftp.js';
+import { buildWorkerScript, RawPeer, rawRequest } from '../helpers/tftp.js';
 import { prng } from '../helpers/prng.js';
 
 const PACKETS = 100_000;
@@ -38,8 +37,7 @@ beforeAll(async () => {
   // Transfers on two worker threads, the worker entry built as build.mjs ships it: the fuzz
   // reaches the server's thread (requests) and the workers (transfer ports) alike.
   workerDir = await mkdtemp(join(tmpdir(), 'betftp-fuzz-worker-'));
-  const workerScript = join(workerDir, 'tftp-worker.mjs');
-  await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
+  const workerScript = await buildWorkerScript(workerDir);
   server = createTftpServer({ root: dir, address: '127.0.0.1', port: 0, timeoutMs: 100, maxTimeoutMs: 200, retries: 2, maxTimeoutSeconds: 1, maxTransfers: MAX_TRANSFERS, portRange: PORT_RANGE, workers: 2, workerScript });
   ({ port } = await server.start());
   expect(server.workerThreads).toBe(2);

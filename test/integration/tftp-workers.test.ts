@@ -3,13 +3,12 @@
 // `be pxe serve` from dist/ dropping root with its workers running.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { build } from 'esbuild';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ack, errorCodeOf, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
+import { ack, buildWorkerScript, errorCodeOf, opcodeOf, RawPeer, rawRequest, startTftp, type RunningTftp } from '../helpers/tftp.js';
 import { makeLan, type Lan } from '../helpers/netns.js';
 import { startBe, tftpGet } from '../helpers/pxe.js';
 
@@ -21,10 +20,7 @@ const big = randomBytes(3 * 1024 * 1024 + 77);
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'betftp-workers-'));
   await chmod(base, 0o755);
-  workerScript = join(base, 'tftp-worker.mjs');
-  await build({ entryPoints: [join(import.meta.dirname, '../../src/net/tftp/worker.ts')], bundle: true, platform: 'node', format: 'esm', outfile: workerScript, logLevel: 'warning' });
-  // The bundle finds its packages (koffi, for the direct socket calls) as the built one does.
-  await symlink(join(import.meta.dirname, '../../node_modules'), join(base, 'node_modules'));
+  workerScript = await buildWorkerScript(base);
 }, 60_000);
 
 afterAll(async () => {

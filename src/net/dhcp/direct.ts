@@ -22,25 +22,19 @@
  * returns false and the caller sends through dgram, whose error handling stays the one that counts.
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { libc, type Libc } from '../libc.js';
-import { bsdLayout, msgDontwait, peerOf, sockaddr, socketFd } from '../sockaddr.js';
+import { directCalls, peerOf, sockaddr, socketFd, type DirectCalls } from '../sockaddr.js';
 import { MAX_PACKET } from './codec.js';
 
-interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address'> {
-  dontwait: number;
-  bsd: boolean;
-}
+type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address' | 'dontwait' | 'bsd'>;
 
 let calls: Calls | undefined | null = null;
 
+/** The direct calls (BE_DHCP_NO_FFI turns them off); the vectors below are laid out for LP64 (64-bit pointers and size_t) only. */
 function load(): Calls | undefined {
   if (calls !== null) return calls;
-  const c = process.env.BE_DHCP_NO_FFI ? 'turned off' : libc();
-  if (typeof c === 'string') return (calls = undefined);
-  const { sendto, recvfrom, address } = c;
-  // The vectors below are laid out for 64-bit pointers and size_t (LP64).
+  const c = directCalls('BE_DHCP_NO_FFI');
   const lp64 = process.arch === 'x64' || process.arch === 'arm64';
-  calls = { sendto, recvfrom, address, dontwait: msgDontwait(), bsd: bsdLayout(), ...(lp64 ? { sendmmsg: c.sendmmsg, recvmmsg: c.recvmmsg } : {}) };
+  calls = c && !lp64 ? { ...c, sendmmsg: undefined, recvmmsg: undefined } : c;
   return calls;
 }
 

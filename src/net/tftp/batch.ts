@@ -18,6 +18,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { libc } from '../libc.js';
+import { udpHandle } from '../sockaddr.js';
 import type { Transfer } from './transfer.js';
 
 const POLLFD_BYTES = 8;
@@ -31,9 +32,8 @@ interface UdpHandle {
 }
 
 function handleOf(socket: Socket): UdpHandle | undefined {
-  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const handle = sym && (socket as unknown as Record<symbol, { handle?: Partial<UdpHandle> }>)[sym]?.handle;
-  return handle && typeof handle.recvStart === 'function' && typeof handle.recvStop === 'function' ? (handle as UdpHandle) : undefined;
+  const handle = udpHandle(socket);
+  return handle && typeof handle.recvStart === 'function' && typeof handle.recvStop === 'function' ? (handle as unknown as UdpHandle) : undefined;
 }
 
 interface Member {

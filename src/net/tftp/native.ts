@@ -12,21 +12,15 @@
  * ../sockaddr.ts's; UDP_SEGMENT (103) is from <linux/udp.h>.
  */
 import type { Socket } from 'node:dgram';
-import { libc, type Libc } from '../libc.js';
-import { bsdLayout, ipv6Text, msgDontwait, sockaddr, socketFd, type Peer } from '../sockaddr.js';
+import { directCalls, ipv6Text, sockaddr, socketFd, type DirectCalls, type Peer } from '../sockaddr.js';
 
-interface Calls extends Pick<Libc, 'sendto' | 'recvfrom' | 'setsockopt'> {
-  dontwait: number;
-  bsd: boolean;
-}
+type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'setsockopt' | 'dontwait' | 'bsd'>;
 
 let calls: Calls | undefined | null = null;
 
-/** The shared FFI calls (../libc.ts) with this platform's flags; undefined where they cannot be had. */
+/** The direct calls (BE_TFTP_NO_FFI turns them off); undefined where they cannot be had. */
 function load(): Calls | undefined {
-  if (calls !== null) return calls;
-  const c = process.env.BE_TFTP_NO_FFI ? 'turned off' : libc();
-  calls = typeof c === 'string' ? undefined : { sendto: c.sendto, recvfrom: c.recvfrom, setsockopt: c.setsockopt, dontwait: msgDontwait(), bsd: bsdLayout() };
+  if (calls === null) calls = directCalls('BE_TFTP_NO_FFI');
   return calls;
 }
 
