@@ -7,14 +7,16 @@
 // offered with < 1% drops; at 20,000/s it still completes >= 90% of its best rate; be/Kea >= 1
 // at every rate; be killed with SIGKILL in the middle of a run at 10,000/s loses no lease the
 // clients saw ACKed (their ACKs captured with tcpdump). Also prints each server's CPU time (user + system) per ACKed exchange and peak
-// resident memory (VmHWM) over each run, the load average, and the leases each left on disk.
+// resident memory (VmHWM) over each run, perfdhcp's own CPU time (client and server share the
+// machine's cores), the load average, the leases each left on disk, and be's own counts.
 //
 // Needs (not installed by scripts/install-deps): perfdhcp (Debian package kea-admin),
 // kea-dhcp4 (kea-dhcp4-server), dnsmasq (dnsmasq-base) and tcpdump. dnsmasq runs with --no-ping (its ping
 // before each offer would otherwise cap it far lower). Run as root after `node build.mjs`:
 //   node bench/dhcp.mjs    (PERIOD=seconds per run, default 5; RATES=5000,10000,20000;
 //                           PEERS=be,kea,dnsmasq; ROUNDS=1; NS_PREFIX=beb; KILL=0 skips
-//                           the kill -9 run)
+//                           the kill -9 run; PERFDHCP_THREADS=multi for perfdhcp's
+//                           default thread mode on machines with more cores)
 // It creates two network namespaces joined by a veth pair, with a 10.x.0.0/14 network inside
 // them only, and removes them at the end.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -29,6 +31,10 @@ const period = Number(process.env.PERIOD ?? 5);
 const rates = (process.env.RATES ?? '5000,10000,20000').split(',').map(Number);
 const peers = (process.env.PEERS ?? 'be,kea,dnsmasq').split(',');
 const rounds = Number(process.env.ROUNDS ?? 1);
+// perfdhcp sends and receives in one thread (-g single) unless PERFDHCP_THREADS=multi: its
+// multi-thread mode spins a receiver thread of its own, which on a 2-core machine takes the core
+// the server under test needs (the same for every peer).
+const threadMode = ['-g', process.env.PERFDHCP_THREADS ?? 'single'];
 
 const needs = { be: [], kea: ['kea-dhcp4'], dnsmasq: ['dnsmasq'] };
 for (const prog of ['perfdhcp', 'ip', 'ss', 'tcpdump', ...peers.flatMap((p) => needs[p] ?? [])]) {
@@ -103,8 +109,9 @@ async function stopProc(p) {
 }
 
 function perfdhcp(rate) {
+  const children0 = childrenTicks();
   const r = spawnSync('ip', ['netns', 'exec', cliNs, 'perfdhcp', '-4', '-r', String(rate), '-R', String(rate * period * 2),
-    '-p', String(period), '-W', '500000', '-l', relayIp, serverIp], { encoding: 'utf8' });
+    '-p', String(period), '-W', '500000', ...threadMode, '-l', relayIp, serverIp], { encoding: 'utf8' });
   const out = r.stdout + r.stderr;
   const section = (name) => out.split(`***Statistics for: ${name}***`)[1] ?? '';
   const num = (text, key) => Number((new RegExp(`${key}: ([\\d.]+)`).exec(text) ?? [])[1] ?? NaN);
@@ -112,7 +119,9 @@ function perfdhcp(rate) {
   const acks = num(section('REQUEST-ACK'), 'received packets');
   if (!Number.isFinite(discovers)) throw new Error(`perfdhcp output not understood:\n${out}`);
   // completed exchanges over the sending period (perfdhcp's own "Rate" also counts its exit wait)
-  return { rate: acks / period, discovers, acks, drop: discovers ? (discovers - acks) / discovers : 1 };
+  // perfdhcp's own CPU time: it shares the machine's cores with the server
+  const clientMs = (childrenTicks() - children0) * 10;
+  return { rate: acks / period, discovers, acks, drop: discovers ? (discovers - acks) / discovers : 1, clientMs };
 }
 
 function keaConfig(leases) {
@@ -154,11 +163,18 @@ async function start(peer, leases) {
     '--dhcp-lease-max=300000', '--log-facility=-'], log);
 }
 
-/** CPU time (user + system) a process has used, in clock ticks (USER_HZ, 100 on Linux). */
+/** CPU time a process has used in user and in system mode, in clock ticks (USER_HZ, 100 on Linux). */
 function cpuTicks(pid) {
   const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
+  return { user: Number(f[11]), sys: Number(f[12]) };
+}
+
+/** CPU time of this process's waited-for children (cutime + cstime), in clock ticks. */
+function childrenTicks() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[13]) + Number(f[14]);
 }
 
 /** The 1-minute load average (other work on the machine shares its cores with the servers and perfdhcp). */
@@ -214,7 +230,7 @@ async function killRun(rate) {
     dump.once('exit', () => reject(new Error(`tcpdump did not start: ${dumpErr}`)));
   });
   const client = spawn('ip', ['netns', 'exec', cliNs, 'perfdhcp', '-4', '-r', String(rate), '-R', String(rate * period * 2),
-    '-p', String(period), '-W', '500000', '-l', relayIp, serverIp], { stdio: 'ignore' });
+    '-p', String(period), '-W', '500000', ...threadMode, '-l', relayIp, serverIp], { stdio: 'ignore' });
   const clientDone = new Promise((r) => client.once('exit', r));
   await sleep((period * 1000) / 2);
   const died = new Promise((r) => proc.once('exit', r));
@@ -264,15 +280,20 @@ try {
         const child = spawnSync('pgrep', ['-P', String(proc.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0] || proc.pid;
         const cpu0 = cpuTicks(child);
         const r = perfdhcp(rate);
-        const cpuMs = (cpuTicks(child) - cpu0) * 10;
+        const cpu1 = cpuTicks(child);
+        const userMs = (cpu1.user - cpu0.user) * 10;
+        const cpuMs = userMs + (cpu1.sys - cpu0.sys) * 10;
         // the server's peak resident memory over the run (the kernel's high-water mark)
         const status = existsSync(`/proc/${child}/status`) ? readFileSync(`/proc/${child}/status`, 'utf8') : '';
         const peakKiB = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
         await stopProc(proc);
+        // be's own count at its stop: datagrams, offers, ACKs, DISCOVERs shed, journal syncs
+        const counts = peer === 'be' ? /dhcp (\d+ datagrams: .*)$/m.exec(readFileSync(join(dirname(leases), 'log'), 'utf8'))?.[1] : undefined;
         const stored = storedLeases(peer, leases);
         const cpuPerExchange = r.acks ? (1000 * cpuMs) / r.acks : NaN;
         results.push({ round, peer, offered: rate, ...r, stored, peakKiB, cpuMs, cpuPerExchange });
-        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${cpuPerExchange.toFixed(0)} µs per ACKed exchange), peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
+        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${userMs} user; ${cpuPerExchange.toFixed(0)} µs per ACKed exchange), perfdhcp CPU ${r.clientMs} ms, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
+        if (counts) console.log(`  be counted ${counts}`);
       }
     }
   }
