@@ -23,11 +23,25 @@ export function macBytes(text: string): Buffer | undefined {
   return mac === undefined ? undefined : Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
-/** Hardware address bytes as "aa:bb:cc:dd:ee:ff" (any length: DHCP's chaddr may be longer than six). */
+/**
+ * Hardware address bytes as "aa:bb:cc:dd:ee:ff" (any length: DHCP's chaddr may be longer than
+ * six). Written as characters into one buffer and read out at once: the string comes out flat,
+ * so the maps it keys (DHCP's lease table, on every request) hash it without first joining the
+ * pieces a concatenation would leave.
+ */
 export function macString(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += i ? `:${HEX[bytes[i]]}` : HEX[bytes[i]];
-  return s;
+  const n = bytes.length;
+  if (n === 0) return '';
+  if (3 * n - 1 > macText.length) macText = Buffer.alloc(3 * n - 1);
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    if (i > 0) macText[j++] = 58; // ':'
+    const b = bytes[i];
+    macText[j++] = HEX_DIGIT[b >> 4];
+    macText[j++] = HEX_DIGIT[b & 15];
+  }
+  return macText.toString('latin1', 0, j);
 }
 
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+const HEX_DIGIT = Buffer.from('0123456789abcdef', 'latin1');
+let macText = Buffer.alloc(47);

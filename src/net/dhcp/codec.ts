@@ -105,6 +105,7 @@ function readIp(buf: Buffer, at: number): string {
 }
 
 function readCString(buf: Buffer, at: number, len: number): string {
+  if (buf[at] === 0) return ''; // the usual case: an empty field
   const field = buf.subarray(at, at + len);
   const nul = field.indexOf(0);
   return field.subarray(0, nul < 0 ? len : nul).toString('latin1');
@@ -191,49 +192,88 @@ export function decodePacket(buf: Buffer): DhcpPacket {
  * the essential ones first. The packet is padded to at least 300 bytes.
  */
 export function encodePacket(p: DhcpPacket, maxSize = 1500): Buffer {
+  return encodeWithOptions(p, optionArea(p.options, maxSize));
+}
+
+/**
+ * The option area `encodePacket` writes for OPTIONS in a packet of at most `maxSize` bytes,
+ * without its END: a reply builder that sends the same options again and again keeps it
+ * (replies.ts) and hands it to `encodeWithOptions`.
+ */
+export function encodeOptions(options: Map<number, Buffer>, maxSize = 1500): Buffer {
+  return Buffer.from(optionArea(options, maxSize));
+}
+
+/** `encodeOptions` in a reused buffer: valid until the next call. */
+function optionArea(options: Map<number, Buffer>, maxSize: number): Uint8Array {
   const limit = Math.max(MIN_PACKET, maxSize);
-  // Built in one reused buffer, then copied out at its length (a small copy from Node's pool).
   if (scratch.length < limit) scratch = Buffer.alloc(limit);
   const buf = scratch;
-  buf.fill(0, 0, HEADER_LENGTH);
-  buf[0] = p.op;
-  buf[1] = p.htype;
-  buf[2] = p.hlen;
-  buf[3] = p.hops;
-  buf.writeUInt32BE(p.xid >>> 0, 4);
-  buf.writeUInt16BE(p.secs & 0xffff, 8);
-  buf.writeUInt16BE(p.flags & 0xffff, 10);
-  buf.writeUInt32BE(ipToInt(p.ciaddr), 12);
-  buf.writeUInt32BE(ipToInt(p.yiaddr), 16);
-  buf.writeUInt32BE(ipToInt(p.siaddr), 20);
-  buf.writeUInt32BE(ipToInt(p.giaddr), 24);
-  p.chaddr.copy(buf, 28, 0, Math.min(16, p.chaddr.length));
-  if (p.sname) buf.write(p.sname.slice(0, 63), 44, 'latin1');
-  if (p.file) buf.write(p.file.slice(0, 127), 108, 'latin1');
-  buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
-  let at = HEADER_LENGTH + 4;
+  const start = HEADER_LENGTH + 4;
+  let at = start;
   const room = limit - 1; // keep one byte for END
-  for (const [code, value] of p.options) {
+  for (const [code, value] of options) {
     if (code === Opt.PAD || code === Opt.END) continue;
-    const pieces = Math.max(1, Math.ceil(value.length / 255));
+    if (value.length <= 255) {
+      // one piece (nearly every option): no view of it is made
+      if (at + value.length + 2 > room) continue;
+      buf[at++] = code;
+      buf[at++] = value.length;
+      buf.set(value, at);
+      at += value.length;
+      continue;
+    }
+    const pieces = Math.ceil(value.length / 255);
     const need = value.length + 2 * pieces;
     if (at + need > room) continue;
     for (let off = 0, n = 0; n < pieces; n++, off += 255) {
       const piece = value.subarray(off, off + 255);
       buf[at++] = code;
       buf[at++] = piece.length;
-      piece.copy(buf, at);
+      buf.set(piece, at);
       at += piece.length;
     }
   }
-  buf[at++] = Opt.END;
-  if (at < MIN_PACKET) buf.fill(0, at, MIN_PACKET);
-  const out = Buffer.allocUnsafe(Math.max(at, MIN_PACKET));
-  buf.copy(out, 0, 0, out.length);
+  return buf.subarray(start, at);
+}
+
+/** The packet P with an option area from `encodeOptions` (and END, and the padding to 300 bytes). */
+export function encodeWithOptions(p: DhcpPacket, optionBytes: Uint8Array): Buffer {
+  const end = HEADER_LENGTH + 4 + optionBytes.length;
+  const out = Buffer.allocUnsafe(Math.max(end + 1, MIN_PACKET));
+  zero(out, 0, HEADER_LENGTH);
+  out[0] = p.op;
+  out[1] = p.htype;
+  out[2] = p.hlen;
+  out[3] = p.hops;
+  out.writeUInt32BE(p.xid >>> 0, 4);
+  out.writeUInt16BE(p.secs & 0xffff, 8);
+  out.writeUInt16BE(p.flags & 0xffff, 10);
+  out.writeUInt32BE(addressField(p.ciaddr), 12);
+  out.writeUInt32BE(addressField(p.yiaddr), 16);
+  out.writeUInt32BE(addressField(p.siaddr), 20);
+  out.writeUInt32BE(addressField(p.giaddr), 24);
+  out.set(p.chaddr.length > 16 ? p.chaddr.subarray(0, 16) : p.chaddr, 28);
+  if (p.sname) out.write(p.sname.slice(0, 63), 44, 'latin1');
+  if (p.file) out.write(p.file.slice(0, 127), 108, 'latin1');
+  out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
+  out.set(optionBytes, HEADER_LENGTH + 4);
+  out[end] = Opt.END;
+  zero(out, end + 1, out.length);
   return out;
 }
 
+/** Zero bytes FROM..TO of BUF (the typed array's own fill: Buffer's adds argument checks). */
+function zero(buf: Buffer, from: number, to: number): void {
+  if (from < to) Uint8Array.prototype.fill.call(buf, 0, from, to);
+}
+
 let scratch = Buffer.alloc(1500);
+
+/** An address field's value: '0.0.0.0' (most of them, in most replies) without parsing it. */
+function addressField(ip: string): number {
+  return ip === '0.0.0.0' ? 0 : ipToInt(ip);
+}
 
 /** The message type (option 53), or 0 for plain BOOTP / malformed. */
 export function messageType(p: DhcpPacket): number {

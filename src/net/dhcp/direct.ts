@@ -96,8 +96,8 @@ class Batch extends Vector {
 
   add(msg: Buffer, sa: Buffer, fallback: () => void): void {
     const i = this.fallbacks.length;
-    msg.copy(this.data, i * SLOT);
-    sa.copy(this.names, i * NAME);
+    this.data.set(msg, i * SLOT);
+    this.names.set(sa, i * NAME);
     this.vec.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
     this.iov.writeUInt32LE(msg.length, i * IOVEC + 8); // iov_len (a size_t: its high half stays 0)
     this.fallbacks.push(fallback);
@@ -108,6 +108,9 @@ class Batch extends Vector {
 export class DirectSocket {
   private open = true;
   private readonly to = new Map<string, Buffer>();
+  private lastAddress = '';
+  private lastPort = -1;
+  private lastTo?: Buffer;
   private readonly buf = Buffer.allocUnsafe(DATAGRAM);
   private readonly from = Buffer.alloc(28);
   private readonly fromLen = Buffer.alloc(4);
@@ -128,14 +131,8 @@ export class DirectSocket {
    */
   send(msg: Buffer, address: string, port: number, fallback: () => void): boolean {
     if (!this.open || this.socket.getSendQueueCount() > 0) return false;
-    const key = `${address}:${port}`;
-    let sa = this.to.get(key);
-    if (sa === undefined) {
-      sa = sockaddr({ address, port }, this.c.bsd);
-      if (sa === undefined) return false;
-      if (this.to.size >= DESTINATIONS) this.to.delete(this.to.keys().next().value!);
-      this.to.set(key, sa);
-    }
+    const sa = this.destination(address, port);
+    if (sa === undefined) return false;
     if (!this.c.sendmmsg || msg.length > SLOT) {
       this.flush(); // none overtakes one queued
       return this.c.sendto(this.fd, msg, msg.length, this.c.dontwait, sa, sa.length) === msg.length;
@@ -145,6 +142,23 @@ export class DirectSocket {
     b.add(msg, sa, fallback);
     if (b.length === 1) queueMicrotask(this.flush);
     return true;
+  }
+
+  /** ADDRESS:PORT as a sockaddr, kept: the same relay, or the broadcast, comes reply after reply. */
+  private destination(address: string, port: number): Buffer | undefined {
+    if (this.lastTo !== undefined && address === this.lastAddress && port === this.lastPort) return this.lastTo;
+    const key = `${address}:${port}`;
+    let sa = this.to.get(key);
+    if (sa === undefined) {
+      sa = sockaddr({ address, port }, this.c.bsd);
+      if (sa === undefined) return undefined;
+      if (this.to.size >= DESTINATIONS) this.to.delete(this.to.keys().next().value!);
+      this.to.set(key, sa);
+    }
+    this.lastAddress = address;
+    this.lastPort = port;
+    this.lastTo = sa;
+    return sa;
   }
 
   /** Send what is queued, by one sendmmsg; what did not leave goes to its fallback. */

@@ -84,7 +84,9 @@ export class LeaseTable {
       if (old) this.byIp.delete(ipToInt(old.ip));
       const other = this.byIp.get(ip);
       if (other) this.byClient.delete(leaseKey(other));
-      const lease: Lease = { mac: rec.mac, ...(rec.cid ? { clientId: rec.cid } : {}), ip: rec.ip, expires: rec.exp, ...(rec.host ? { hostname: rec.host } : {}) };
+      const lease: Lease = { mac: rec.mac, ip: rec.ip, expires: rec.exp };
+      if (rec.cid) lease.clientId = rec.cid;
+      if (rec.host) lease.hostname = rec.host;
       this.byIp.set(ip, lease);
       this.byClient.set(key, lease);
       this.declined.delete(ip);
@@ -119,7 +121,10 @@ export class LeaseTable {
 
 /** The journal record that binds `lease` until `exp`. */
 export function bindRecord(lease: Omit<Lease, 'expires'>, exp: number): JournalRecord {
-  return { op: 'bind', mac: lease.mac, ...(lease.clientId ? { cid: lease.clientId } : {}), ip: lease.ip, exp, ...(lease.hostname ? { host: lease.hostname } : {}) };
+  // keys in the journal's order: op, mac, cid, ip, exp, host (recordLine, JSON.stringify)
+  const rec: JournalRecord = lease.clientId ? { op: 'bind', mac: lease.mac, cid: lease.clientId, ip: lease.ip, exp } : { op: 'bind', mac: lease.mac, ip: lease.ip, exp };
+  if (lease.hostname) rec.host = lease.hostname;
+  return rec;
 }
 
 function validRecord(x: unknown): x is JournalRecord {

@@ -3,7 +3,7 @@
  * (option 55) plus those PXE needs, and where the reply goes.
  */
 import {
-  BOOTREPLY, DhcpPacket, FLAG_BROADCAST, MessageType, Opt, ipToInt,
+  BOOTREPLY, DhcpPacket, FLAG_BROADCAST, MessageType, Opt, encodeOptions, ipToInt,
 } from './codec.js';
 import type { DhcpConfig, DhcpServerOptions } from './config.js';
 import { broadcastOf, inNet, toList } from './network.js';
@@ -20,6 +20,8 @@ export interface Reply {
   port: number;
   /** The socket that sends it: the DHCP port's, or the proxyDHCP port's (4011). */
   via: 'dhcp' | 'pxe';
+  /** `packet.options` already encoded for `maxSize` (codec.ts, encodeWithOptions). */
+  optionBytes?: Buffer;
 }
 
 const PXE_CLIENT = Buffer.from('PXEClient', 'latin1');
@@ -43,8 +45,35 @@ export function sanitizeHostname(h: string | undefined): string | undefined {
 function echoRelayInfo(req: DhcpPacket, reply: DhcpPacket): void {
   const info = req.options.get(Opt.RELAY_AGENT_INFO);
   if (!info || req.giaddr === '0.0.0.0') return;
+  reply.options = new Map(reply.options); // it may be a shared one (ReplyBuilder.reply)
   reply.options.delete(Opt.RELAY_AGENT_INFO);
   reply.options.set(Opt.RELAY_AGENT_INFO, info);
+}
+
+/** Option lists kept (ReplyBuilder.reply): an OFFER and an ACK for each of a few kinds of client. */
+const OPTION_LISTS = 16;
+
+/** One reply's options and what they were chosen by. */
+interface OptionList {
+  type: MessageType;
+  lease: boolean;
+  proxy: boolean;
+  pxe: boolean;
+  file: string | undefined;
+  host: string | undefined;
+  /** A copy of the request's option 55. */
+  wanted: Buffer | undefined;
+  options: Map<number, Buffer>;
+  /** The options encoded (codec.ts, encodeOptions) for packets of at most `maxSize` bytes. */
+  maxSize: number;
+  bytes?: Buffer;
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Option values that depend only on the configuration, encoded once. */
@@ -65,6 +94,14 @@ export class ReplyBuilder {
   /** Option 67 values by boot file name (a handful: one per architecture and user class). */
   private readonly bootFileBytes = new Map<string, Buffer>();
   private readonly hostBytes = new Map<string, Buffer>();
+  /**
+   * The option lists of recent replies, with everything each depends on (see `reply`): clients
+   * of one kind (one firmware, one option 55) get the same list, built and encoded once. A list
+   * here is shared and never changed: a reply that needs another option added copies it first
+   * (echoRelayInfo).
+   */
+  private readonly recent: OptionList[] = [];
+  private nextSlot = 0;
 
   constructor(private readonly opts: DhcpServerOptions, private readonly cfg: DhcpConfig) {
     const net = cfg.net;
@@ -155,54 +192,29 @@ export class ReplyBuilder {
       if (Buffer.byteLength(file, 'latin1') < 128) p.file = file;
     }
 
-    // Values we could send, by option code.
-    const fixed = this.fixed;
-    const avail = new Map<number, Buffer>();
-    if (!how.proxy) {
-      // by code: 1, 3, 6, then a reservation's 12, then 15, 17, 28
-      const host = cfg.reservedByMac.get(mac)?.hostname;
-      for (const [code, v] of fixed.network) {
-        if (host && code > Opt.HOSTNAME && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
-        avail.set(code, v);
-      }
-      if (host && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
-    }
-    if (file !== undefined) {
-      avail.set(Opt.TFTP_SERVER, fixed.tftpServer);
-      avail.set(Opt.BOOTFILE, this.cached(this.bootFileBytes, file));
-    }
-    const forced: number[] = [];
-    if (pxe) {
-      avail.set(Opt.VENDOR_CLASS, fixed.vendorClass);
-      avail.set(Opt.VENDOR, fixed.pxeVendor);
-      forced.push(Opt.VENDOR_CLASS, Opt.VENDOR);
-      const uuid = req.options.get(Opt.CLIENT_UUID);
-      if (uuid && uuid.length <= 32) {
-        avail.set(Opt.CLIENT_UUID, uuid);
-        forced.push(Opt.CLIENT_UUID);
-      }
-      if (file !== undefined) forced.push(Opt.TFTP_SERVER, Opt.BOOTFILE);
-    }
-
-    p.options.set(Opt.MESSAGE_TYPE, fixed.types[type]);
-    p.options.set(Opt.SERVER_ID, fixed.serverId);
-    if (how.lease) {
-      p.options.set(Opt.LEASE_TIME, fixed.leaseTimes[0]);
-      p.options.set(Opt.RENEWAL_TIME, fixed.leaseTimes[1]);
-      p.options.set(Opt.REBINDING_TIME, fixed.leaseTimes[2]);
-    }
+    const host = how.proxy ? undefined : cfg.reservedByMac.get(mac)?.hostname;
+    const uuid = pxe ? req.options.get(Opt.CLIENT_UUID) : undefined;
     const wanted = req.options.get(Opt.PARAM_REQUEST);
-    if (wanted) {
-      for (const code of wanted) {
-        const v = avail.get(code);
-        if (v && !p.options.has(code)) p.options.set(code, v);
+    const proxy = how.proxy === true;
+    // A client's own UUID (PXE, option 97) makes its list its own; the rest is what `recent` compares.
+    let list: OptionList | undefined;
+    if (uuid === undefined) {
+      for (const e of this.recent) {
+        if (e.type === type && e.lease === how.lease && e.proxy === proxy && e.pxe === pxe && e.file === file && e.host === host && sameBytes(e.wanted, wanted)) {
+          list = e;
+          break;
+        }
       }
-      for (const code of forced) {
-        const v = avail.get(code);
-        if (v && !p.options.has(code)) p.options.set(code, v);
-      }
+    }
+    if (list) {
+      p.options = list.options;
     } else {
-      for (const [code, v] of avail) if (!p.options.has(code)) p.options.set(code, v);
+      this.fillOptions(p, type, how, pxe, file, host, uuid, wanted);
+      if (uuid === undefined) {
+        list = { type, lease: how.lease, proxy, pxe, file, host, wanted: wanted && Buffer.from(wanted), options: p.options, maxSize: 0 };
+        this.recent[this.nextSlot] = list;
+        this.nextSlot = (this.nextSlot + 1) % OPTION_LISTS;
+      }
     }
 
     const giaddr = req.giaddr !== '0.0.0.0';
@@ -219,6 +231,67 @@ export class ReplyBuilder {
     echoRelayInfo(req, p);
     const max = optU16(req.options, Opt.MAX_SIZE);
     const maxSize = Math.min(1500, Math.max(548, (max ?? 576) - 28));
-    return { packet: p, maxSize, ...(to !== undefined ? { to } : {}), port, via: 'dhcp' };
+    const r: Reply = { packet: p, maxSize, port, via: 'dhcp' };
+    if (to !== undefined) r.to = to;
+    if (list && p.options === list.options) {
+      // the shared list, unchanged: its encoding is kept too
+      if (list.bytes === undefined || list.maxSize !== maxSize) {
+        list.bytes = encodeOptions(list.options, maxSize);
+        list.maxSize = maxSize;
+      }
+      r.optionBytes = list.bytes;
+    }
+    return r;
+  }
+
+  /** The options of a reply: its type, server and lease times, then what the client asked for (option 55) of what we have, plus what PXE needs. */
+  private fillOptions(p: DhcpPacket, type: MessageType, how: { lease: boolean; proxy?: boolean }, pxe: boolean, file: string | undefined,
+    host: string | undefined, uuid: Buffer | undefined, wanted: Buffer | undefined): void {
+    // Values we could send, by option code.
+    const fixed = this.fixed;
+    const avail = new Map<number, Buffer>();
+    if (!how.proxy) {
+      // by code: 1, 3, 6, then a reservation's 12, then 15, 17, 28
+      for (const [code, v] of fixed.network) {
+        if (host && code > Opt.HOSTNAME && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
+        avail.set(code, v);
+      }
+      if (host && !avail.has(Opt.HOSTNAME)) avail.set(Opt.HOSTNAME, this.cached(this.hostBytes, host));
+    }
+    if (file !== undefined) {
+      avail.set(Opt.TFTP_SERVER, fixed.tftpServer);
+      avail.set(Opt.BOOTFILE, this.cached(this.bootFileBytes, file));
+    }
+    const forced: number[] = [];
+    if (pxe) {
+      avail.set(Opt.VENDOR_CLASS, fixed.vendorClass);
+      avail.set(Opt.VENDOR, fixed.pxeVendor);
+      forced.push(Opt.VENDOR_CLASS, Opt.VENDOR);
+      if (uuid && uuid.length <= 32) {
+        avail.set(Opt.CLIENT_UUID, uuid);
+        forced.push(Opt.CLIENT_UUID);
+      }
+      if (file !== undefined) forced.push(Opt.TFTP_SERVER, Opt.BOOTFILE);
+    }
+
+    p.options.set(Opt.MESSAGE_TYPE, fixed.types[type]);
+    p.options.set(Opt.SERVER_ID, fixed.serverId);
+    if (how.lease) {
+      p.options.set(Opt.LEASE_TIME, fixed.leaseTimes[0]);
+      p.options.set(Opt.RENEWAL_TIME, fixed.leaseTimes[1]);
+      p.options.set(Opt.REBINDING_TIME, fixed.leaseTimes[2]);
+    }
+    if (wanted) {
+      for (const code of wanted) {
+        const v = avail.get(code);
+        if (v && !p.options.has(code)) p.options.set(code, v);
+      }
+      for (const code of forced) {
+        const v = avail.get(code);
+        if (v && !p.options.has(code)) p.options.set(code, v);
+      }
+    } else {
+      for (const [code, v] of avail) if (!p.options.has(code)) p.options.set(code, v);
+    }
   }
 }

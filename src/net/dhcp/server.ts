@@ -6,7 +6,7 @@
 import type dgram from 'node:dgram';
 import { dirname } from 'node:path';
 import {
-  BOOTREQUEST, DhcpPacket, MessageType, Opt, decodePacket, encodePacket, intToIp, ipToInt, macString, messageType,
+  BOOTREQUEST, DhcpPacket, MessageType, Opt, decodePacket, encodePacket, encodeWithOptions, intToIp, ipToInt, macString, messageType,
 } from './codec.js';
 import { checkConfig, type DhcpConfig, type DhcpServerOptions, type DhcpStats } from './config.js';
 import { bindRecord, clientKey, Lease, leaseKey, LeaseStore } from './leases.js';
@@ -169,7 +169,8 @@ export class DhcpServer {
     const mac = macString(req.chaddr);
     const id = req.options.get(Opt.CLIENT_ID);
     const clientId = id && id.length > 0 ? id.toString('hex') : undefined;
-    const client: Client = { key: clientKey(mac, clientId), mac, ...(clientId ? { clientId } : {}) };
+    const client: Client = { key: clientKey(mac, clientId), mac };
+    if (clientId) client.clientId = clientId;
     switch (type) {
       case MessageType.DISCOVER:
         return this.discover(req, client, now);
@@ -334,7 +335,7 @@ export class DhcpServer {
     const hostname = this.hostnameFor(c, req);
     const reply = this.replies.reply(req, MessageType.ACK, ipStr, c.mac, { lease: true });
     const leaseMs = this.cfg.leaseMs;
-    const rec = bindRecord({ mac: c.mac, ...(c.clientId ? { clientId: c.clientId } : {}), ip: ipStr, ...(hostname ? { hostname } : {}) }, now + leaseMs);
+    const rec = bindRecord({ mac: c.mac, clientId: c.clientId, ip: ipStr, hostname }, now + leaseMs);
     this.store!.commit(rec, (err) => {
       if (err) return; // not durable: stay silent, the client retries
       this.stats.acks++;
@@ -404,7 +405,7 @@ export class DhcpServer {
   private send(r: Reply): void {
     let buf: Buffer;
     try {
-      buf = encodePacket(r.packet, r.maxSize);
+      buf = r.optionBytes ? encodeWithOptions(r.packet, r.optionBytes) : encodePacket(r.packet, r.maxSize);
     } catch (e) {
       this.stats.sendErrors++;
       this.log(`cannot encode reply: ${(e as Error).message}`);
