@@ -12,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePacket, encodePacket, messageType, MessageType, Opt, type DhcpPacket } from '../../src/net/dhcp/codec.js';
 import { libc } from '../../src/net/libc.js';
+import { socketFd } from '../../src/net/sockaddr.js';
 
 const N = 200;
 const dirs: string[] = [];
 
 afterEach(() => {
   delete process.env.BE_DHCP_NO_FFI;
+  delete process.env.BE_DHCP_NO_GSO;
   vi.restoreAllMocks();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -45,8 +47,9 @@ async function until(cond: () => boolean, what: string): Promise<void> {
  * (loaded anew, so BE_DHCP_NO_FFI is read again): the replies as hex by xid, the lease file, and
  * how many datagrams went through dgram's send and how many Node delivered to the server.
  */
-async function run(direct: boolean) {
+async function run(direct: boolean, how: { gso?: boolean; refuseSegments?: boolean } = {}) {
   if (!direct) process.env.BE_DHCP_NO_FFI = '1';
+  if (how.gso === false) process.env.BE_DHCP_NO_GSO = '1';
   vi.resetModules();
   const { DhcpServer } = await import('../../src/net/dhcp/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'dio-direct-'));
@@ -63,6 +66,14 @@ async function run(direct: boolean) {
     clock: () => 1_700_000_000_000,
   });
   await server.start();
+  if (how.refuseSegments) {
+    // SO_NO_CHECK (<asm-generic/socket.h>: 11): udp_send_skb refuses a segmented send on such a
+    // socket (EINVAL), as it does where the route has no checksum offload or a smaller MTU
+    const c = libc();
+    if (typeof c === 'string') throw new Error(c);
+    const sockets = (server as unknown as { sockets: Record<string, dgram.Socket | undefined> }).sockets;
+    for (const s of [sockets.main, sockets.own]) if (s) expect(c.setsockopt(socketFd(s)!, 1, 11, Buffer.from([1, 0, 0, 0]), 4)).toBe(0);
+  }
   try {
     // one at a time, so both runs hand out the same addresses
     for (let n = 0; n < N; n++) {
@@ -117,5 +128,26 @@ describe('DHCP server with direct socket calls', () => {
     expect(off.delivered).toBe(N + 1);
     expect(on.dgramSends).toBe(0);
     expect(on.delivered).toBeLessThan(N / 2);
+  });
+
+  it.skipIf(process.platform !== 'linux' || typeof libc() === 'string')('sends a burst of equal replies as segments of one message, the same datagrams as one send each', async () => {
+    const segmented = await run(true);
+    const single = await run(true, { gso: false });
+    expect(Object.keys(segmented.replies)).toHaveLength(N);
+    expect(segmented.replies).toEqual(single.replies);
+    expect(segmented.leases).toEqual(single.leases);
+    expect(segmented.dgramSends).toBe(0);
+    expect(single.dgramSends).toBe(0);
+  });
+
+  it.skipIf(process.platform !== 'linux' || typeof libc() === 'string')('falls back to one datagram a send when the kernel refuses segments, losing no reply', async () => {
+    const refused = await run(true, { refuseSegments: true });
+    const single = await run(true, { gso: false });
+    expect(refused.replies).toEqual(single.replies);
+    expect(refused.leases).toEqual(single.leases);
+    expect(refused.stats).toMatchObject({ acks: N, offers: N, sendErrors: 0 });
+    // the refused message's replies went by dgram, and segmenting stopped there: not every reply
+    expect(refused.dgramSends).toBeGreaterThan(0);
+    expect(refused.dgramSends).toBeLessThan(N);
   });
 });

@@ -25,7 +25,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { directCalls, peerOf, sockaddr, socketFd, type DirectCalls } from '../sockaddr.js';
 import { MAX_PACKET } from './codec.js';
 
-type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address' | 'dontwait' | 'bsd'>;
+type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address' | 'errno' | 'dontwait' | 'bsd'>;
 
 let calls: Calls | undefined | null = null;
 
@@ -55,6 +55,22 @@ const RECV_SLOT = MAX_PACKET + 1;
 const MMSGHDR = 64;
 const IOVEC = 16;
 const NAME = 28;
+/** <linux/udp.h>: UDP_SEGMENT at level SOL_UDP; CMSG_SPACE and CMSG_LEN of its u16 on LP64. */
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const CONTROL = 24;
+const CMSG_LEN = 18;
+/**
+ * Replies cut from one message at most (UDP_MAX_SEGMENTS is 64), and the largest size cut: 548
+ * bytes plus 28 of headers is the 576 every IPv4 path carries (RFC 791), and udp_send_skb refuses
+ * a segment that does not fit the path's MTU.
+ */
+const SEGMENTS = 64;
+const SEGMENT_MAX = 548;
+/** errno values after which segmenting stays worth trying (the send queue was full, a signal). */
+const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
 
 /** An mmsghdr vector of `count` entries, each with one iovec of `slot` bytes and room for an address. */
 class Vector {
@@ -81,13 +97,41 @@ class Vector {
   }
 }
 
-/** The replies queued for one sendmmsg. */
+/**
+ * The replies queued for one sendmmsg. Consecutive replies of one size to one destination (a
+ * burst's OFFERs to its relay or to the broadcast address, the ACKs of one journal sync) leave as
+ * one message with a UDP_SEGMENT control message (Linux 4.18, udp(7)): the kernel cuts its
+ * payload into datagrams of that size (net/ipv4/udp.c, udp_send_skb; segmentation after the
+ * routing and IP work, which are done once), so the wire carries the same datagrams as one send
+ * each would. Each reply keeps its slot, its iovec and its address; a message of several replies
+ * points at their consecutive iovecs (the kernel joins them before cutting).
+ */
 class Batch extends Vector {
   /** What to do with each queued datagram that did not leave. */
   readonly fallbacks: Array<() => void> = [];
+  /** Each queued reply's length and destination (the cached sockaddr: one object per destination). */
+  private readonly lengths = new Uint16Array(BATCH);
+  private readonly dests: Array<Buffer | undefined> = new Array(BATCH);
+  /** The vector as `add` leaves it (one message per reply), copied from when messages are grouped. */
+  private readonly plain: Buffer;
+  /** One UDP_SEGMENT control message per slot (struct cmsghdr: cmsg_len size_t, level, type; then the u16 size). */
+  private readonly controls: Buffer;
+  /** For each message built by `messages`, the first reply it carries (and one past the last, at the end). */
+  readonly firsts = new Uint8Array(BATCH + 1);
+  /** Messages of several replies (segmented), by their index. */
+  readonly segmented = new Uint8Array(BATCH);
 
   constructor(address: (b: Buffer) => bigint) {
     super(BATCH, SLOT, address);
+    this.controls = Buffer.alloc(BATCH * CONTROL);
+    const controls = address(this.controls);
+    for (let i = 0; i < BATCH; i++) {
+      this.controls.writeUInt32LE(CMSG_LEN, i * CONTROL); // cmsg_len (size_t: high half 0)
+      this.controls.writeInt32LE(SOL_UDP, i * CONTROL + 8);
+      this.controls.writeInt32LE(UDP_SEGMENT, i * CONTROL + 12);
+      this.vec.writeBigUInt64LE(controls + BigInt(i * CONTROL), i * MMSGHDR + 32); // msg_control (msg_controllen 0: unused)
+    }
+    this.plain = Buffer.from(this.vec);
   }
 
   get length(): number {
@@ -98,9 +142,40 @@ class Batch extends Vector {
     const i = this.fallbacks.length;
     this.data.set(msg, i * SLOT);
     this.names.set(sa, i * NAME);
-    this.vec.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
+    this.plain.writeUInt32LE(sa.length, i * MMSGHDR + 8); // msg_namelen
     this.iov.writeUInt32LE(msg.length, i * IOVEC + 8); // iov_len (a size_t: its high half stays 0)
+    this.lengths[i] = msg.length;
+    this.dests[i] = sa;
     this.fallbacks.push(fallback);
+  }
+
+  /**
+   * Lay the queued replies out in `vec` as messages, grouping runs of one size and destination
+   * when `segment` (at most SEGMENTS a message, each at most SEGMENT_MAX bytes); the number of
+   * messages. `firsts` and `segmented` tell which replies each carries.
+   */
+  messages(segment: boolean): number {
+    const n = this.fallbacks.length;
+    let k = 0;
+    for (let i = 0; i < n; k++) {
+      let j = i + 1;
+      if (segment && this.lengths[i] <= SEGMENT_MAX) {
+        while (j < n && j - i < SEGMENTS && this.dests[j] === this.dests[i] && this.lengths[j] === this.lengths[i]) j++;
+      }
+      const m = k * MMSGHDR;
+      this.plain.copy(this.vec, m, i * MMSGHDR, (i + 1) * MMSGHDR);
+      this.firsts[k] = i;
+      this.segmented[k] = j - i > 1 ? 1 : 0;
+      if (j - i > 1) {
+        this.vec.writeUInt32LE(j - i, m + 24); // msg_iovlen: the replies' iovecs, one after another
+        this.vec.writeUInt32LE(CONTROL, m + 40); // msg_controllen: the slot's UDP_SEGMENT
+        this.controls.writeUInt16LE(this.lengths[i], i * CONTROL + 16);
+      }
+      i = j;
+    }
+    this.firsts[k] = n;
+    for (let i = 0; i < n; i++) this.dests[i] = undefined;
+    return k;
   }
 }
 
@@ -108,6 +183,8 @@ class Batch extends Vector {
 export class DirectSocket {
   private open = true;
   private readonly to = new Map<string, Buffer>();
+  /** Replies of one size to one destination leave as one segmented message (Batch); BE_DHCP_NO_GSO=1 turns it off. */
+  private segment = !process.env.BE_DHCP_NO_GSO;
   private lastAddress = '';
   private lastPort = -1;
   private lastTo?: Buffer;
@@ -161,13 +238,29 @@ export class DirectSocket {
     return sa;
   }
 
-  /** Send what is queued, by one sendmmsg; what did not leave goes to its fallback. */
+  /**
+   * Send what is queued, by sendmmsg; what did not leave goes to its fallback. A segmented message
+   * the kernel refuses for what it is (EINVAL, EIO: no checksum offload on the way, a smaller MTU)
+   * turns segmenting off for this socket; its replies and those after it go by dgram.
+   */
   private readonly flush = (): void => {
     const b = this.batch;
     if (!b || b.length === 0) return;
+    const count = b.messages(this.segment);
     const fallbacks = b.fallbacks.splice(0);
-    const n = this.open ? this.c.sendmmsg!(this.fd, b.vec, fallbacks.length, this.c.dontwait) : -1;
-    for (let i = Math.max(0, n); i < fallbacks.length; i++) fallbacks[i]();
+    let sent = 0;
+    while (this.open && sent < count) {
+      // sendmmsg stops at the first message that fails and says so only when it is the first one
+      const n = this.c.sendmmsg!(this.fd, sent ? b.vec.subarray(sent * MMSGHDR) : b.vec, count - sent, this.c.dontwait);
+      if (n > 0) {
+        sent += n;
+        continue;
+      }
+      const errno = this.c.errno();
+      if (b.segmented[sent] && errno !== EAGAIN && errno !== ENOBUFS && errno !== EINTR) this.segment = false;
+      break;
+    }
+    for (let i = b.firsts[sent]; i < fallbacks.length; i++) fallbacks[i]();
   };
 
   /**
