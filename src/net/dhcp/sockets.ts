@@ -157,8 +157,18 @@ export class DhcpSockets {
   private listen(s: dgram.Socket, kind: Kind, filter: boolean): dgram.Socket {
     const nets = this.cfg.iface?.nets ?? [];
     s.on('error', (e) => this.log(`socket error: ${e.message}`));
+    // the last sender's answer, kept: a relay agent (or 0.0.0.0) sends request after request
+    let lastFrom = '0.0.0.0';
+    let lastFromElsewhere = false;
+    const elsewhere = (address: string): boolean => {
+      if (address !== lastFrom) {
+        lastFrom = address;
+        lastFromElsewhere = address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(address)));
+      }
+      return lastFromElsewhere;
+    };
     const deliver = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
-      const offLink = filter && ((rinfo.address !== '0.0.0.0' && !nets.some((n) => inNet(n, ipToInt(rinfo.address)))) || this.tap?.where(msg, rinfo) === 'elsewhere');
+      const offLink = filter && (elsewhere(rinfo.address) || this.tap?.where(msg, rinfo) === 'elsewhere');
       this.receive(msg, rinfo, kind, offLink);
     };
     const direct = directSocket(s);
