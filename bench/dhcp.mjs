@@ -170,6 +170,13 @@ function cpuTicks(pid) {
   return { user: Number(f[11]), sys: Number(f[12]) };
 }
 
+/** UDP datagrams a namespace's kernel dropped for a full receive buffer (RcvbufErrors of /proc/net/snmp). */
+function rcvbufErrors(ns) {
+  const lines = execFileSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('Udp:'));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  return Number(values?.[names.indexOf('RcvbufErrors')] ?? NaN);
+}
+
 /** CPU time of this process's waited-for children (cutime + cstime), in clock ticks. */
 function childrenTicks() {
   const stat = readFileSync('/proc/self/stat', 'utf8');
@@ -279,8 +286,10 @@ try {
         // `ip netns exec` execs the server, so proc.pid is the server (env, for Kea, execs too)
         const child = spawnSync('pgrep', ['-P', String(proc.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0] || proc.pid;
         const cpu0 = cpuTicks(child);
+        const full0 = [rcvbufErrors(srvNs), rcvbufErrors(cliNs)];
         const r = perfdhcp(rate);
         const cpu1 = cpuTicks(child);
+        const full = [rcvbufErrors(srvNs) - full0[0], rcvbufErrors(cliNs) - full0[1]];
         const userMs = (cpu1.user - cpu0.user) * 10;
         const cpuMs = userMs + (cpu1.sys - cpu0.sys) * 10;
         // the server's peak resident memory over the run (the kernel's high-water mark)
@@ -294,6 +303,8 @@ try {
         results.push({ round, peer, offered: rate, ...r, stored, peakKiB, cpuMs, cpuPerExchange });
         console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed, drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${userMs} user; ${cpuPerExchange.toFixed(0)} µs per ACKed exchange), perfdhcp CPU ${r.clientMs} ms, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
         if (counts) console.log(`  be counted ${counts}`);
+        // where datagrams were lost for want of room: the server's receive queue, or perfdhcp's
+        console.log(`  dropped by the kernel for a full receive buffer: ${full[0]} at the server, ${full[1]} at perfdhcp`);
       }
     }
   }
