@@ -52,17 +52,20 @@ export function registerTransferCommands(program: Command): void {
       }
       const fs = await import('node:fs');
       const { dirname, basename, join } = await import('node:path');
-      const partial = opts.output ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${(await import('node:crypto')).randomBytes(4).toString('hex')}`) : undefined;
+      // a file is made whole or not at all (written beside it, renamed over it); what is there and
+      // no file (a device such as /dev/null, a FIFO) is written as it is, never replaced
+      const direct = opts.output !== undefined && fs.statSync(opts.output, { throwIfNoEntry: false })?.isFile() === false;
+      const partial = opts.output && !direct ? join(dirname(opts.output), `.${basename(opts.output)}.be-partial.${(await import('node:crypto')).randomBytes(4).toString('hex')}`) : undefined;
       let fd = 1;
-      if (partial) {
+      if (opts.output) {
         try {
-          fd = fs.openSync(partial, 'wx', 0o600);
+          fd = partial ? fs.openSync(partial, 'wx', 0o600) : fs.openSync(opts.output, 'w');
         } catch (error) {
           throw new BeError(`cannot write '${opts.output}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
         }
       }
       const progress = await terminalProgress(`export ${name}`, 0);
-      const out = progress ? (partial ? fs.createWriteStream('', { fd, autoClose: false }) : process.stdout) : undefined;
+      const out = progress ? (opts.output ? fs.createWriteStream('', { fd, autoClose: false }) : process.stdout) : undefined;
       try {
         await exportBe(ctx, name, { end: out ?? fd, onBytes: progress?.onBytes });
         if (out && out !== process.stdout) await new Promise<void>((resolve, reject) => (out as NodeJS.WritableStream).end(() => resolve()).on('error', reject));
@@ -70,12 +73,10 @@ export function registerTransferCommands(program: Command): void {
           fs.fsyncSync(fd);
           fs.closeSync(fd);
           fs.renameSync(partial, opts.output);
-        }
+        } else if (direct) fs.closeSync(fd);
       } catch (error) {
-        if (partial) {
-          fs.closeSync(fd);
-          fs.rmSync(partial, { force: true });
-        }
+        if (opts.output) fs.closeSync(fd);
+        if (partial) fs.rmSync(partial, { force: true });
         throw error;
       } finally {
         progress?.stop();

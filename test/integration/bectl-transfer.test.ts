@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BE_BIN, be, beOk } from '../helpers/cli.js';
@@ -77,6 +77,18 @@ describe('bectl export / import', () => {
     expect([r.pipedFrom[0].exitCode, r.exitCode, r.stdout]).toEqual([0, 0, `${tp.root}/piped`]);
     const got = await withMount('piped', (at) => readFile(join(at, 'var/log/messages')));
     expect(got.equals(payload)).toBe(true);
+  }, 120_000);
+
+  it('writes -o to a device or a FIFO as it is, never replacing it with a file', async () => {
+    const fifo = join(dir, 'stream.fifo');
+    await execa('mkfifo', [fifo]);
+    const reader = execa('cat', [fifo], { encoding: 'buffer', timeout: 60_000, reject: false });
+    const r = await be([...R(), 'export', '-o', fifo, 'src']);
+    const read = await reader;
+    expect([r.exitCode, r.stderr, read.exitCode]).toEqual([0, '', 0]);
+    expect((read.stdout as Uint8Array).length).toBeGreaterThan(payload.length);
+    expect((await stat(fifo)).isFIFO()).toBe(true);
+    expect((await readdir(dir)).filter((f) => f.includes('be-partial'))).toEqual([]);
   }, 120_000);
 
   it('never imports over an existing BE, and a cut or corrupt stream leaves nothing behind', async () => {
