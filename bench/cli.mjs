@@ -3,7 +3,9 @@
 // 100 nested (freebsd layout) BEs on a file-backed pool, and moving a freebsd-layout BE with
 // 100 MiB of files by `be export | be import` against plain zfs doing the same work in the same
 // run (goal: within 1.1x): a recursive snapshot, `zfs send -R | zfs recv` of it, canmount=noauto
-// on the new root and nothing left mounted (zfs-fuse's recv mounts what it gets: one umount).
+// on the new root and nothing left mounted (zfs-fuse's recv mounts what it gets: one umount),
+// and what two bare Node start-ups in a pipe take, the part of be's time no code of its own can
+// save (both start at once, each on a core of its own only where there are two free).
 // Run as root after `npm run build`, with ZFS available (zfs-fuse on Linux): node bench/cli.mjs
 // (BES=0 skips the creates; XFER_MIB sets the payload, XFER_RUNS the rounds; BE_BENCH_POOL names the pool.)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -111,6 +113,7 @@ try {
     const beTimes = [];
     const zfsTimes = [];
     const bareTimes = [];
+    const nodeTimes = [];
     const fuse = !existsSync('/dev/zfs');
     const run = (argv) => {
       const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
@@ -153,14 +156,18 @@ try {
           drop(`${root}/moved${i}`);
         }
       }
+      // what any two Node programs in a pipe cost before their first instruction: be's floor
+      nodeTimes.push(await pipeline([process.execPath, '-e', '0'], [process.execPath, '-e', 'process.stdin.resume()']));
     }
     dropSnapshots();
     const b = median(beTimes);
     const z = median(zfsTimes);
     const bare = median(bareTimes);
+    const nodes = median(nodeTimes);
     console.log(`move a freebsd-layout BE with ${xferMiB} MiB of files (median of ${xferRuns} rounds)`);
     console.log(`  zfs snapshot -r, send -R | recv${fuse ? '' : ' -u'}, set canmount=noauto${fuse ? ', umount' : ''}: ${(xferMiB / z).toFixed(1)} MiB/s (${z.toFixed(2)} s; the send | recv alone ${bare.toFixed(2)} s)`);
     console.log(`  be export | be import       ${(xferMiB / b).toFixed(1)} MiB/s (${b.toFixed(2)} s)   ratio ${(b / z).toFixed(2)}x the time of zfs (goal <= 1.1x)`);
+    console.log(`  node -e 0 | node (two bare start-ups side by side) ${(nodes * 1000).toFixed(0)} ms: zfs plus that is ${((z + nodes) / z).toFixed(2)}x, be's own part ${((b - z - nodes) * 1000).toFixed(0)} ms`);
   }
 } finally {
   // zfs-fuse can answer "busy" for a while after the last unmount
