@@ -16,6 +16,9 @@
  * into buffers allocated once per socket (their memory never moves), so each call only copies the
  * datagrams and their addresses in.
  *
+ * Replies of one size to one destination in such a batch leave as one message the kernel cuts
+ * into datagrams (UDP_SEGMENT; see Batch); BE_DHCP_NO_GSO=1 sends one datagram a message.
+ *
  * An optional fast path only: `directSocket` returns undefined without koffi, without the
  * descriptor, or with BE_DHCP_NO_FFI set in the environment, and the server runs on dgram alone
  * as before; a direct send that does not leave whole (EAGAIN, ENETUNREACH, a closed socket)
