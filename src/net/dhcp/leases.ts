@@ -13,11 +13,10 @@
  * identifiers were kept) is keyed by `mac`, as it was.
  * A release is a bind whose `exp` is the release time (the client keeps its affinity to the
  * address). Replaying the lines in order rebuilds the table; an unparsable line (a write torn by
- * a crash) is skipped. Changes are batched: the records committed since the last round (one
- * event-loop turn, or a few milliseconds under load) are written with one write + fdatasync, and
- * only then are their callbacks run (the server sends its ACKs there). Now and then, and at every
- * open, the file is compacted: the live table is written to `<file>.tmp`, fsync'd and renamed over
- * the journal, so the file on disk is always whole.
+ * a crash) is skipped. Changes are batched: every record committed during one event-loop turn is
+ * written with one write + fdatasync, and only then are their callbacks run (the server sends its
+ * ACKs there). Now and then, and at every open, the file is compacted: the live table is written
+ * to `<file>.tmp`, fsync'd and renamed over the journal, so the file on disk is always whole.
  */
 import { openSync, closeSync, fsyncSync, writeSync, renameSync, readFileSync, existsSync, fdatasync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -186,9 +185,6 @@ function encodeRecords(recs: JournalRecord[]): string {
 
 export type CommitCallback = (err: Error | null) => void;
 
-/** Rounds of write+fdatasync begin at most this often, in ms (LeaseStore.schedule). */
-const SYNC_GAP_MS = 4;
-
 /**
  * The table plus its durable journal. Without a path it keeps leases in memory only and
  * commits at once.
@@ -210,8 +206,6 @@ export class LeaseStore {
   syncs = 0;
   /** Records in the write+fdatasync round now running. */
   private inFlight = 0;
-  /** When the last round began (performance.now()). */
-  private lastRound = -Infinity;
 
   private constructor(
     readonly path: string | undefined,
@@ -258,22 +252,13 @@ export class LeaseStore {
     return this.pending.length + this.inFlight;
   }
 
-  /**
-   * The next round: at the end of this turn, or, when the last round began less than SYNC_GAP_MS
-   * ago, once that much time has passed. A round costs about the same whatever it carries (a
-   * wake-up of the sync thread, the file system's journal commit), so under load each carries
-   * more leases; at a few requests a second every round starts at once.
-   */
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    const run = () => {
+    setImmediate(() => {
       this.scheduled = false;
       this.flush();
-    };
-    const wait = this.lastRound + SYNC_GAP_MS - performance.now();
-    if (wait >= 1) setTimeout(run, wait);
-    else setImmediate(run);
+    });
   }
 
   private flush(): void {
@@ -283,7 +268,6 @@ export class LeaseStore {
       return;
     }
     this.flushing = true;
-    this.lastRound = performance.now();
     const data = Buffer.from(this.pending.join(''));
     const callbacks = this.callbacks;
     const lines = this.pending.length;
@@ -299,7 +283,7 @@ export class LeaseStore {
       for (const cb of callbacks) cb(err);
       if (!err && this.linesSinceCompact > (this.compactAfter ?? Math.max(1000, 4 * this.table.size))) this.compactNow();
       this.flushing = false;
-      if (this.pending.length) this.schedule();
+      if (this.pending.length) this.flush();
       else this.notifyIdle();
     };
     // The append goes to the page cache at once (no thread-pool round trip); the sync is the wait.
