@@ -1,7 +1,7 @@
 /**
  * What the servers' direct system calls (through ../libc.ts) need of a dgram socket: its
- * descriptor, a peer as a struct sockaddr of the platform and back, and the platform's
- * MSG_DONTWAIT (the calls never block the event loop).
+ * descriptor, a peer as a struct sockaddr of the platform and back, the platform's MSG_DONTWAIT
+ * (the calls never block the event loop), and Linux's UDP segmentation option.
  *
  * Layouts follow the C headers: Linux <netinet/in.h> (sockaddr_in: a 16-bit family in host order,
  * AF_INET 2, then the port and address in network order; sockaddr_in6: AF_INET6 10, port,
@@ -13,6 +13,14 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:dgram';
 import { libc, type Libc } from './libc.js';
+
+/**
+ * Linux UDP generic segmentation (<linux/udp.h>, udp(7)): the option (setsockopt, or a control
+ * message of one send) at level SOL_UDP, and the most datagrams the kernel cuts from one send.
+ */
+export const SOL_UDP = 17;
+export const UDP_SEGMENT = 103;
+export const UDP_MAX_SEGMENTS = 64;
 
 /** An address and port, as dgram names a peer. */
 export interface Peer {

@@ -25,7 +25,7 @@
  * returns false and the caller sends through dgram, whose error handling stays the one that counts.
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { directCalls, peerOf, sockaddr, socketFd, type DirectCalls } from '../sockaddr.js';
+import { directCalls, peerOf, sockaddr, socketFd, SOL_UDP, UDP_MAX_SEGMENTS, UDP_SEGMENT, type DirectCalls } from '../sockaddr.js';
 import { MAX_PACKET } from './codec.js';
 
 type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'sendmmsg' | 'recvmmsg' | 'address' | 'errno' | 'dontwait' | 'bsd'>;
@@ -58,17 +58,13 @@ const RECV_SLOT = MAX_PACKET + 1;
 const MMSGHDR = 64;
 const IOVEC = 16;
 const NAME = 28;
-/** <linux/udp.h>: UDP_SEGMENT at level SOL_UDP; CMSG_SPACE and CMSG_LEN of its u16 on LP64. */
-const SOL_UDP = 17;
-const UDP_SEGMENT = 103;
+/** CMSG_SPACE and CMSG_LEN of UDP_SEGMENT's u16 on LP64. */
 const CONTROL = 24;
 const CMSG_LEN = 18;
 /**
- * Replies cut from one message at most (UDP_MAX_SEGMENTS is 64), and the largest size cut: 548
- * bytes plus 28 of headers is the 576 every IPv4 path carries (RFC 791), and udp_send_skb refuses
- * a segment that does not fit the path's MTU.
+ * The largest reply cut from a segmented message: 548 bytes plus 28 of headers is the 576 every
+ * IPv4 path carries (RFC 791), and udp_send_skb refuses a segment that does not fit the path's MTU.
  */
-const SEGMENTS = 64;
 const SEGMENT_MAX = 548;
 /** errno values after which segmenting stays worth trying (the send queue was full, a signal). */
 const EINTR = 4;
@@ -154,7 +150,7 @@ class Batch extends Vector {
 
   /**
    * Lay the queued replies out in `vec` as messages, grouping runs of one size and destination
-   * when `segment` (at most SEGMENTS a message, each at most SEGMENT_MAX bytes); the number of
+   * when `segment` (at most UDP_MAX_SEGMENTS a message, each at most SEGMENT_MAX bytes); the number of
    * messages. `firsts` and `segmented` tell which replies each carries.
    */
   messages(segment: boolean): number {
@@ -163,7 +159,7 @@ class Batch extends Vector {
     for (let i = 0; i < n; k++) {
       let j = i + 1;
       if (segment && this.lengths[i] <= SEGMENT_MAX) {
-        while (j < n && j - i < SEGMENTS && this.dests[j] === this.dests[i] && this.lengths[j] === this.lengths[i]) j++;
+        while (j < n && j - i < UDP_MAX_SEGMENTS && this.dests[j] === this.dests[i] && this.lengths[j] === this.lengths[i]) j++;
       }
       const m = k * MMSGHDR;
       this.plain.copy(this.vec, m, i * MMSGHDR, (i + 1) * MMSGHDR);

@@ -70,10 +70,7 @@ interface OptionList {
 }
 
 function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return a === undefined || b === undefined ? a === b : a.equals(b);
 }
 
 /** Option values that depend only on the configuration, encoded once. */

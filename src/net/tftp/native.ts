@@ -8,11 +8,11 @@
  *
  * Everything here is an optional fast path: `nativeSocket` returns undefined where koffi or the
  * descriptor is not available, and any call that fails returns false so the caller uses dgram.
- * The socket's descriptor, the struct sockaddr layouts (Linux and FreeBSD) and MSG_DONTWAIT are
- * ../sockaddr.ts's; UDP_SEGMENT (103) is from <linux/udp.h>.
+ * The socket's descriptor, the struct sockaddr layouts (Linux and FreeBSD), MSG_DONTWAIT and
+ * UDP_SEGMENT are ../sockaddr.ts's.
  */
 import type { Socket } from 'node:dgram';
-import { directCalls, ipv6Text, sockaddr, socketFd, type DirectCalls, type Peer } from '../sockaddr.js';
+import { directCalls, ipv6Text, sockaddr, socketFd, SOL_UDP, UDP_MAX_SEGMENTS, UDP_SEGMENT, type DirectCalls, type Peer } from '../sockaddr.js';
 
 type Calls = Pick<DirectCalls, 'sendto' | 'recvfrom' | 'setsockopt' | 'dontwait' | 'bsd'>;
 
@@ -24,9 +24,8 @@ function load(): Calls | undefined {
   return calls;
 }
 
-/** The largest UDP payload one segmented send may carry (IPv4: 65535 − 20 − 8), and the kernel's segment cap. */
+/** The largest UDP payload one segmented send may carry (IPv4: 65535 − 20 − 8). */
 const GSO_BYTES = 65507 - 28;
-const GSO_SEGMENTS = 64;
 
 /** One transfer socket's direct calls to its client. Never used after `close`. */
 export class NativeSocket {
@@ -58,14 +57,14 @@ export class NativeSocket {
     if (!this.open || this.c.bsd) return false;
     const v = Buffer.alloc(4);
     v.writeInt32LE(size);
-    if (this.c.setsockopt(this.fd, 17 /* SOL_UDP */, 103 /* UDP_SEGMENT */, v, 4) !== 0) return false;
+    if (this.c.setsockopt(this.fd, SOL_UDP, UDP_SEGMENT, v, 4) !== 0) return false;
     this.gsoSize = size;
     return true;
   }
 
   /** Segments of the segment size one `send` may carry (0: segmentation is off). */
   get segmentsPerSend(): number {
-    return this.gsoSize ? Math.min(GSO_SEGMENTS, Math.floor(GSO_BYTES / this.gsoSize)) : 0;
+    return this.gsoSize ? Math.min(UDP_MAX_SEGMENTS, Math.floor(GSO_BYTES / this.gsoSize)) : 0;
   }
 
   /** Segmentation failed on a send (a device without checksum offload, an MTU below the segment): off for good. */
@@ -73,7 +72,7 @@ export class NativeSocket {
     if (!this.gsoSize) return;
     this.gsoSize = 0;
     const v = Buffer.alloc(4);
-    if (this.open) this.c.setsockopt(this.fd, 17, 103, v, 4);
+    if (this.open) this.c.setsockopt(this.fd, SOL_UDP, UDP_SEGMENT, v, 4);
   }
 
   /**
