@@ -71,6 +71,36 @@ describe('lease journal', () => {
     expect(table.leases().map((l) => [l.ip, l.expires]).sort()).toEqual([0, 1, 2, 3, 4].map((i) => [`10.0.1.${i + 10}`, 1019]));
   });
 
+  it('compacts a big table beside the journal: leases committed meanwhile are made durable before it ends, and kept', async () => {
+    const file = join(dir, 'leases');
+    const store = LeaseStore.open(file, () => {}, 100);
+    const mac = (i: number) => `02:00:00:${[16, 8, 0].map((s) => ((i >> s) & 255).toString(16).padStart(2, '0')).join(':')}`;
+    const ip = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const n = 50_000;
+    // one round of 50,000 records: more than 100 since the last compaction, so one starts after it
+    await new Promise<void>((resolve) => {
+      for (let i = 0; i < n; i++) store.commit({ op: 'bind', mac: mac(i), ip: ip(i), exp: 1000 }, i === n - 1 ? () => resolve() : undefined);
+    });
+    const during = await new Promise<{ tmp: boolean; inFile: boolean }>((resolve) => {
+      store.commit({ op: 'bind', mac: mac(n), ip: ip(n), exp: 2000 }, () => resolve({ tmp: existsSync(`${file}.tmp`), inFile: readFileSync(file, 'utf8').includes(`"${ip(n)}"`) }));
+    });
+    // the new lease was on disk (in the journal) while the compaction was still writing its temp file
+    expect(during).toEqual({ tmp: true, inFile: true });
+    store.commit({ op: 'bind', mac: mac(0), ip: ip(0), exp: 3000 });
+    await store.drain();
+    expect(existsSync(`${file}.tmp`)).toBe(false);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    // one line per lease (the last lease's renewal may follow the table once more)
+    expect(lines.length).toBeGreaterThanOrEqual(n + 1);
+    expect(lines.length).toBeLessThanOrEqual(n + 2);
+    await store.close();
+    const { table, skipped } = readLeaseFile(file);
+    expect(skipped).toBe(0);
+    expect(table.size).toBe(n + 1);
+    expect(table.forMac(mac(n))).toMatchObject({ ip: ip(n), expires: 2000 });
+    expect(table.forMac(mac(0))).toMatchObject({ ip: ip(0), expires: 3000 });
+  });
+
   it('quarantines a declined address and a later bind lifts it', () => {
     const store = LeaseStore.open(undefined);
     store.commit({ op: 'bind', mac: '02:00:00:00:00:01', ip: '10.0.0.5', exp: 100 });

@@ -15,10 +15,13 @@
  * address). Replaying the lines in order rebuilds the table; an unparsable line (a write torn by
  * a crash) is skipped. Changes are batched: every record committed during one event-loop turn is
  * written with one write + fdatasync, and only then are their callbacks run (the server sends its
- * ACKs there). Now and then, and at every open, the file is compacted: the live table is written
- * to `<file>.tmp`, fsync'd and renamed over the journal, so the file on disk is always whole.
+ * ACKs there). At every open, and while serving once the journal holds 4 times as many records as
+ * there are leases, the file is compacted: the live table is written to `<file>.tmp`, fsync'd and
+ * renamed over the journal, so the file on disk is always whole. While serving this runs beside
+ * the journal, a slice of the table per event-loop turn, so that a big table does not stop the
+ * server for the tens of milliseconds its encoding and fsync take (see `startCompaction`).
  */
-import { openSync, closeSync, fsyncSync, writeSync, renameSync, readFileSync, existsSync, fdatasync, unlinkSync } from 'node:fs';
+import { openSync, closeSync, fsyncSync, writeSync, renameSync, readFileSync, existsSync, fdatasync, fsync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ipToInt, intToIp, isIp } from './codec.js';
 
@@ -112,11 +115,23 @@ export class LeaseTable {
 
   /** Records that rebuild this table. */
   records(): JournalRecord[] {
-    const out: JournalRecord[] = [];
-    for (const l of this.byIp.values()) out.push(bindRecord(l, l.expires));
-    for (const [ip, until] of this.declined) out.push({ op: 'decline', ip: intToIp(ip), until });
+    return this.snapshot().map(snapshotRecord);
+  }
+
+  /**
+   * The leases and quarantines now, as an array later changes to the table leave as it is (a lease
+   * is never changed in place: `apply` makes a new one).
+   */
+  snapshot(): Array<Lease | [number, number]> {
+    const out: Array<Lease | [number, number]> = [...this.byIp.values()];
+    for (const d of this.declined) out.push(d);
     return out;
   }
+}
+
+/** The journal record of one entry of `LeaseTable.snapshot`. */
+function snapshotRecord(e: Lease | [number, number]): JournalRecord {
+  return Array.isArray(e) ? { op: 'decline', ip: intToIp(e[0]), until: e[1] } : bindRecord(e, e.expires);
 }
 
 /** The journal record that binds `lease` until `exp`. */
@@ -183,7 +198,29 @@ function encodeRecords(recs: JournalRecord[]): string {
   return recs.map(recordLine).join('');
 }
 
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
 export type CommitCallback = (err: Error | null) => void;
+
+/** Records encoded and written per event-loop turn by a compaction while serving. */
+const COMPACT_SLICE = 1000;
+
+/** A compaction running beside the journal (see `LeaseStore.startCompaction`). */
+interface Compaction {
+  tmp: string;
+  fd: number;
+  /** The table when it began. */
+  entries: Array<Lease | [number, number]>;
+  /** Entries written so far. */
+  next: number;
+  /** Lines committed since it began (they follow the table in the new file). */
+  tail: string[];
+  /** The table is in the temp file and fsync'd: the journal can move there between two rounds. */
+  ready: boolean;
+}
 
 /**
  * The table plus its durable journal. Without a path it keeps leases in memory only and
@@ -200,6 +237,7 @@ export class LeaseStore {
   /** Compact after this many appended records (default: 1000, or 4× the live leases if more). */
   private compactAfter: number | undefined;
   private compactFailed = false;
+  private compaction?: Compaction;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   /** Number of write+fdatasync rounds done (for tests and benches). */
@@ -242,7 +280,9 @@ export class LeaseStore {
       if (done) done(this.closed && this.path ? new Error('lease store closed') : null);
       return;
     }
-    this.pending.push(recordLine(rec));
+    const line = recordLine(rec);
+    this.pending.push(line);
+    this.compaction?.tail.push(line);
     if (done) this.callbacks.push(done);
     this.schedule();
   }
@@ -263,10 +303,8 @@ export class LeaseStore {
 
   private flush(): void {
     if (this.flushing || this.fd === null) return;
-    if (this.pending.length === 0) {
-      this.notifyIdle();
-      return;
-    }
+    if (this.compaction?.ready) return this.switchJournal(this.compaction);
+    if (this.pending.length === 0) return this.settle();
     this.flushing = true;
     const data = Buffer.from(this.pending.join(''));
     const callbacks = this.callbacks;
@@ -281,30 +319,30 @@ export class LeaseStore {
       this.linesSinceCompact += lines;
       if (err) this.onError(`lease journal ${this.path}: ${err.message}`);
       for (const cb of callbacks) cb(err);
-      if (!err && this.linesSinceCompact > (this.compactAfter ?? Math.max(1000, 4 * this.table.size))) this.compactNow();
+      if (!err && this.linesSinceCompact > (this.compactAfter ?? Math.max(1000, 4 * this.table.size))) this.startCompaction();
       this.flushing = false;
-      if (this.pending.length) this.flush();
-      else this.notifyIdle();
+      this.flush();
     };
     // The append goes to the page cache at once (no thread-pool round trip); the sync is the wait.
     try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+      writeAll(fd, data);
     } catch (e) {
       return finish(e as Error);
     }
     fdatasync(fd, (e) => finish(e));
   }
 
-  private notifyIdle(): void {
+  /** Nothing to write, nothing running: wake `drain`'s waiters. */
+  private settle(): void {
+    if (this.flushing || this.pending.length || this.compaction) return;
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const f of w) f();
   }
 
-  /** Resolves when every committed record is on disk. */
+  /** Resolves when every committed record is on disk (and a compaction that was running has ended). */
   drain(): Promise<void> {
-    if (this.fd === null || (!this.flushing && this.pending.length === 0)) return Promise.resolve();
+    if (this.fd === null || (!this.flushing && this.pending.length === 0 && !this.compaction)) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       if (!this.flushing && !this.scheduled) this.flush();
@@ -312,19 +350,131 @@ export class LeaseStore {
   }
 
   /**
-   * Rewrite the file from the table: temp file, fsync, rename, fsync the directory. Runs between
-   * batches only (never while a write is in flight), so no record is lost. If the directory is
-   * not writable (privileges dropped), it stops trying and keeps appending.
+   * Compact while serving. The table as it is now goes to `<file>.tmp` a slice per event-loop turn
+   * and is fsync'd there on the thread pool, while rounds go on appending to the journal and every
+   * line committed meanwhile is also kept (`tail`). Between two rounds the journal then moves to
+   * the new file: `switchJournal`.
    */
-  compactNow(): void {
+  private startCompaction(): void {
+    if (!this.path || this.compactFailed || this.compaction || this.closed) return;
+    const tmp = `${this.path}.tmp`;
+    let fd: number;
+    try {
+      fd = openSync(tmp, 'w', 0o644);
+    } catch (e) {
+      return this.compactionFailed(undefined, e as Error);
+    }
+    const c: Compaction = { tmp, fd, entries: this.table.snapshot(), next: 0, tail: [], ready: false };
+    this.compaction = c;
+    const slice = (): void => {
+      if (this.compaction !== c) return;
+      if (this.closed) return this.compactionFailed(c);
+      const end = Math.min(c.entries.length, c.next + COMPACT_SLICE);
+      let text = '';
+      for (let i = c.next; i < end; i++) text += recordLine(snapshotRecord(c.entries[i]!));
+      c.next = end;
+      try {
+        writeAll(c.fd, Buffer.from(text));
+      } catch (e) {
+        return this.compactionFailed(c, e as Error);
+      }
+      if (c.next < c.entries.length) return void setImmediate(slice);
+      c.entries = [];
+      fdatasync(c.fd, (e) => {
+        if (this.compaction !== c) return;
+        if (e || this.closed) return this.compactionFailed(c, e ?? undefined);
+        c.ready = true;
+        this.flush();
+      });
+    };
+    setImmediate(slice);
+  }
+
+  /**
+   * Move the journal to the compacted file, between two rounds (nothing in flight; commits made
+   * meanwhile wait in `pending` as they do during a round). The lines committed since the
+   * compaction began and already written to the old journal are appended and fsync'd before the
+   * rename, and the directory is fsync'd after it, before the next round's callbacks: a crash at
+   * any point leaves a file holding every record whose callback ran.
+   */
+  private switchJournal(c: Compaction): void {
+    this.flushing = true;
+    this.compaction = undefined;
+    // the last `pending.length` tail lines are not written anywhere yet: the next round writes them to the new file
+    const written = c.tail.slice(0, c.tail.length - this.pending.length);
+    const fail = (e?: Error) => {
+      this.flushing = false;
+      this.compactionFailed(c, e);
+      this.flush();
+    };
+    try {
+      writeAll(c.fd, Buffer.from(written.join('')));
+    } catch (e) {
+      return fail(e as Error);
+    }
+    fdatasync(c.fd, (e) => {
+      if (e || this.closed || this.fd === null) return fail(e ?? undefined);
+      try {
+        renameSync(c.tmp, this.path!);
+      } catch (err) {
+        return fail(err as Error);
+      }
+      const old = this.fd;
+      this.fd = c.fd;
+      closeSync(old);
+      this.linesSinceCompact = written.length;
+      const resume = () => {
+        this.flushing = false;
+        this.flush();
+      };
+      let dfd: number;
+      try {
+        dfd = openSync(dirname(this.path!), 'r');
+      } catch {
+        return resume();
+      }
+      // some filesystems refuse fsync on a directory; the rename itself is still atomic
+      fsync(dfd, () => {
+        closeSync(dfd);
+        resume();
+      });
+    });
+  }
+
+  /** A compaction could not be done: drop its temp file; the journal goes on where it is, and no compaction is tried again. */
+  private compactionFailed(c: Compaction | undefined, e?: Error): void {
+    if (c) {
+      if (this.compaction === c) this.compaction = undefined;
+      try {
+        closeSync(c.fd);
+      } catch {
+        // already closed
+      }
+    }
+    try {
+      unlinkSync(`${this.path}.tmp`);
+    } catch {
+      // nothing to clean
+    }
+    if (e) {
+      this.compactFailed = true;
+      this.onError(`lease file ${this.path}: cannot compact (${e.message}); appending only`);
+    }
+    this.settle();
+  }
+
+  /**
+   * Rewrite the file from the table at once: temp file, fsync, rename, fsync the directory (at open,
+   * before anything is served). If the directory is not writable (privileges dropped), it stops
+   * trying and keeps appending.
+   */
+  private compactNow(): void {
     if (!this.path || this.compactFailed) return;
     const tmp = `${this.path}.tmp`;
     try {
       const tfd = openSync(tmp, 'w', 0o644);
       try {
-        const data = Buffer.from(encodeRecords(this.table.records()));
-        let off = 0;
-        while (off < data.length) off += writeSync(tfd, data, off, data.length - off);
+        writeAll(tfd, Buffer.from(encodeRecords(this.table.records())));
         fsyncSync(tfd);
       } finally {
         closeSync(tfd);

@@ -341,7 +341,7 @@ export class DhcpServer {
       this.stats.acks++;
       this.stats.journalSyncs = this.store!.syncs;
       this.log(`DHCPACK ${ipStr} to ${c.mac}${hostname ? ` (${hostname})` : ''} for ${Math.round(leaseMs / 1000)}s${state === 'SELECTING' ? '' : ` [${state}]`}`);
-      this.send(reply);
+      this.send(reply, true);
     });
   }
 
@@ -402,7 +402,8 @@ export class DhcpServer {
     this.send(r);
   }
 
-  private send(r: Reply): void {
+  /** `released`: an ACK let go by a journal sync (see sockets.ts `send`). */
+  private send(r: Reply, released = false): void {
     let buf: Buffer;
     try {
       buf = r.optionBytes ? encodeWithOptions(r.packet, r.optionBytes) : encodePacket(r.packet, r.maxSize);
@@ -411,6 +412,6 @@ export class DhcpServer {
       this.log(`cannot encode reply: ${(e as Error).message}`);
       return;
     }
-    this.sockets.send(r, buf);
+    this.sockets.send(r, buf, released);
   }
 }

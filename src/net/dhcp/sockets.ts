@@ -40,6 +40,7 @@ import type { Reply } from './replies.js';
 import { directSocket, type DirectSocket } from './direct.js';
 import { ArrivalTap } from '../arrival.js';
 import { bindToDevice, interfaceHold } from '../udpif.js';
+import { Pacer } from './pace.js';
 
 export type Kind = 'dhcp' | 'pxe';
 /** One datagram; `offLink`: it came from an address that is not on the served interface, or arrived on another (FreeBSD tap). */
@@ -95,6 +96,8 @@ export class DhcpSockets {
   private turnReset = false;
   /** The last direct read found datagrams: a burst is under way. */
   private bursting = false;
+  /** ACKs leave through it: those a slow journal sync releases at once go out as a flow (pace.ts). */
+  private readonly pacer = new Pacer<{ r: Reply; buf: Buffer }>(({ r, buf }) => this.transmit(r, buf), () => this.onSendError());
 
   /** `drained(left)`: after a direct read, whether datagrams were left waiting in the kernel (load.ts). */
   constructor(
@@ -210,10 +213,20 @@ export class DhcpSockets {
     await closeSocket(this.own);
     await closeSocket(this.proxy);
     this.tap?.close();
+    this.pacer.clear();
     this.main = this.own = this.proxy = this.tap = undefined;
   }
 
-  send(r: Reply, buf: Buffer): void {
+  /**
+   * Send a reply; `released`: one of the replies a journal sync let go together, which leave
+   * paced. (Other replies are made one at a time as requests are read, so they are paced already.)
+   */
+  send(r: Reply, buf: Buffer, released = false): void {
+    if (released) this.pacer.push({ r, buf });
+    else this.transmit(r, buf);
+  }
+
+  private transmit(r: Reply, buf: Buffer): void {
     const socket = r.via === 'pxe' ? this.proxy : this.own ?? this.main;
     const attempt = (to: string, retry: boolean) => {
       try {
