@@ -21,6 +21,10 @@ export interface Libc {
   close(fd: number): number;
   /** poll(2) on an array of struct pollfd (8 bytes each: int fd, short events, short revents). */
   poll(fds: Buffer, nfds: number, timeoutMs: number): number;
+  /** Linux only: epoll(7), whose wait costs what is ready, not what is watched. */
+  epoll_create1?(flags: number): number;
+  epoll_ctl?(epfd: number, op: number, fd: number, event: Buffer | null): number;
+  epoll_wait?(epfd: number, events: Buffer, maxEvents: number, timeoutMs: number): number;
   if_nametoindex(name: string): number;
   errno(): number;
   /** The address of a Buffer's memory, for the pointers inside a struct msghdr. */
@@ -53,6 +57,9 @@ export function libc(platform: NodeJS.Platform = process.platform): Libc | strin
       ...(platform === 'linux' ? {
         sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)'),
         recvmmsg: lib.func('int recvmmsg(int, void *, unsigned int, int, void *)'),
+        epoll_create1: lib.func('int epoll_create1(int)'),
+        epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)'),
+        epoll_wait: lib.func('int epoll_wait(int, void *, int, int)'),
       } : {}),
       if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
       errno: () => koffi.errno(),

@@ -44,7 +44,8 @@
  *   beside a network's own DHCP server.
  * - Leases: an append-only JSON-lines journal, fdatasync'd before the ACK leaves, in batches (all
  *   ACKs decided in one event-loop turn share one write+fsync); replayed at start (a torn last
- *   line is skipped) and compacted by temp file + fsync + rename. See leases.ts.
+ *   line is skipped) and compacted by temp file + fsync + rename. See leases.ts and journal.ts. The
+ *   ACKs one sync releases together leave paced (pace.ts).
  * - Limits: node's dgram cannot bind to a device (SO_BINDTODEVICE) nor tell on which interface a
  *   datagram arrived, so a broadcast DISCOVER from a client without an address on another
  *   interface is still seen; its OFFER leaves by the served interface, where that client never
@@ -54,7 +55,8 @@
 export { DhcpServer, parseCidr } from './server.js';
 export type { DhcpServerOptions, DhcpStats, Reservation } from './server.js';
 export { DhcpError } from './errors.js';
-export { LeaseStore, LeaseTable, clientKey, readLeaseFile } from './leases.js';
+export { LeaseTable, clientKey, readLeaseFile } from './leases.js';
+export { LeaseStore } from './journal.js';
 export type { Lease } from './leases.js';
 export {
   decodePacket, encodePacket, messageType, macString, parseMac, ipToInt, intToIp,

@@ -9,7 +9,8 @@ import {
   BOOTREQUEST, DhcpPacket, MessageType, Opt, decodePacket, encodePacket, encodeWithOptions, intToIp, ipToInt, macString, messageType,
 } from './codec.js';
 import { checkConfig, type DhcpConfig, type DhcpServerOptions, type DhcpStats } from './config.js';
-import { bindRecord, clientKey, Lease, leaseKey, LeaseStore } from './leases.js';
+import { LeaseStore } from './journal.js';
+import { bindRecord, clientKey, Lease, leaseKey } from './leases.js';
 import { LoadGate, peekMessageType } from './load.js';
 import { inNet } from './network.js';
 import { optIp, optString } from './options.js';

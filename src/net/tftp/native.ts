@@ -109,9 +109,16 @@ export class NativeSocket {
     return this.open ? this.fd : -1;
   }
 
+  /** Called once, just before the descriptor closes (batch.ts takes it out of its epoll set then, while the number is still this socket's). */
+  beforeClose?: () => void;
+
   /** The descriptor is about to close: no call may reach it (or a descriptor that reuses its number). */
   close(): void {
+    if (!this.open) return;
     this.open = false;
+    const f = this.beforeClose;
+    this.beforeClose = undefined;
+    f?.();
   }
 }
 
