@@ -1,6 +1,7 @@
 // Batch reads of transfer sockets (src/net/tftp/batch.ts): many transfers on one thread are read
-// with poll(2) and direct recvfrom instead of dgram. Real clients fetch concurrently with the batch
-// path on and off (BE_TFTP_NO_BATCH), on worker threads as the server ships and on its own thread;
+// after one wait (epoll on Linux, poll(2) elsewhere or with BE_TFTP_BATCH_WAIT=poll) and direct
+// recvfrom instead of dgram. Real clients fetch concurrently with the batch path on (each wait) and
+// off (BE_TFTP_NO_BATCH), on worker threads as the server ships and on its own thread;
 // raw peers check what the batch read must keep doing: a stranger's datagram gets error 5 (rate
 // limited) and the transfer goes on, a client that vanishes times out without stalling the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,17 +27,24 @@ afterAll(async () => {
   if (base) await rm(base, { recursive: true, force: true });
 });
 
-/** A server with batch reads on or off (the switch is read when its runners start). */
-async function withServer(batch: boolean, opts: Parameters<typeof startTftp>[0], body: (s: RunningTftp) => Promise<void>): Promise<void> {
-  const before = process.env.BE_TFTP_NO_BATCH;
-  if (batch) delete process.env.BE_TFTP_NO_BATCH;
-  else process.env.BE_TFTP_NO_BATCH = '1';
+type Mode = 'epoll' | 'poll' | 'off';
+
+/** A server with batch reads on (waiting in epoll where it can, or in poll) or off (the switches are read when its runners start). */
+async function withServer(mode: Mode | boolean, opts: Parameters<typeof startTftp>[0], body: (s: RunningTftp) => Promise<void>): Promise<void> {
+  const m: Mode = mode === true ? 'epoll' : mode === false ? 'off' : mode;
+  const before = { batch: process.env.BE_TFTP_NO_BATCH, wait: process.env.BE_TFTP_BATCH_WAIT };
+  delete process.env.BE_TFTP_NO_BATCH;
+  delete process.env.BE_TFTP_BATCH_WAIT;
+  if (m === 'off') process.env.BE_TFTP_NO_BATCH = '1';
+  if (m === 'poll') process.env.BE_TFTP_BATCH_WAIT = 'poll';
   let s: RunningTftp;
   try {
     s = await startTftp(opts);
   } finally {
-    if (before === undefined) delete process.env.BE_TFTP_NO_BATCH;
-    else process.env.BE_TFTP_NO_BATCH = before;
+    for (const [k, v] of [['BE_TFTP_NO_BATCH', before.batch], ['BE_TFTP_BATCH_WAIT', before.wait]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }
   try {
     await writeFile(join(s.root, 'small.bin'), small);
@@ -85,9 +93,10 @@ function keepBusy(s: RunningTftp, count: number, tag: string): { stop(): Promise
 const WINDOWS = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 16];
 
 describe('tftp batch reads', () => {
-  for (const batch of [true, false]) {
-    it(`serves ${WINDOWS.length} concurrent clients on two worker threads byte-identical, batch reads ${batch ? 'on' : 'off'}`, async () => {
-      await withServer(batch, { workers: 2, workerScript }, async (s) => {
+  for (const mode of ['epoll', 'poll', 'off'] as const) {
+    const how = mode === 'off' ? 'batch reads off' : `batch reads waiting in ${mode === 'epoll' && process.platform === 'linux' ? 'epoll' : 'poll'}`;
+    it(`serves ${WINDOWS.length} concurrent clients on two worker threads byte-identical, ${how}`, async () => {
+      await withServer(mode, { workers: 2, workerScript }, async (s) => {
         expect(s.server.workerThreads).toBe(2);
         expect(await fetchAll(s, WINDOWS, 'w')).toEqual(WINDOWS.map(() => true));
         while (s.records.length < WINDOWS.length) await new Promise((r) => setTimeout(r, 10));
@@ -95,8 +104,8 @@ describe('tftp batch reads', () => {
       });
     }, 90_000);
 
-    it(`serves concurrent clients on the server's own thread byte-identical, batch reads ${batch ? 'on' : 'off'}`, async () => {
-      await withServer(batch, { workers: 0 }, async (s) => {
+    it(`serves concurrent clients on the server's own thread byte-identical, ${how}`, async () => {
+      await withServer(mode, { workers: 0 }, async (s) => {
         expect(await fetchAll(s, [1, 1, 1, 1, 8], 't')).toEqual([true, true, true, true, true]);
       });
     }, 90_000);

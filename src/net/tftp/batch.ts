@@ -21,7 +21,8 @@
  * struct epoll_event is { uint32_t events; uint64_t data } (<sys/epoll.h>), packed on x86-64 (12
  * bytes, data at 4), aligned on arm64 (16 bytes, data at 8); EPOLLIN, EPOLLERR and EPOLLHUP are
  * poll's bits, EPOLL_CTL_ADD 1, EPOLL_CTL_DEL 2, EPOLL_CLOEXEC O_CLOEXEC (0x80000).
- * Set BE_TFTP_NO_BATCH=1 to leave every read to dgram (BE_TFTP_NO_FFI=1 turns off all direct calls).
+ * Set BE_TFTP_NO_BATCH=1 to leave every read to dgram (BE_TFTP_NO_FFI=1 turns off all direct calls),
+ * BE_TFTP_BATCH_WAIT=poll to wait in poll(2) on Linux too.
  */
 import type { Socket } from 'node:dgram';
 import { libc, type Libc } from '../libc.js';
@@ -38,7 +39,7 @@ const EPOLL_CLOEXEC = 0x80000;
 const EPOLL_BATCH = 64;
 
 /** How a reader waits for its sockets. */
-interface Waiter {
+export interface Waiter {
   add(fd: number, id: number): void;
   /** Stop watching FD, while it is still open (its number may be another socket's once it is closed). */
   remove(fd: number, id: number): void;
@@ -130,6 +131,13 @@ class EpollWaiter implements Waiter {
   }
 }
 
+/** A waiter of the given kind, or undefined where it cannot be had (tests use both on Linux). */
+export function createWaiter(kind: 'epoll' | 'poll'): Waiter | undefined {
+  const c = libc();
+  if (typeof c === 'string') return undefined;
+  return kind === 'epoll' ? EpollWaiter.create(c) : new PollWaiter(c.poll);
+}
+
 /** libuv's UDP handle under a dgram socket (Node keeps it in its internal state). */
 interface UdpHandle {
   recvStart(): number;
@@ -163,7 +171,8 @@ export class BatchReader {
     if (process.env.BE_TFTP_NO_BATCH || process.env.BE_TFTP_NO_FFI) return undefined;
     const c = libc();
     if (typeof c === 'string') return undefined;
-    return new BatchReader(EpollWaiter.create(c) ?? new PollWaiter(c.poll), buf);
+    const epoll = process.env.BE_TFTP_BATCH_WAIT === 'poll' ? undefined : createWaiter('epoll');
+    return new BatchReader(epoll ?? new PollWaiter(c.poll), buf);
   }
 
   /** Transfers read here. */
