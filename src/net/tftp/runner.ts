@@ -4,7 +4,7 @@
  * path and opened the file; a runner gets the open descriptor (or the content), binds the
  * transfer's port, runs the transfer and reports when the client first answers and when it ends.
  * It opens no file and never sees the request port. Its transfer sockets are read together where
- * poll(2) can be called (batch.ts), and one lock-step transfer alone is busy polled.
+ * the direct calls can be made (batch.ts), and one lock-step transfer alone is busy polled.
  */
 import type { SocketType } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -68,7 +68,7 @@ const POLL_PAUSE_SENDS = 4096;
  */
 const SPIN_SLICE_MS = 1;
 /**
- * Batch reads (batch.ts): each waits in poll(2) for at most BATCH_WAIT_MS before the event loop
+ * Batch reads (batch.ts): each waits (epoll or poll) for at most BATCH_WAIT_MS before the event loop
  * turns; after BATCH_IDLE_READS empty ones in a row the sockets go back to libuv, which sleeps.
  */
 const BATCH_WAIT_MS = 1;
@@ -79,7 +79,7 @@ export class LocalRunner implements TransferHost {
   private readonly pool = new BufferPool();
   /** Where direct reads land (ACKs and errors are small; a longer datagram is cut, which is harmless). */
   private readonly receiveBuffer = Buffer.allocUnsafe(2048);
-  /** The transfer sockets read together, where poll(2) can be called. */
+  /** The transfer sockets read together, where the direct calls can be made. */
   private readonly batch = BatchReader.create(this.receiveBuffer);
   private idleReads = 0;
   /** A turn (`turn`) is queued with setImmediate. */
