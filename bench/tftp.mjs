@@ -21,7 +21,8 @@
 //     checked byte-identical; aggregate MiB/s of be (also on one thread, and with its batch reads off:
 //     BE_TFTP_NO_BATCH=1, every datagram read through dgram) against tftpd-hpa, server
 //     CPU per GiB and the peak resident memory of each server (tftpd-hpa: its process and the children it forks per
-//     transfer).
+//     transfer), and when the first, the median and the last client finished (the aggregate counts
+//     to the last: here the clients share the server's cores, and those that finish early free them).
 //  3. One table of the ratios be / tftpd-hpa beside the project's goals (issue: ws1 single >= 1.0x,
 //     ws16 single >= 5x, storms of 50 and 100 clients at ws1 >= 1.2x), with CPU per GiB and peak
 //     memory of both beside.
@@ -302,13 +303,17 @@ try {
     const cpu0 = server.cpu();
     const t0 = process.hrtime.bigint();
     const dests = [];
+    // when each client finished, seconds after the start: how evenly the server shared itself out
+    const ends = [];
     await Promise.all(
       Array.from({ length: clients }, (_, i) => {
         const dest = join(outDir, `storm-${port}-${ws}-${i}`);
         dests.push(dest);
-        return run(['atftp', '-g', '-r', 'storm.bin', '-l', dest, '--option', 'blksize 1468', '--option', `windowsize ${ws}`, '127.0.0.1', String(port)]);
+        return run(['atftp', '-g', '-r', 'storm.bin', '-l', dest, '--option', 'blksize 1468', '--option', `windowsize ${ws}`, '127.0.0.1', String(port)])
+          .then(() => ends.push(Number(process.hrtime.bigint() - t0) / 1e9));
       }),
     );
+    ends.sort((x, y) => x - y);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpuUsed = server.cpu() - cpu0;
     const peak = stop();
@@ -317,7 +322,8 @@ try {
       if ((await sha256(d)) === stormSha) identical++;
       await rm(d, { force: true });
     }
-    return { rate: mibs(STORM_SIZE * clients, seconds), identical, peak, cpuPerGiB: (cpuUsed * 1024 * MiB) / (STORM_SIZE * clients) };
+    const done = [0, 0.5, 1].map((q) => ends[Math.round(q * (ends.length - 1))].toFixed(1)).join('/');
+    return { rate: mibs(STORM_SIZE * clients, seconds), identical, peak, cpuPerGiB: (cpuUsed * 1024 * MiB) / (STORM_SIZE * clients), done };
   };
   const storms = {};
   const idle = Object.fromEntries(servers.map((x) => [x.name, treeRss(x.child.pid)]));
@@ -335,7 +341,7 @@ try {
       const all = runs[`${name}/${ws}`];
       const r = [...all].sort((x, y) => x.rate - y.rate)[Math.floor((all.length - 1) / 2)];
       storms[`${name}/${ws}/${clients}`] = r;
-      console.log(`${String(clients).padStart(3)} x ${name.padEnd(11)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB`);
+      console.log(`${String(clients).padStart(3)} x ${name.padEnd(11)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB   clients done at ${r.done} s (first/median/last)`);
       if (all.length > 1) console.log(`${' '.repeat(18)}each run: ${all.map((x) => fmt(x.rate).trim()).join(', ')} MiB/s`);
       if (all.some((x) => x.identical !== clients)) process.exitCode = 1;
     }
