@@ -24,7 +24,7 @@ const COMPACT_SLICE = 1000;
 
 /** A compaction running beside the journal (see `LeaseStore.startCompaction`). */
 interface Compaction {
-  tmp: string;
+  /** The temp file (`<file>.tmp`), open for writing. */
   fd: number;
   /** The table when it began. */
   entries: Array<Lease | [number, number]>;
@@ -171,14 +171,13 @@ export class LeaseStore {
    */
   private startCompaction(): void {
     if (!this.path || this.compactFailed || this.compaction || this.closed) return;
-    const tmp = `${this.path}.tmp`;
     let fd: number;
     try {
-      fd = openSync(tmp, 'w', 0o644);
+      fd = openSync(this.tmpPath, 'w', 0o644);
     } catch (e) {
       return this.compactionFailed(undefined, e as Error);
     }
-    const c: Compaction = { tmp, fd, entries: this.table.snapshot(), next: 0, tail: [], ready: false };
+    const c: Compaction = { fd, entries: this.table.snapshot(), next: 0, tail: [], ready: false };
     this.compaction = c;
     const slice = (): void => {
       if (this.compaction !== c) return;
@@ -229,7 +228,7 @@ export class LeaseStore {
     fdatasync(c.fd, (e) => {
       if (e || this.closed || this.fd === null) return fail(e ?? undefined);
       try {
-        renameSync(c.tmp, this.path!);
+        renameSync(this.tmpPath, this.path!);
       } catch (err) {
         return fail(err as Error);
       }
@@ -266,7 +265,7 @@ export class LeaseStore {
       }
     }
     try {
-      unlinkSync(`${this.path}.tmp`);
+      unlinkSync(this.tmpPath);
     } catch {
       // nothing to clean
     }
@@ -284,16 +283,15 @@ export class LeaseStore {
    */
   private compactNow(): void {
     if (!this.path || this.compactFailed) return;
-    const tmp = `${this.path}.tmp`;
     try {
-      const tfd = openSync(tmp, 'w', 0o644);
+      const tfd = openSync(this.tmpPath, 'w', 0o644);
       try {
         writeAll(tfd, Buffer.from(encodeRecords(this.table.records())));
         fsyncSync(tfd);
       } finally {
         closeSync(tfd);
       }
-      renameSync(tmp, this.path);
+      renameSync(this.tmpPath, this.path);
       try {
         const dfd = openSync(dirname(this.path), 'r');
         try {
@@ -309,14 +307,12 @@ export class LeaseStore {
       if (old !== null) closeSync(old);
       this.linesSinceCompact = 0;
     } catch (e) {
-      this.compactFailed = true;
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // nothing to clean
-      }
-      this.onError(`lease file ${this.path}: cannot compact (${(e as Error).message}); appending only`);
+      this.compactionFailed(undefined, e as Error);
     }
+  }
+
+  private get tmpPath(): string {
+    return `${this.path}.tmp`;
   }
 
   /** Flush and close. Records committed afterwards stay in memory only. */

@@ -55,7 +55,11 @@ export class Pacer<T> {
         return this.out(item);
       }
     }
-    if (this.waiting >= this.max) this.onDrop(this.queue[this.head++]!);
+    if (this.waiting >= this.max) {
+      const oldest = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as T;
+      this.onDrop(oldest);
+    }
     this.queue.push(item);
     this.timer ??= setTimeout(this.release, 1);
   }

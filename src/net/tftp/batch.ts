@@ -169,10 +169,8 @@ export class BatchReader {
   /** A reader whose datagrams land in BUF, or undefined where the direct calls cannot be made (or it is turned off). */
   static create(buf: Buffer): BatchReader | undefined {
     if (process.env.BE_TFTP_NO_BATCH || process.env.BE_TFTP_NO_FFI) return undefined;
-    const c = libc();
-    if (typeof c === 'string') return undefined;
-    const epoll = process.env.BE_TFTP_BATCH_WAIT === 'poll' ? undefined : createWaiter('epoll');
-    return new BatchReader(epoll ?? new PollWaiter(c.poll), buf);
+    const waiter = (process.env.BE_TFTP_BATCH_WAIT === 'poll' ? undefined : createWaiter('epoll')) ?? createWaiter('poll');
+    return waiter && new BatchReader(waiter, buf);
   }
 
   /** Transfers read here. */
