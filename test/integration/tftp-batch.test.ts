@@ -1,7 +1,8 @@
 // Batch reads of transfer sockets (src/net/tftp/batch.ts): many transfers on one thread are read
 // after one wait (epoll on Linux, poll(2) elsewhere or with BE_TFTP_BATCH_WAIT=poll) and direct
-// recvfrom instead of dgram. Real clients fetch concurrently with the batch path on (each wait) and
-// off (BE_TFTP_NO_BATCH), on worker threads as the server ships and on its own thread;
+// recvfrom instead of dgram. Real clients fetch concurrently with the batch path on (each wait;
+// BE_TFTP_BATCH=1, as a server with one thread of transfers has it) and off (BE_TFTP_NO_BATCH, as
+// a server with several worker threads has it), on worker threads and on the server's own thread;
 // raw peers check what the batch read must keep doing: a stranger's datagram gets error 5 (rate
 // limited) and the transfer goes on, a client that vanishes times out without stalling the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,16 +32,17 @@ type Mode = 'epoll' | 'poll' | 'off';
 
 /** A server with batch reads on (waiting in epoll where it can, or in poll) or off (the switches are read when its runners start). */
 async function withServer(m: Mode, opts: Parameters<typeof startTftp>[0], body: (s: RunningTftp) => Promise<void>): Promise<void> {
-  const before = { batch: process.env.BE_TFTP_NO_BATCH, wait: process.env.BE_TFTP_BATCH_WAIT };
-  delete process.env.BE_TFTP_NO_BATCH;
-  delete process.env.BE_TFTP_BATCH_WAIT;
+  const names = ['BE_TFTP_BATCH', 'BE_TFTP_NO_BATCH', 'BE_TFTP_BATCH_WAIT'] as const;
+  const before = names.map((k) => [k, process.env[k]] as const);
+  for (const k of names) delete process.env[k];
   if (m === 'off') process.env.BE_TFTP_NO_BATCH = '1';
+  else process.env.BE_TFTP_BATCH = '1';
   if (m === 'poll') process.env.BE_TFTP_BATCH_WAIT = 'poll';
   let s: RunningTftp;
   try {
     s = await startTftp(opts);
   } finally {
-    for (const [k, v] of [['BE_TFTP_NO_BATCH', before.batch], ['BE_TFTP_BATCH_WAIT', before.wait]] as const) {
+    for (const [k, v] of before) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }

@@ -1,10 +1,10 @@
 // The waits of the TFTP batch reader (src/net/tftp/batch.ts) on real UDP sockets: epoll(7) (Linux)
 // and poll(2) tell which sockets hold a datagram, by the id each was added with; a socket taken out
 // before it closes is not reported again, and a new socket that gets its descriptor number is
-// reported under its own id.
+// reported under its own id. Which servers read in batches at all (`batchReads`).
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { createWaiter, type Waiter } from '../../src/net/tftp/batch.js';
+import { batchReads, createWaiter, type Waiter } from '../../src/net/tftp/batch.js';
 import { socketFd, udpHandle } from '../../src/net/sockaddr.js';
 
 const open: Socket[] = [];
@@ -61,5 +61,16 @@ describe.each(kinds)('batch reader wait (%s)', (kind) => {
     expect(ids).toEqual([2, 3]);
     w.remove(fc, 3);
     expect(ready(w).map(([id]) => id)).toEqual([2]);
+  });
+});
+
+describe('batch reads', () => {
+  it('are used where transfers run on one thread, and on worker threads only when asked for', () => {
+    expect(batchReads(1, {})).toBe(true);
+    expect(batchReads(2, {})).toBe(false);
+    expect(batchReads(8, { BE_TFTP_BATCH: '1' })).toBe(true);
+    expect(batchReads(1, { BE_TFTP_NO_BATCH: '1' })).toBe(false);
+    expect(batchReads(1, { BE_TFTP_NO_FFI: '1' })).toBe(false);
+    expect(batchReads(2, { BE_TFTP_BATCH: '1', BE_TFTP_NO_BATCH: '1' })).toBe(false);
   });
 });

@@ -4,7 +4,8 @@
  * path and opened the file; a runner gets the open descriptor (or the content), binds the
  * transfer's port, runs the transfer and reports when the client first answers and when it ends.
  * It opens no file and never sees the request port. Its transfer sockets are read together where
- * the direct calls can be made (batch.ts), and one lock-step transfer alone is busy polled.
+ * the direct calls can be made and the server runs its transfers on one thread (batch.ts), and one
+ * lock-step transfer alone is busy polled.
  */
 import type { SocketType } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +41,8 @@ export interface RunnerConfig {
   bindAddress: string;
   limits: Limits;
   busyPollMs: number;
+  /** Read the transfer sockets in batches (batch.ts `batchReads`). */
+  batchReads: boolean;
   maxErrorsPerSecond: number;
   /** The error rate limit's table (ratelimit.ts), shared by all runners. */
   rateTable: SharedArrayBuffer;
@@ -80,7 +83,7 @@ export class LocalRunner implements TransferHost {
   /** Where direct reads land (ACKs and errors are small; a longer datagram is cut, which is harmless). */
   private readonly receiveBuffer = Buffer.allocUnsafe(2048);
   /** The transfer sockets read together, where the direct calls can be made. */
-  private readonly batch = BatchReader.create(this.receiveBuffer);
+  private readonly batch: BatchReader | undefined;
   private idleReads = 0;
   /** A turn (`turn`) is queued with setImmediate. */
   private queued = false;
@@ -95,6 +98,7 @@ export class LocalRunner implements TransferHost {
     private readonly config: RunnerConfig,
     private readonly events: RunnerEvents,
   ) {
+    this.batch = config.batchReads ? BatchReader.create(this.receiveBuffer) : undefined;
     this.errorLimit = new ErrorRateLimit(config.maxErrorsPerSecond, undefined, config.rateTable);
     this.counters = new Float64Array(config.counters);
   }

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TftpTransferRecord } from './config.js';
+import { batchReads } from './batch.js';
 import { LocalRunner, type RunnerConfig, type RunnerEvents, type TransferSpec } from './runner.js';
 
 /** Messages to a worker. */
@@ -160,10 +161,11 @@ export class WorkerRunner implements Runner {
 }
 
 /** Runners for a server: `count` workers when the built worker entry is there, else this thread. */
-export function createRunners(count: number, script: string | undefined, config: Omit<RunnerConfig, 'index' | 'counters'>, events: RunnerEvents): { runners: Runner[]; counters: SharedArrayBuffer } {
+export function createRunners(count: number, script: string | undefined, config: Omit<RunnerConfig, 'index' | 'counters' | 'batchReads'>, events: RunnerEvents): { runners: Runner[]; counters: SharedArrayBuffer } {
   const n = script && count > 0 ? count : 1;
   const counters = new SharedArrayBuffer(16 * n);
-  if (!script || count <= 0) return { runners: [new LocalRunner({ ...config, counters, index: 0 }, events)], counters };
-  const runners = Array.from({ length: n }, (_, index) => new WorkerRunner(script, { ...config, counters, index }, events));
+  const batch = batchReads(n);
+  if (!script || count <= 0) return { runners: [new LocalRunner({ ...config, counters, index: 0, batchReads: batch }, events)], counters };
+  const runners = Array.from({ length: n }, (_, index) => new WorkerRunner(script, { ...config, counters, index, batchReads: batch }, events));
   return { runners, counters };
 }
