@@ -13,15 +13,18 @@
 //     be (transfers on worker threads, one per CPU), tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0
 //     --enable-tftp); be once more with its busy polling off (busyPollMicros 0) and once with every
 //     transfer on its main thread (workers 0), and each server's CPU time per GiB both ways (from a
-//     cgroup per server, so tftpd-hpa's forked children count). Each case runs 3 times
+//     cgroup per server, so tftpd-hpa's forked children count), and atftp's own CPU per GiB (the
+//     client shares the machine's cores: one core at that cost caps any server). Each case runs 3 times
 //     and the median counts: lock-step TFTP on a small VM is dominated by cross-CPU wake-ups
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
 //  2. Boot storms: 50 and then 100 atftp clients fetch one 16 MiB file at once; every copy is
-//     checked byte-identical; aggregate MiB/s of be (also on one thread, where it reads its transfer
-//     sockets in batches, and on its worker threads with batch reads too: BE_TFTP_BATCH=1) against tftpd-hpa, server
+//     checked byte-identical; aggregate MiB/s of be (also on one thread, and with its worker threads
+//     reading their transfer sockets through dgram: BE_TFTP_BATCH=0) against tftpd-hpa, server
 //     CPU per GiB and the peak resident memory of each server (tftpd-hpa: its process and the children it forks per
-//     transfer), and when the first, the median and the last client finished (the aggregate counts
+//     transfer), the clients' CPU per GiB and the machine's idle share over the storm (with both
+//     cores busy, be's rate against tftpd-hpa's is at most (clients + hpa) / (clients + be) in CPU per
+//     GiB), and when the first, the median and the last client finished (the aggregate counts
 //     to the last: here the clients share the server's cores, and those that finish early free them).
 //  3. One table of the ratios be / tftpd-hpa beside the project's goals (issue: ws1 single >= 1.0x,
 //     ws16 single >= 5x, storms of 50 and 100 clients at ws1 >= 1.2x), with CPU per GiB and peak
@@ -166,11 +169,14 @@ async function startDnsmasq() {
 }
 
 let outN = 0;
+const clientCpu = { 1: [], 16: [] };
 async function fetchOnce(port, file, windowsize, expectSha) {
   const dest = join(outDir, `o${outN++}`);
+  const c0 = clientSeconds();
   const t0 = process.hrtime.bigint();
   await run(['atftp', '-g', '-r', file, '-l', dest, '--option', 'blksize 1468', '--option', `windowsize ${windowsize}`, '127.0.0.1', String(port)]);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  clientCpu[windowsize].push(clientSeconds() - c0);
   const same = (await sha256(dest)) === expectSha;
   await rm(dest, { force: true });
   if (!same) throw new Error(`port ${port}: ${file} arrived corrupted`);
@@ -231,6 +237,18 @@ function rssPeak(pid) {
   };
 }
 
+/** CPU seconds of this process's waited-for children (the atftp clients: `ip netns exec` execs them). */
+function clientSeconds() {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Idle and total CPU time of the whole machine so far (/proc/stat's first line), in clock ticks. */
+function machineTicks() {
+  const t = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { idle: t[3] + t[4], total: t.reduce((a, b) => a + b, 0) };
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mibs = (bytes, s) => bytes / MiB / s;
 const fmt = (x) => x.toFixed(1).padStart(7);
@@ -256,8 +274,8 @@ try {
     { name: 'be 1 thread', port: 6972, child: await startBe(6972, { workers: 0 }) },
     { name: 'tftpd-hpa', port: 6970, child: await startHpa(6970) },
     { name: 'dnsmasq', port: 69, child: await startDnsmasq() },
-    // Storms only: batch reads on the worker threads too (src/net/tftp/batch.ts; by default only one thread of transfers batches).
-    { name: 'be batch', port: 6973, child: await startBe(6973, {}, { BE_TFTP_BATCH: '1' }), stormOnly: true },
+    // Storms only: the worker threads read through dgram (src/net/tftp/batch.ts; by default each thread reads its sockets in batches).
+    { name: 'be dgram', port: 6973, child: await startBe(6973, {}, { BE_TFTP_BATCH: '0' }), stormOnly: true },
   ];
   for (const s of servers) s.cpu = cpuGroup(s.name.replace(/\W+/g, '-'), s.child.pid);
   let direct = 'no (Node dgram only)';
@@ -292,6 +310,11 @@ try {
   for (const s of singles) {
     console.log(`${s.name.padEnd(12)} server CPU per GiB sent: ws=1 ${perGiB(s.name, 1).toFixed(2)} s, ws=16 ${perGiB(s.name, 16).toFixed(2)} s`);
   }
+  // the client's own cost bounds what any server can reach with it on this machine's cores
+  for (const ws of [1, 16]) {
+    const gib = (clientCpu[ws].reduce((a, b) => a + b, 0) * 1024 * MiB) / (SINGLE * clientCpu[ws].length);
+    console.log(`atftp        client CPU per GiB received: ws=${ws} ${gib.toFixed(2)} s (one core caps it at ${fmt(1024 / gib).trim()} MiB/s)`);
+  }
   for (const peer of ['tftpd-hpa', 'dnsmasq']) {
     console.log(`be / ${peer.padEnd(10)} ws=1 ${(results.be[1] / results[peer][1]).toFixed(2)}x   ws=16 ${(results.be[16] / results[peer][16]).toFixed(2)}x`);
   }
@@ -301,6 +324,8 @@ try {
     const pid = server.child.pid;
     const stop = rssPeak(pid);
     const cpu0 = server.cpu();
+    const c0 = clientSeconds();
+    const m0 = machineTicks();
     const t0 = process.hrtime.bigint();
     const dests = [];
     // when each client finished, seconds after the start: how evenly the server shared itself out
@@ -316,6 +341,8 @@ try {
     ends.sort((x, y) => x - y);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpuUsed = server.cpu() - cpu0;
+    const clientUsed = clientSeconds() - c0;
+    const m1 = machineTicks();
     const peak = stop();
     let identical = 0;
     for (const d of dests) {
@@ -323,11 +350,13 @@ try {
       await rm(d, { force: true });
     }
     const done = [0, 0.5, 1].map((q) => ends[Math.round(q * (ends.length - 1))].toFixed(1)).join('/');
-    return { rate: mibs(STORM_SIZE * clients, seconds), identical, peak, cpuPerGiB: (cpuUsed * 1024 * MiB) / (STORM_SIZE * clients), done };
+    const perGiB = (used) => (used * 1024 * MiB) / (STORM_SIZE * clients);
+    const idle = (m1.idle - m0.idle) / (m1.total - m0.total);
+    return { rate: mibs(STORM_SIZE * clients, seconds), identical, peak, cpuPerGiB: perGiB(cpuUsed), clientPerGiB: perGiB(clientUsed), idle, done };
   };
   const storms = {};
   const idle = Object.fromEntries(servers.map((x) => [x.name, treeRss(x.child.pid)]));
-  const stormCases = [['be', 1], ['tftpd-hpa', 1], ['be batch', 1], ['be 1 thread', 1], ['be', 16]];
+  const stormCases = [['be', 1], ['tftpd-hpa', 1], ['be dgram', 1], ['be 1 thread', 1], ['be', 16]];
   for (const clients of STORMS) {
     // STORM_REPEATS=n runs each storm n times, the servers' order turned each time; the median rate counts
     const runs = {};
@@ -341,7 +370,7 @@ try {
       const all = runs[`${name}/${ws}`];
       const r = [...all].sort((x, y) => x.rate - y.rate)[Math.floor((all.length - 1) / 2)];
       storms[`${name}/${ws}/${clients}`] = r;
-      console.log(`${String(clients).padStart(3)} x ${name.padEnd(11)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB   clients done at ${r.done} s (first/median/last)`);
+      console.log(`${String(clients).padStart(3)} x ${name.padEnd(11)} ws=${String(ws).padEnd(3)} ${fmt(r.rate)} MiB/s   ${r.identical}/${clients} byte-identical   peak RSS ${fmt(r.peak / MiB)} MiB (idle ${(idle[name] / MiB).toFixed(1)} MiB)   CPU ${r.cpuPerGiB.toFixed(2)} s/GiB (clients ${r.clientPerGiB.toFixed(2)}; machine idle ${(100 * r.idle).toFixed(0)}%)   clients done at ${r.done} s (first/median/last)`);
       if (all.length > 1) console.log(`${' '.repeat(18)}each run: ${all.map((x) => fmt(x.rate).trim()).join(', ')} MiB/s`);
       if (all.some((x) => x.identical !== clients)) process.exitCode = 1;
     }
@@ -355,7 +384,7 @@ try {
     ['single, ws=1', results.be[1], results['tftpd-hpa'][1], 1.0, perGiB('be', 1), perGiB('tftpd-hpa', 1)],
     ['single, ws=16', results.be[16], results['tftpd-hpa'][16], 5.0, perGiB('be', 16), perGiB('tftpd-hpa', 16)],
     ...STORMS.map((n) => [`storm ${n}, ws=1`, st('be', 1, n).rate, st('tftpd-hpa', 1, n).rate, 1.2, st('be', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
-    ...STORMS.map((n) => [`storm ${n}, batch`, st('be batch', 1, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be batch', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be batch', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
+    ...STORMS.map((n) => [`storm ${n}, dgram`, st('be dgram', 1, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be dgram', 1, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be dgram', 1, n).peak, st('tftpd-hpa', 1, n).peak]),
     ...STORMS.map((n) => [`storm ${n}, be ws=16`, st('be', 16, n).rate, st('tftpd-hpa', 1, n).rate, undefined, st('be', 16, n).cpuPerGiB, st('tftpd-hpa', 1, n).cpuPerGiB, st('be', 16, n).peak, st('tftpd-hpa', 1, n).peak]),
   ];
   const cell = (x, digits = 1) => (x === undefined ? '-' : x.toFixed(digits)).padStart(7);

@@ -1,8 +1,8 @@
 // Batch reads of transfer sockets (src/net/tftp/batch.ts): many transfers on one thread are read
 // after one wait (epoll on Linux, poll(2) elsewhere or with BE_TFTP_BATCH_WAIT=poll) and direct
-// recvfrom instead of dgram. Real clients fetch concurrently with the batch path on (each wait;
-// BE_TFTP_BATCH=1, as a server with one thread of transfers has it) and off (BE_TFTP_NO_BATCH, as
-// a server with several worker threads has it), on worker threads and on the server's own thread;
+// recvfrom instead of dgram. Real clients fetch concurrently with the batch path on (each wait; the
+// default) and off (BE_TFTP_NO_BATCH: every read through dgram, as BE_TFTP_BATCH=0 has it on
+// worker threads), on worker threads and on the server's own thread;
 // raw peers check what the batch read must keep doing: a stranger's datagram gets error 5 (rate
 // limited) and the transfer goes on, a client that vanishes times out without stalling the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -65,9 +65,11 @@ describe.each(kinds)('batch reader wait (%s)', (kind) => {
 });
 
 describe('batch reads', () => {
-  it('are used where transfers run on one thread, and on worker threads only when asked for', () => {
+  it('are used on every thread of transfers unless turned off (on worker threads, or everywhere)', () => {
     expect(batchReads(1, {})).toBe(true);
-    expect(batchReads(2, {})).toBe(false);
+    expect(batchReads(2, {})).toBe(true);
+    expect(batchReads(2, { BE_TFTP_BATCH: '0' })).toBe(false);
+    expect(batchReads(1, { BE_TFTP_BATCH: '0' })).toBe(true);
     expect(batchReads(8, { BE_TFTP_BATCH: '1' })).toBe(true);
     expect(batchReads(1, { BE_TFTP_NO_BATCH: '1' })).toBe(false);
     expect(batchReads(1, { BE_TFTP_NO_FFI: '1' })).toBe(false);

@@ -21,16 +21,18 @@
  * struct epoll_event is { uint32_t events; uint64_t data } (<sys/epoll.h>), packed on x86-64 (12
  * bytes, data at 4), aligned on arm64 (16 bytes, data at 8); EPOLLIN, EPOLLERR and EPOLLHUP are
  * poll's bits, EPOLL_CTL_ADD 1, EPOLL_CTL_DEL 2, EPOLL_CLOEXEC O_CLOEXEC (0x80000).
- * When batch reads are used (`batchReads`): where transfers run on one thread only. Spread over
- * worker threads, reads through dgram served boot storms of 50 and 100 lock-step clients 7-25%
- * faster, at the same server CPU per byte, and ws16 storms 10-17% faster (bench/tftp, 2 CPUs);
- * on one thread, batch reads were 15-28% faster. Batch reads serve a thread's transfers round
- * robin, one datagram each per wait, so clients finish together; dgram reads let some run ahead
- * and finish early, which for transfers of one size moves the mean finish earlier without moving
- * the last one.
- * Set BE_TFTP_BATCH=1 to use them on worker threads too, BE_TFTP_NO_BATCH=1 never to (every read
- * through dgram; BE_TFTP_NO_FFI=1 turns off all direct calls), BE_TFTP_BATCH_WAIT=poll to wait in
- * poll(2) on Linux too.
+ * When batch reads are used (`batchReads`): on every thread of transfers. Measured with bench/tftp
+ * on two machines of 2 CPUs, boot storms of 50 and 100 lock-step clients on two worker threads:
+ * batch reads cost the server the same CPU per byte as reads through dgram on one machine and
+ * 16-30% less on the other (an SRSO-mitigated Zen 3, where each syscall costs more); the storm's
+ * rate, where the clients share those cores, was 10-25% higher through dgram on the first and up
+ * to 33% higher with batch reads on the second. A server's own cost per byte is what counts where
+ * the clients are other machines. On one thread, batch reads were 15-28% faster on both. Batch
+ * reads serve a thread's transfers round robin, one datagram each per wait, so clients finish
+ * together; dgram reads let some run ahead and finish early.
+ * Set BE_TFTP_BATCH=0 to read through dgram on worker threads (a server on one thread still
+ * batches), BE_TFTP_NO_BATCH=1 never to batch (BE_TFTP_NO_FFI=1 turns off all direct calls),
+ * BE_TFTP_BATCH_WAIT=poll to wait in poll(2) on Linux too.
  */
 import type { Socket } from 'node:dgram';
 import { libc, type Libc } from '../libc.js';
@@ -165,7 +167,7 @@ interface Member {
 /** Whether runners read their transfer sockets in batches, for a server with RUNNERS threads of transfers. */
 export function batchReads(runners: number, env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.BE_TFTP_NO_BATCH || env.BE_TFTP_NO_FFI) return false;
-  return Boolean(env.BE_TFTP_BATCH) || runners === 1;
+  return env.BE_TFTP_BATCH !== '0' || runners === 1;
 }
 
 export class BatchReader {
