@@ -4,8 +4,8 @@
  * path and opened the file; a runner gets the open descriptor (or the content), binds the
  * transfer's port, runs the transfer and reports when the client first answers and when it ends.
  * It opens no file and never sees the request port. Its transfer sockets are read together where
- * the direct calls can be made and the server runs its transfers on one thread (batch.ts), and one
- * lock-step transfer alone is busy polled.
+ * the direct calls can be made (batch.ts `batchReads`: on worker threads unless BE_TFTP_BATCH=0),
+ * and one lock-step transfer alone is busy polled.
  */
 import type { SocketType } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
