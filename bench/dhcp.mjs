@@ -304,7 +304,7 @@ try {
         // perfdhcp sleeps between sends only below 10,000/s (perfdhcp/basic_scen.cc, BasicScen::run:
         // usleep(1) only when getRate() < 10000): from there on it spins one core by itself, and
         // where it cannot send all it was asked to, the client, not the server, set the rate
-        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed (perfdhcp sent ${r.discovers} of the ${rate * period} DISCOVERs asked for), drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${userMs} user; ${cpuPerExchange.toFixed(0)} µs per ACKed exchange), perfdhcp CPU ${r.clientMs} ms, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
+        console.log(`${round} ${peer.padEnd(8)} offered ${String(rate).padStart(5)}/s: ${r.rate.toFixed(0).padStart(5)} 4-way/s, ${r.acks}/${r.discovers} ACKed (perfdhcp sent ${r.discovers} of ${rate * period} DISCOVERs asked for), drops ${(100 * r.drop).toFixed(2)}%, ${stored} leases on disk, server CPU ${cpuMs} ms (${userMs} user; ${cpuPerExchange.toFixed(0)} µs per ACKed exchange), perfdhcp CPU ${r.clientMs} ms, peak RSS ${(peakKiB / 1024).toFixed(1)} MiB, load ${loadAverage()}`);
         if (counts) console.log(`  be counted ${counts}`);
         // where datagrams were lost for want of room: the server's receive queue, or perfdhcp's
         console.log(`  dropped by the kernel for a full receive buffer: ${full[0]} at the server, ${full[1]} at perfdhcp`);

@@ -13,8 +13,8 @@
 //     be (transfers on worker threads, one per CPU), tftpd-hpa (in.tftpd -L) and dnsmasq (--port=0
 //     --enable-tftp); be once more with its busy polling off (busyPollMicros 0) and once with every
 //     transfer on its main thread (workers 0), and each server's CPU time per GiB both ways (from a
-//     cgroup per server, so tftpd-hpa's forked children count), and atftp's own CPU per GiB (the
-//     client shares the machine's cores: one core at that cost caps any server). Each case runs 3 times
+//     cgroup per server, so tftpd-hpa's forked children count), and atftp's own CPU per GiB against each (the
+//     client shares the machine's cores: one core at that cost caps the server's rate). Each case runs 3 times
 //     and the median counts: lock-step TFTP on a small VM is dominated by cross-CPU wake-ups
 //     and varies a lot run to run. (tftpd-hpa and dnsmasq do not implement windowsize: they
 //     answer lock-step whatever the client asks.)
@@ -169,14 +169,11 @@ async function startDnsmasq() {
 }
 
 let outN = 0;
-const clientCpu = { 1: [], 16: [] };
 async function fetchOnce(port, file, windowsize, expectSha) {
   const dest = join(outDir, `o${outN++}`);
-  const c0 = clientSeconds();
   const t0 = process.hrtime.bigint();
   await run(['atftp', '-g', '-r', file, '-l', dest, '--option', 'blksize 1468', '--option', `windowsize ${windowsize}`, '127.0.0.1', String(port)]);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  clientCpu[windowsize].push(clientSeconds() - c0);
   const same = (await sha256(dest)) === expectSha;
   await rm(dest, { force: true });
   if (!same) throw new Error(`port ${port}: ${file} arrived corrupted`);
@@ -203,10 +200,16 @@ function cpuGroup(name, pid) {
   return () => Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
 }
 
+/** CPU seconds of a process (/proc/PID/stat: utime, stime) and of the children it waited for (cutime, cstime). */
+function cpuTimes(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').map(Number);
+  return { own: (f[11] + f[12]) / 100, children: (f[13] + f[14]) / 100 };
+}
+
 /** User + system CPU seconds of a process and the children it waited for. */
 function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+  const t = cpuTimes(pid);
+  return t.own + t.children;
 }
 
 /** Resident memory of a process and all its descendants (tftpd-hpa forks one per transfer), bytes. */
@@ -237,11 +240,8 @@ function rssPeak(pid) {
   };
 }
 
-/** CPU seconds of this process's waited-for children (the atftp clients: `ip netns exec` execs them). */
-function clientSeconds() {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
+/** CPU seconds of this process's waited-for children: the atftp clients (`ip netns exec` execs them). */
+const clientSeconds = () => cpuTimes('self').children;
 
 /** Idle and total CPU time of the whole machine so far (/proc/stat's first line), in clock ticks. */
 function machineTicks() {
@@ -292,6 +292,7 @@ try {
   console.log(`${'server'.padEnd(12)} ${'ws=1'.padStart(7)} ${'ws=16'.padStart(7)}`);
   const results = {};
   const cpu = {};
+  const clientCpu = {};
   const singles = servers.filter((s) => !s.stormOnly);
   for (const ws of [1, 16]) {
     const times = Object.fromEntries(singles.map((s) => [s.name, []]));
@@ -299,21 +300,20 @@ try {
     for (let r = 0; r < REPEATS; r++) {
       for (const s of singles) {
         const cpu0 = s.cpu();
+        const client0 = clientSeconds();
         times[s.name].push(await fetchOnce(s.port, 'single.bin', ws, singleSha));
         (cpu[s.name] ??= { 1: 0, 16: 0 })[ws] += s.cpu() - cpu0;
+        (clientCpu[s.name] ??= { 1: 0, 16: 0 })[ws] += clientSeconds() - client0;
       }
     }
     for (const s of singles) (results[s.name] ??= {})[ws] = mibs(SINGLE, median(times[s.name]));
   }
   for (const s of singles) console.log(`${s.name.padEnd(12)} ${fmt(results[s.name][1])} ${fmt(results[s.name][16])}`);
-  const perGiB = (name, ws) => ((cpu[name][ws] / REPEATS) * (1024 * MiB)) / SINGLE;
+  const perGiB = (name, ws, used = cpu) => ((used[name][ws] / REPEATS) * (1024 * MiB)) / SINGLE;
+  // atftp shares the machine's cores: one core at its cost per GiB caps what any server reaches with it
   for (const s of singles) {
-    console.log(`${s.name.padEnd(12)} server CPU per GiB sent: ws=1 ${perGiB(s.name, 1).toFixed(2)} s, ws=16 ${perGiB(s.name, 16).toFixed(2)} s`);
-  }
-  // the client's own cost bounds what any server can reach with it on this machine's cores
-  for (const ws of [1, 16]) {
-    const gib = (clientCpu[ws].reduce((a, b) => a + b, 0) * 1024 * MiB) / (SINGLE * clientCpu[ws].length);
-    console.log(`atftp        client CPU per GiB received: ws=${ws} ${gib.toFixed(2)} s (one core caps it at ${fmt(1024 / gib).trim()} MiB/s)`);
+    const client = (ws) => `${perGiB(s.name, ws, clientCpu).toFixed(2)} s (one core: ${(1024 / perGiB(s.name, ws, clientCpu)).toFixed(0)} MiB/s)`;
+    console.log(`${s.name.padEnd(12)} server CPU per GiB sent: ws=1 ${perGiB(s.name, 1).toFixed(2)} s, ws=16 ${perGiB(s.name, 16).toFixed(2)} s; atftp's: ws=1 ${client(1)}, ws=16 ${client(16)}`);
   }
   for (const peer of ['tftpd-hpa', 'dnsmasq']) {
     console.log(`be / ${peer.padEnd(10)} ws=1 ${(results.be[1] / results[peer][1]).toFixed(2)}x   ws=16 ${(results.be[16] / results[peer][16]).toFixed(2)}x`);
