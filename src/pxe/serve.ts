@@ -10,7 +10,7 @@ import type { Runner } from '../sys/run.js';
 import { BeError } from '../sys/errors.js';
 import { dropPrivileges, lookupUser, runningAsRoot, type Account } from '../sys/privileges.js';
 import { createTftpServer, TftpError, type TftpFileProvider } from '../net/tftp/index.js';
-import { DhcpServer } from '../net/dhcp/index.js';
+import { DhcpServer, warmUpExchanges } from '../net/dhcp/index.js';
 import { bootFileTable, relayedSubnet, type PxeSettings } from './settings.js';
 
 /**
@@ -113,6 +113,7 @@ export async function startPxe(s: PxeSettings, o: StartOptions): Promise<Running
       port: o.ports?.dhcp,
       proxyPort: o.ports?.proxy,
       clientPort: o.ports?.client,
+      warmUp: warmUpExchanges(process.env),
     })
     : undefined;
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DhcpServer, decodePacket, encodePacket, messageType, MessageType, Opt, optIp, optString, optU32,
-  FLAG_BROADCAST, type DhcpPacket, type DhcpServerOptions,
+  FLAG_BROADCAST, warmUpExchanges, WARM_EXCHANGES, type DhcpPacket, type DhcpServerOptions,
 } from '../../src/net/dhcp/index.js';
 
 let now = 1_700_000_000_000;
@@ -106,6 +106,27 @@ async function lease(s: DhcpServer, mac: string, extra: Array<[number, Buffer]> 
 }
 
 describe('DHCP server (loopback, relayed)', () => {
+  it('rehearses its packet path at start on a scratch server: no lease, no journal line, no datagram', async () => {
+    const lines: string[] = [];
+    const s = await server({ warmUp: 3000, logger: (l) => lines.push(l) });
+    expect(lines[0]).toMatch(/^rehearsed 3000 exchanges on a scratch server in \d+ ms/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(inbox).toEqual([]);
+    expect(s.leases()).toEqual([]);
+    expect(readFileSync(join(dir, 'leases'), 'utf8')).toBe('');
+    expect([s.stats.received, s.stats.offers, s.stats.acks, s.stats.sendErrors]).toEqual([0, 0, 0, 0]);
+    // the real server's allocation starts where it would have without the rehearsal
+    expect((await lease(s, '02:00:00:00:00:01')).yiaddr).toBe('127.0.9.10');
+    expect(lines.filter((l) => l.startsWith('DHCPACK'))).toEqual(['DHCPACK 127.0.9.10 to 02:00:00:00:00:01 for 600s']);
+  });
+
+  it('takes the rehearsal size from BE_DHCP_WARM and names a bad one', () => {
+    expect(warmUpExchanges({})).toBe(WARM_EXCHANGES);
+    expect(warmUpExchanges({ BE_DHCP_WARM: '0' })).toBe(0);
+    expect(warmUpExchanges({ BE_DHCP_WARM: '250' })).toBe(250);
+    expect(() => warmUpExchanges({ BE_DHCP_WARM: 'lots' })).toThrow(/^BE_DHCP_WARM=lots: not a number of exchanges/);
+  });
+
   it('offers and acknowledges an address from the range with the configured options', async () => {
     const s = await server();
     const ack = await lease(s, '02:00:00:00:00:01', [[Opt.PARAM_REQUEST, Buffer.from([1, 3, 6, 15])]]);

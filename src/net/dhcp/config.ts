@@ -89,6 +89,8 @@ export interface DhcpServerOptions {
   maxWaitingDiscovers?: number;
   /** ... and leases waiting for their journal sync beyond which no new exchange starts (default 4096). */
   maxPendingCommits?: number;
+  /** Exchanges rehearsed on a scratch server by `start`, before the sockets are bound (see warm.ts; default 0). */
+  warmUp?: number;
 }
 
 export interface DhcpStats {

@@ -55,6 +55,7 @@
 export { DhcpServer, parseCidr } from './server.js';
 export type { DhcpServerOptions, DhcpStats, Reservation } from './server.js';
 export { DhcpError } from './errors.js';
+export { warmUpExchanges, WARM_EXCHANGES } from './warm.js';
 export { LeaseTable, clientKey, readLeaseFile } from './leases.js';
 export { LeaseStore } from './journal.js';
 export type { Lease } from './leases.js';

@@ -16,6 +16,7 @@ import { inNet } from './network.js';
 import { optIp, optString } from './options.js';
 import { isPxeClient, ReplyBuilder, sanitizeHostname, type Reply } from './replies.js';
 import { DhcpSockets, type Kind } from './sockets.js';
+import { rehearsalMac, rehearsalRequest } from './warm.js';
 
 export type { DhcpServerOptions, DhcpStats, Reservation } from './config.js';
 export { parseCidr } from './network.js';
@@ -57,6 +58,8 @@ export class DhcpServer {
   private lastPrune = 0;
   /** DISCOVERs waiting for the end of the event-loop turn (see load.ts). */
   private readonly gate: LoadGate<Datagram>;
+  /** A scratch server's replies are encoded and dropped (see `warmUp`). */
+  private rehearsal = false;
 
   constructor(private readonly opts: DhcpServerOptions) {
     this.serverIp = opts.serverIp;
@@ -77,6 +80,11 @@ export class DhcpServer {
    */
   async start(): Promise<void> {
     this.store = LeaseStore.open(this.opts.leaseFile, (m) => this.log(m), this.opts.leaseCompactAfter);
+    if (this.opts.warmUp && !this.opts.proxy) {
+      const t0 = performance.now();
+      this.warmUp(this.opts.warmUp);
+      this.log(`rehearsed ${this.opts.warmUp} exchanges on a scratch server in ${Math.round(performance.now() - t0)} ms (BE_DHCP_WARM)`);
+    }
     try {
       await this.sockets.open();
     } catch (e) {
@@ -106,6 +114,27 @@ export class DhcpServer {
   /** Paths that must stay writable by the user the caller drops to: the lease file and its directory (compaction renames there). */
   ownedPaths(): string[] {
     return this.opts.leaseFile ? [dirname(this.opts.leaseFile), this.opts.leaseFile] : [];
+  }
+
+  /**
+   * Run EXCHANGES DISCOVER/REQUEST exchanges through the packet path (decode, allocation, lease
+   * table, replies) of a scratch server, so the first clients find it compiled (see warm.ts).
+   * The scratch server has its own tables and no journal; its replies are encoded and dropped.
+   */
+  private warmUp(exchanges: number): void {
+    const scratch = new DhcpServer({ ...this.opts, leaseFile: undefined, logger: undefined, warmUp: 0 });
+    scratch.store = LeaseStore.open(undefined);
+    scratch.rehearsal = true;
+    // Clients on the server's network, or (a subnet served through relays only) behind a relay in it.
+    const giaddr = this.cfg.relayedOnly ? this.cfg.rangeFirst : 0;
+    const rinfo: dgram.RemoteInfo = { address: giaddr ? intToIp(giaddr) : '0.0.0.0', family: 'IPv4', port: giaddr ? 67 : 68, size: 0 };
+    const clients = Math.max(1, Math.min(exchanges, Math.floor((this.cfg.rangeLast - this.cfg.rangeFirst + 1) / 2)));
+    for (let i = 0; i < exchanges; i++) {
+      const n = i % clients;
+      scratch.process(rehearsalRequest(n, giaddr), rinfo, 'dhcp');
+      const offered = scratch.offers.get(clientKey(macString(rehearsalMac(n))));
+      if (offered) scratch.process(rehearsalRequest(n, giaddr, { ip: offered.ip, serverIp: this.serverIp }), rinfo, 'dhcp');
+    }
   }
 
   /** Current leases (including expired ones still remembered for address affinity). */
@@ -413,6 +442,6 @@ export class DhcpServer {
       this.log(`cannot encode reply: ${(e as Error).message}`);
       return;
     }
-    this.sockets.send(r, buf, released);
+    if (!this.rehearsal) this.sockets.send(r, buf, released);
   }
 }
